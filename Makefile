@@ -1,0 +1,30 @@
+# `make run` serves the service (with the local sandbox when no Agora credentials are set);
+# `make test` runs the whole suite, on SQLite and on a throwaway PostgreSQL server.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+
+.PHONY: install run test lint bench clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(PY) scripts/run.py
+
+test: install
+	$(VENV)/bin/ruff check .
+	bash scripts/with_postgres.sh $(VENV)/bin/pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+bench: install
+	$(PY) bench/webhook_latency.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache

@@ -1,0 +1,116 @@
+"""The application factory. ``gunicorn app:app`` serves the module-level ``app``."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from flask import Flask
+
+import health
+import logs
+from calls import migrate
+from calls.service import CallService, Sweeper
+from calls.store import Store
+from config import ConfigError, Settings
+from convoai.client import ConvoAIClient
+from errors import register_error_handlers
+from ncs import views as ncs_views
+from ncs.signature import NamedSecret, NcsVerifier
+
+logger = logging.getLogger("app")
+
+#: NCS bodies are a few hundred bytes; ConvoAI's history event carries up to max_history turns.
+MAX_BODY_BYTES = 256 * 1024
+#: Joins and leaves in flight at once per worker in background mode. Threads are created only
+#: as needed; a burst of slow joins must not queue callers behind each other.
+BACKGROUND_THREADS = 256
+
+
+def create_app(settings: Settings | None = None, *, background: bool | None = None) -> Flask:
+    """Build the service. ``settings`` defaults to the environment; ``background`` (default:
+    AGENT_START_MODE) runs joins, leaves and the sweeper on threads of this process."""
+    settings = settings or Settings.from_env()
+    logs.configure(settings.log_level, _redactable(settings))
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    store = Store.from_url(settings.database_url)
+    if settings.database_url.startswith("sqlite:///"):
+        Path(store.engine.url.database or ".").parent.mkdir(parents=True, exist_ok=True)
+    if settings.migrate_on_start:
+        migrate.upgrade(store.engine)
+
+    convoai = ConvoAIClient(settings.convoai_api_url, settings.agora_app_id,
+                            settings.agora_customer_id, settings.agora_customer_secret)
+    if background is None:
+        background = settings.agent_start_mode == "background"
+    executor = ThreadPoolExecutor(BACKGROUND_THREADS, thread_name_prefix="agent") \
+        if background else None
+    service = CallService(settings, store, convoai, executor=executor)
+
+    app.extensions.update(
+        settings=settings, store=store, convoai=convoai, calls=service,
+        ncs_verifier=NcsVerifier([
+            NamedSecret("AGORA_NCS_SECRET", settings.agora_ncs_secret),
+            NamedSecret("AGORA_NCS_SECRET_PREVIOUS", settings.agora_ncs_secret_previous),
+            NamedSecret("AGORA_CONVOAI_NCS_SECRET", settings.agora_convoai_ncs_secret),
+        ]),
+        ncs_secrets_for_product=ncs_views.secrets_for_product(
+            bool(settings.agora_convoai_ncs_secret)),
+    )
+    app.register_blueprint(health.bp)
+    app.register_blueprint(ncs_views.bp)
+    register_error_handlers(app)
+    migrate.init_app(app)
+
+    if background:
+        sweeper = Sweeper(service, settings.sweep_interval_s,
+                          prune=lambda: store.prune_notices(
+                              older_than_s=settings.notice_retention_hours * 3600))
+        sweeper.start()
+        app.extensions["sweeper"] = sweeper
+
+        def _shutdown() -> None:
+            sweeper.stopped.set()
+            executor.shutdown(wait=True, cancel_futures=False)
+
+        atexit.register(_shutdown)
+
+    _announce(settings, background)
+    return app
+
+
+def _redactable(settings: Settings) -> list[str]:
+    return sorted(logs.secret_forms(
+        settings.secret_values(),
+        basic_pairs=[(settings.agora_customer_id, settings.agora_customer_secret)],
+    ))
+
+
+def _announce(settings: Settings, background: bool) -> None:
+    if settings.sandbox:
+        logger.warning(
+            "SANDBOX MODE: no AGORA_APP_ID is set, so agents are started on the local sandbox at "
+            "%s with placeholder credentials. No real calls are made. Set AGORA_APP_ID and the "
+            "other Agora settings (see .env.example) to run against Agora.",
+            settings.convoai_api_url, extra={"mode": "sandbox"})
+    else:
+        logger.info("PRODUCTION MODE: agents are started on %s", settings.convoai_api_url,
+                    extra={"mode": "production"})
+    logger.info("service.ready", extra={
+        "mode": settings.mode, "agent_start_mode": "background" if background else "inline",
+        "database": settings.database_url.split(":", 1)[0]})
+
+
+# A configuration problem is one clear message on stderr, not a traceback. Exit status 4 is
+# gunicorn's "application failed to load": the arbiter stops instead of restarting workers forever.
+try:
+    app = create_app()
+except ConfigError as exc:
+    sys.stderr.write(f"phone-agent: {exc}\n")
+    raise SystemExit(4) from None

@@ -1,0 +1,69 @@
+"""Schema migrations (Alembic), run under a lock so instances starting together do not race."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from alembic import command
+from alembic.config import Config
+from flask import Flask, current_app
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+logger = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+#: An arbitrary constant naming this service's migration lock in pg_advisory_lock.
+_PG_LOCK_KEY = 0x70686F6E65  # "phone"
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision``; safe to call from several processes at once."""
+    with engine.connect() as conn, _migration_lock(engine, conn):
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+        conn.commit()
+    logger.info("db.migrated", extra={"revision": revision, "dialect": engine.dialect.name})
+
+
+@contextmanager
+def _migration_lock(engine: Engine, conn: Connection) -> Iterator[None]:
+    if engine.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
+            conn.commit()
+        return
+    database = engine.url.database
+    if engine.dialect.name == "sqlite" and database and database != ":memory:":
+        lock_path = Path(database).with_suffix(".migrate.lock")
+        with open(lock_path, "a") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+        return
+    yield
+
+
+def init_app(app: Flask) -> None:
+    @app.cli.group("db")
+    def db_group() -> None:
+        """Database schema commands."""
+
+    @db_group.command("upgrade")
+    @click.argument("revision", default="head")
+    def upgrade_command(revision: str) -> None:
+        """Apply schema migrations up to REVISION (default: the latest)."""
+        upgrade(current_app.extensions["store"].engine, revision)
+        click.echo(f"database is at {revision}")

@@ -1,0 +1,234 @@
+"""Carries out the lifecycle's decisions: the store records them, the ConvoAI client acts on them.
+
+In ``background`` mode (the default under gunicorn) the webhook answers as soon as the decision is
+committed and the join or leave runs on a thread pool, so a slow ConvoAI never makes other callers
+wait and NCS always gets its answer in time. In ``inline`` mode (serverless platforms, where
+nothing may run after the response) the join or leave runs inside the webhook request, within
+JOIN_BUDGET_S. Either way the store holds the pending work, so the sweeper finishes or undoes it
+if the worker dies half way.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from calls import lifecycle
+from calls.lifecycle import CallerEvent
+from calls.store import Applied, CallRecord, Store
+from config import Settings
+from convoai.client import ConvoAIClient
+from convoai.errors import AgentNotFound, ConvoAIError, LimitExceeded, TaskConflict
+from convoai.payload import build_join_properties
+from ncs.events import AgentEvent
+
+logger = logging.getLogger(__name__)
+
+#: How long after a failed leave the sweeper tries again.
+STOP_RETRY_S = 10.0
+
+
+def new_call_id() -> str:
+    """16 hex characters: unique enough for a call and short enough for an agent name."""
+    return secrets.token_hex(8)
+
+
+class CallService:
+    """The call lifecycle, end to end."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        convoai: ConvoAIClient,
+        *,
+        new_id: Callable[[], str] = new_call_id,
+        executor: ThreadPoolExecutor | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.convoai = convoai
+        self.new_id = new_id
+        self.executor = executor
+
+    # -- caller events -----------------------------------------------------------------------
+
+    def handle_caller_event(self, event: CallerEvent, *, event_type: int) -> dict[str, Any]:
+        """Apply a caller's join or leave and set its consequences going; returns the answer."""
+        applied = self.store.apply_caller_event(
+            event, grace_s=self.settings.rejoin_grace_s,
+            agent_name_prefix=self.settings.agent_name_prefix, new_id=self.new_id,
+            event_type=event_type,
+        )
+        decision = applied.decision
+        logger.info("call.event", extra={
+            "outcome": decision.outcome, "call_id": applied.call_id, "channel": event.channel,
+            "seq": event.seq, "notice_id": event.notice_id})
+        self._follow_up(applied)
+        answer: dict[str, Any] = {"status": "ok" if decision.applied else "ignored",
+                                  "outcome": decision.outcome}
+        if applied.call_id:
+            answer["call_id"] = applied.call_id
+        return answer
+
+    def _follow_up(self, applied: Applied) -> None:
+        if applied.stop:
+            call_id, agent_id = applied.stop
+            self._run(self.stop_agent, call_id, agent_id)
+        if applied.new_call_id:
+            self._run(self.start_agent, applied.new_call_id)
+
+    def _run(self, work: Callable[..., None], *args: Any) -> None:
+        if self.executor is None:
+            work(*args)
+        else:
+            self.executor.submit(_logged(work), *args)
+
+    def handle_agent_event(self, event: AgentEvent, *, notice_id: str) -> dict[str, Any]:
+        """Record ConvoAI's notification about one of our agents (others are ignored)."""
+        prefix = self.settings.agent_name_prefix
+        ours = event.labels.get("service") == prefix or (event.name or "").startswith(
+            f"{prefix}-")
+        if not ours:
+            return {"status": "ignored", "reason": "not an agent of this service"}
+        detail = _agent_event_detail(event)
+        outcome = self.store.apply_agent_event(
+            notice_id=notice_id, event_type=event.event_type, kind=event.kind,
+            call_id=event.labels.get("call_id"), agent_id=event.agent_id, detail=detail,
+            agent_left=event.kind == "agent_left")
+        logger.info("agent.event", extra={"kind": event.kind, "agent_id": event.agent_id,
+                                          "call_id": event.labels.get("call_id"),
+                                          "outcome": outcome})
+        return {"status": "ok" if outcome not in ("duplicate_notice", "unknown_call")
+                else "ignored", "outcome": outcome}
+
+    # -- starting and stopping ---------------------------------------------------------------
+
+    def start_agent(self, call_id: str) -> None:
+        """Start the call's agent; adopt it on 409; stop it at once if the call ended meanwhile."""
+        call = self.store.get_call(call_id)
+        if call is None or call.state not in (lifecycle.STARTING, lifecycle.GRACE,
+                                              lifecycle.STOPPING):
+            return
+        if call.state == lifecycle.STOPPING and call.agent_id is None:
+            # The caller left before we got here (or the sweeper took over a start whose worker
+            # died): an agent may exist under this name from an earlier attempt.
+            self._stop_by_name(call)
+            return
+        properties = build_join_properties(self.settings, call_id=call.id, channel=call.channel)
+        extra = {"call_id": call.id, "channel": call.channel, "agent_name": call.agent_name}
+        try:
+            agent_id = self.convoai.join(call.agent_name, properties,
+                                         budget_s=self.settings.join_budget_s).agent_id
+        except TaskConflict:
+            found = self.convoai.find_by_name(call.agent_name, channel=call.channel)
+            if found is None:
+                self.store.start_failed(call.id, state=lifecycle.FAILED,
+                                        reason="TaskConflict but no live agent has our name")
+                logger.error("agent.start_failed", extra={**extra, "reason": "TaskConflict"})
+                return
+            agent_id = found.agent_id
+            logger.info("agent.adopted", extra={**extra, "agent_id": agent_id})
+        except LimitExceeded as exc:
+            self.store.start_failed(call.id, state=lifecycle.REFUSED, reason=str(exc))
+            logger.warning("agent.refused", extra={**extra, "reason": exc.reason})
+            return
+        except ConvoAIError as exc:
+            self.store.start_failed(call.id, state=lifecycle.FAILED, reason=str(exc))
+            logger.error("agent.start_failed", extra={**extra, "reason": exc.reason,
+                                                      "status": exc.status})
+            return
+        outcome = self.store.agent_started(call.id, agent_id)
+        logger.info("agent.started", extra={**extra, "agent_id": agent_id, "then": outcome})
+        if outcome == "stop":
+            self.stop_agent(call.id, agent_id)
+
+    def stop_agent(self, call_id: str, agent_id: str) -> None:
+        """Stop an agent; a 404 means it is already gone."""
+        extra = {"call_id": call_id, "agent_id": agent_id}
+        try:
+            self.convoai.leave(agent_id)
+        except AgentNotFound:
+            self.store.agent_stopped(call_id, already_gone=True)
+            logger.info("agent.already_gone", extra=extra)
+            return
+        except ConvoAIError as exc:
+            self.store.stop_failed(call_id, str(exc), retry_in=STOP_RETRY_S)
+            logger.error("agent.stop_failed", extra={**extra, "reason": exc.reason,
+                                                     "status": exc.status})
+            return
+        self.store.agent_stopped(call_id)
+        logger.info("agent.stopped", extra=extra)
+
+    def _stop_by_name(self, call: CallRecord) -> None:
+        try:
+            found = self.convoai.find_by_name(call.agent_name, channel=call.channel)
+        except ConvoAIError as exc:
+            self.store.stop_failed(call.id, str(exc), retry_in=STOP_RETRY_S)
+            return
+        if found is None:
+            self.store.agent_stopped(call.id, already_gone=True)
+        else:
+            self.stop_agent(call.id, found.agent_id)
+
+    # -- the sweeper -------------------------------------------------------------------------
+
+    def sweep(self) -> int:
+        """Finish due work: close calls whose caller did not return within the grace window,
+        retry failed stops, and complete or undo starts whose worker vanished."""
+        claimed = self.store.claim_due_work()
+        for call in claimed:
+            if call.state == lifecycle.STOPPING and call.agent_id:
+                self.stop_agent(call.id, call.agent_id)
+            else:
+                # A start that never finished: joining again under the same name either starts
+                # the agent or, if the first attempt got through, answers 409 and we adopt it.
+                self.start_agent(call.id)
+        return len(claimed)
+
+
+class Sweeper(threading.Thread):
+    """Runs CallService.sweep every few seconds in each worker; the store's claims keep two
+    workers from taking the same call."""
+
+    def __init__(self, service: CallService, interval_s: float,
+                 prune: Callable[[], Any] | None = None) -> None:
+        super().__init__(name="call-sweeper", daemon=True)
+        self.service = service
+        self.interval_s = interval_s
+        self.prune = prune
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        rounds = 0
+        while not self.stopped.wait(self.interval_s):
+            rounds += 1
+            try:
+                self.service.sweep()
+                if self.prune and rounds % 300 == 1:
+                    self.prune()
+            except Exception:  # keep sweeping; the failure is logged with its cause
+                logger.exception("sweeper.failed")
+
+
+def _logged(work: Callable[..., None]) -> Callable[..., None]:
+    """Background work must not fail silently: log what escaped (the sweeper retries it)."""
+
+    def run(*args: Any) -> None:
+        try:
+            work(*args)
+        except Exception:
+            logger.exception("background.failed", extra={"work": work.__name__})
+
+    return run
+
+
+def _agent_event_detail(event: AgentEvent) -> dict[str, Any]:
+    """The parts of a ConvoAI notification worth keeping on the call's timeline."""
+    keep = ("agent_id", "start_ts", "stop_ts", "status", "message", "contents", "errors",
+            "metrics", "state", "report_ms")
+    return {k: event.payload[k] for k in keep if k in event.payload}

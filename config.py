@@ -1,0 +1,260 @@
+"""Settings: read from the environment (and `.env`) once, converted and validated in one place.
+
+No AGORA_APP_ID means sandbox mode: the built-in sandbox (``python -m sandbox``) stands in for
+Agora, and placeholder credentials fill whatever is missing. With an app id set, every required
+setting must be present and well-formed, and start-up stops with one message listing every problem.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sandbox.defaults import (
+    SANDBOX_APP_CERTIFICATE,
+    SANDBOX_APP_ID,
+    SANDBOX_CUSTOMER_ID,
+    SANDBOX_CUSTOMER_SECRET,
+    SANDBOX_NCS_SECRET,
+    SANDBOX_URL,
+)
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_CONVOAI_API_URL = "https://api.agora.io/api/conversational-ai-agent"
+DEFAULT_SIP_API_URL = "https://sipcm.agora.io/v1/api/pstn"
+DEFAULT_DATABASE_URL = f"sqlite:///{ROOT / 'instance' / 'phone_agent.db'}"
+
+#: Names used by Agora's AI-Phone-Agent sample, read when the current name is unset, so its users
+#: can bring their .env unchanged.
+LEGACY_ALIASES = {
+    "AGORA_APP_ID": "APP_ID",
+    "AGORA_APP_CERTIFICATE": "APP_CERTIFICATE",
+    "AGORA_CUSTOMER_ID": "AGORA_API_KEY",
+    "AGORA_CUSTOMER_SECRET": "AGORA_API_SECRET",
+    "SIP_AUTH": "PSTN_AUTH",
+}
+
+_HEX32 = re.compile(r"^[0-9a-fA-F]{32}$")
+_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,23}$")
+
+
+class ConfigError(Exception):
+    """The configuration cannot run; the message lists every problem, one per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"configuration is not valid ({len(problems)} problems):\n{lines}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting the service reads. Field names are the variable names, lower-cased."""
+
+    agora_app_id: str = ""
+    agora_app_certificate: str = ""
+    agora_customer_id: str = ""
+    agora_customer_secret: str = field(default="", repr=False)
+    agora_ncs_secret: str = field(default="", repr=False)
+    agora_ncs_secret_previous: str = field(default="", repr=False)
+    agora_convoai_ncs_secret: str = field(default="", repr=False)
+    convoai_api_url: str = DEFAULT_CONVOAI_API_URL
+    sip_api_url: str = DEFAULT_SIP_API_URL
+    sip_auth: str = field(default="", repr=False)
+    database_url: str = DEFAULT_DATABASE_URL
+    pstn_uid: int = 111
+    agent_uid: int = 222
+    admin_token: str = field(default="", repr=False)
+    openai_api_key: str = field(default="", repr=False)
+    elevenlabs_api_key: str = field(default="", repr=False)
+    elevenlabs_voice_id: str = ""
+    # The default agent (until personas): an OpenAI-compatible LLM and ElevenLabs TTS.
+    llm_url: str = "https://api.openai.com/v1/chat/completions"
+    llm_model: str = "gpt-4o-mini"
+    elevenlabs_model_id: str = "eleven_flash_v2_5"
+    elevenlabs_base_url: str = "wss://api.elevenlabs.io/v1"
+    asr_language: str = "en-US"
+    agent_idle_timeout_s: int = 30
+    enable_rtm: bool = False
+    # Lifecycle.
+    agent_name_prefix: str = "phoneagent"
+    rejoin_grace_s: int = 30
+    agent_start_mode: str = "background"
+    join_budget_s: float = 7.0
+    sweep_interval_s: float = 2.0
+    notice_retention_hours: int = 48
+    # Running.
+    sandbox_url: str = SANDBOX_URL
+    log_level: str = "INFO"
+    migrate_on_start: bool = True
+    # Derived, not read from the environment.
+    sandbox: bool = False
+
+    # -- reading -----------------------------------------------------------------------------
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, dotenv: bool = True) -> Settings:
+        """Read settings from ``env`` (default: os.environ plus `.env`) and validate them."""
+        if env is None:
+            if dotenv:
+                from dotenv import load_dotenv
+
+                load_dotenv(ROOT / ".env", override=False)
+            env = os.environ
+        raw, problems = _read(env)
+        settings = _apply_mode(raw, explicit={k for k in raw})
+        problems += settings.problems()
+        if problems:
+            raise ConfigError(problems)
+        return settings
+
+    @classmethod
+    def for_tests(cls, **overrides: object) -> Settings:
+        """Sandbox-mode settings with ``overrides``; validated like real ones."""
+        settings = _apply_mode(dict(overrides), explicit=set(overrides))
+        problems = settings.problems()
+        if problems:
+            raise ConfigError(problems)
+        return settings
+
+    # -- validation --------------------------------------------------------------------------
+
+    def problems(self) -> list[str]:
+        """Every reason this configuration cannot run (empty when it can)."""
+        found: list[str] = []
+        if not self.sandbox:
+            required = {
+                "AGORA_APP_CERTIFICATE": self.agora_app_certificate,
+                "AGORA_CUSTOMER_ID": self.agora_customer_id,
+                "AGORA_CUSTOMER_SECRET": self.agora_customer_secret,
+                "AGORA_NCS_SECRET": self.agora_ncs_secret,
+                "OPENAI_API_KEY": self.openai_api_key,
+                "ELEVENLABS_API_KEY": self.elevenlabs_api_key,
+                "ELEVENLABS_VOICE_ID": self.elevenlabs_voice_id,
+            }
+            found += [f"{name} is required when AGORA_APP_ID is set" for name, v in
+                      required.items() if not v]
+            if not _HEX32.match(self.agora_app_id):
+                found.append("AGORA_APP_ID must be 32 hexadecimal characters")
+            if self.agora_app_certificate and not _HEX32.match(self.agora_app_certificate):
+                found.append("AGORA_APP_CERTIFICATE must be 32 hexadecimal characters")
+        for name in ("CONVOAI_API_URL", "SIP_API_URL", "LLM_URL"):
+            value = getattr(self, name.lower())
+            if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc:
+                found.append(f"{name} must be an http(s) URL")
+        if not self.sandbox and urlsplit(self.convoai_api_url).scheme != "https":
+            found.append("CONVOAI_API_URL must use https in production (Agora refuses plain HTTP)")
+        if "://" not in self.database_url:
+            found.append("DATABASE_URL must be a database URL such as sqlite:///path or "
+                         "postgresql://user@host/db")
+        for name in ("PSTN_UID", "AGENT_UID"):
+            if not 0 < getattr(self, name.lower()) < 2**31 - 1:
+                found.append(f"{name} must be between 1 and 2147483646")
+        if self.pstn_uid == self.agent_uid:
+            found.append("PSTN_UID and AGENT_UID must differ (the agent listens to the caller)")
+        if not _PREFIX.match(self.agent_name_prefix):
+            found.append("AGENT_NAME_PREFIX must start with a letter and hold at most 24 "
+                         "letters, digits, '-' or '_'")
+        if self.agent_start_mode not in ("background", "inline"):
+            found.append("AGENT_START_MODE must be 'background' or 'inline'")
+        if not 0 <= self.rejoin_grace_s <= 3600:
+            found.append("REJOIN_GRACE_S must be between 0 and 3600")
+        if not 0 < self.join_budget_s <= 9:
+            found.append("JOIN_BUDGET_S must be above 0 and at most 9 (NCS waits 10 s)")
+        if not 0 <= self.agent_idle_timeout_s <= 259_200:
+            found.append("AGENT_IDLE_TIMEOUT_S must be between 0 and 259200")
+        if self.sweep_interval_s <= 0:
+            found.append("SWEEP_INTERVAL_S must be above 0")
+        if self.notice_retention_hours < 1:
+            found.append("NOTICE_RETENTION_HOURS must be at least 1")
+        return found
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    @property
+    def mode(self) -> str:
+        return "sandbox" if self.sandbox else "production"
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, for log and error-body redaction."""
+        names = ("agora_app_certificate", "agora_customer_secret", "agora_ncs_secret",
+                 "agora_ncs_secret_previous", "agora_convoai_ncs_secret", "sip_auth",
+                 "admin_token", "openai_api_key", "elevenlabs_api_key")
+        return [v for v in (getattr(self, n) for n in names) if v and len(v) >= 4]
+
+    def replace(self, **changes: object) -> Settings:
+        return replace(self, **changes)
+
+
+_FIELDS = {f.name: f for f in fields(Settings) if f.name != "sandbox"}
+
+
+def _read(env: Mapping[str, str]) -> tuple[dict[str, object], list[str]]:
+    """Pick the known variables out of ``env`` (with legacy aliases) and convert their types."""
+    values: dict[str, object] = {}
+    problems: list[str] = []
+    for name, spec in _FIELDS.items():
+        var = name.upper()
+        text = env.get(var)
+        if (text is None or text == "") and var in LEGACY_ALIASES:
+            text = env.get(LEGACY_ALIASES[var])
+        if text is None or text.strip() == "":
+            continue
+        text = text.strip()
+        kind = type(spec.default)
+        try:
+            if kind is bool:
+                values[name] = _parse_bool(text)
+            elif kind is int:
+                values[name] = int(text)
+            elif kind is float:
+                values[name] = float(text)
+            else:
+                values[name] = text
+        except ValueError:
+            problems.append(f"{var} must be {'true/false' if kind is bool else kind.__name__}, "
+                            f"not {text!r}" if kind is not str else f"{var} is not valid")
+    return values, problems
+
+
+def _apply_mode(values: dict[str, object], *, explicit: set[str]) -> Settings:
+    """Fill sandbox placeholders for what is missing when no app id is set."""
+    values = dict(values)
+    sandbox = not values.get("agora_app_id")
+    if sandbox:
+        sandbox_url = str(values.get("sandbox_url", SANDBOX_URL)).rstrip("/")
+        placeholders = {
+            "agora_app_id": SANDBOX_APP_ID,
+            "agora_app_certificate": SANDBOX_APP_CERTIFICATE,
+            "agora_customer_id": SANDBOX_CUSTOMER_ID,
+            "agora_customer_secret": SANDBOX_CUSTOMER_SECRET,
+            "agora_ncs_secret": SANDBOX_NCS_SECRET,
+            "convoai_api_url": f"{sandbox_url}/convoai",
+            "sip_api_url": f"{sandbox_url}/sip/v1/api/pstn",
+            "sip_auth": "sandbox-sip-auth",
+            "openai_api_key": "sandbox-openai-key",
+            "elevenlabs_api_key": "sandbox-elevenlabs-key",
+            "elevenlabs_voice_id": "sandbox-voice",
+        }
+        for name, placeholder in placeholders.items():
+            # An explicitly set value always wins, in either mode.
+            if name not in explicit or not values.get(name):
+                values[name] = placeholder
+    database_url = str(values.get("database_url", DEFAULT_DATABASE_URL))
+    if database_url.startswith("postgres://"):
+        # Heroku's form; SQLAlchemy only knows postgresql://.
+        values["database_url"] = "postgresql://" + database_url[len("postgres://"):]
+    return Settings(**values, sandbox=sandbox)
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)

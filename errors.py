@@ -1,0 +1,69 @@
+"""The service's own errors, each with the HTTP status it answers, and the one JSON handler."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """Base: an error answered as JSON ``{"error": code, "message": ...}``."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+
+
+class BadRequest(ApiError):
+    """The request is malformed."""
+
+    status = 400
+
+
+class Unauthorized(ApiError):
+    """The request's signature or credentials are missing or wrong."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class NotFound(ApiError):
+    """No such resource."""
+
+    status = 404
+    code = "not_found"
+
+
+class Unavailable(ApiError):
+    """A dependency (the store) is down; nothing was recorded, so the sender should retry."""
+
+    status = 503
+    code = "unavailable"
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):  # type: ignore[no-untyped-def]
+        return jsonify(error=exc.code, message=exc.message), exc.status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return jsonify(error=code, message=exc.description or exc.name), exc.code or 500
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+        # Logged with its traceback (secrets are redacted by the log filter); the client only
+        # learns that something failed on our side.
+        logger.exception("request.failed", extra={"error_type": type(exc).__name__})
+        return jsonify(error="internal_error", message="the service failed to handle this "
+                       "request; it has been logged"), 500

@@ -1,0 +1,45 @@
+"""Gunicorn settings for `gunicorn app:app` (gunicorn reads this file from the working directory).
+
+gthread workers: each request holds a thread only for the webhook's own work (verify, one store
+transaction, answer); joins and leaves run on the service's own thread pool.
+"""
+
+import os
+import sys
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+# NCS waits 10 s for an answer; a request still running after 30 s is stuck.
+timeout = 30
+graceful_timeout = 20
+# Agora recommends keep-alive of at least 10 s for NCS deliveries.
+keepalive = 15
+accesslog = "-"
+# %(U)s is the path without the query string.
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "logs.gunicorn_formatter"}},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout",
+                            "formatter": "json"}},
+    # The app adds its own stdout handler to the root logger (logs.configure).
+    "root": {"level": "INFO", "handlers": []},
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
+        "gunicorn.access": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
+    },
+}
+
+
+def on_starting(server):  # noqa: ARG001 - gunicorn's hook signature
+    """Check the configuration once, in the arbiter, before any worker starts."""
+    from config import ConfigError, Settings
+
+    try:
+        Settings.from_env()
+    except ConfigError as exc:
+        sys.stderr.write(f"phone-agent: {exc}\n")
+        raise SystemExit(1) from None

@@ -1,0 +1,91 @@
+"""Structured logs to stdout, one JSON object a line, with every configured secret redacted.
+
+Log events, not prose: ``logger.info("agent.started", extra={"call_id": ..., "agent_id": ...})``.
+Redaction is a last line of defence; code should never pass a secret to a logger at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterable
+
+_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+REDACTED = "***"
+
+
+def secret_forms(secrets: Iterable[str], basic_pairs: Iterable[tuple[str, str]] = ()) -> set[str]:
+    """Every form in which a secret could leak: raw, JSON-escaped, and inside Basic headers."""
+    forms: set[str] = set()
+    for secret in secrets:
+        if len(secret) >= 4:
+            forms.add(secret)
+            forms.add(json.dumps(secret)[1:-1])
+    for user, password in basic_pairs:
+        if password:
+            forms.add(base64.b64encode(f"{user}:{password}".encode()).decode())
+    return {f for f in forms if f}
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one JSON line; ``extra`` fields become keys."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.secrets: set[str] = set(secrets)
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RESERVED and not key.startswith("_"):
+                out[key] = value
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return self.redact(json.dumps(out, default=str))
+
+    def redact(self, text: str) -> str:
+        # Longest first, so a secret that contains another is replaced whole.
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+
+def configure(level: str, secrets: Iterable[str]) -> None:
+    """Send every logger's records to stdout as redacted JSON. Safe to call again (tests do):
+    the one handler is kept and learns the new secrets."""
+    root = logging.getLogger()
+    root.setLevel(level.upper())
+    handler = next((h for h in root.handlers if getattr(h, "_phone_agent", False)), None)
+    if handler is None:
+        handler = logging.StreamHandler(sys.stdout)
+        handler._phone_agent = True  # type: ignore[attr-defined]
+        handler.setFormatter(JsonFormatter())
+        root.addHandler(handler)
+    formatter = handler.formatter
+    assert isinstance(formatter, JsonFormatter)
+    formatter.secrets |= set(secrets)
+    # urllib3 logs full URLs at DEBUG, and requests' own debug output can include headers.
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+def gunicorn_formatter() -> JsonFormatter:
+    """The formatter gunicorn.conf.py gives gunicorn's own loggers, redacting the same secrets."""
+    from config import ConfigError, Settings
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError:
+        return JsonFormatter()  # the arbiter reports the problem and stops
+    return JsonFormatter(secret_forms(
+        settings.secret_values(),
+        basic_pairs=[(settings.agora_customer_id, settings.agora_customer_secret)]))

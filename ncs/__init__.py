@@ -1,0 +1,1 @@
+"""Agora Notification Center Service (NCS): signatures, event parsing and the webhook view."""

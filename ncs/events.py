@@ -1,0 +1,160 @@
+"""Turn a verified NCS body into a typed event. The one place that decides what an event means.
+
+Route on ``productId`` before ``eventType``: ConvoAI (productId 17) reuses the numbers 101-112
+with meanings of its own (shared/reference/ncs-sip-token.md, A.6).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from calls.lifecycle import CallerEvent, CallerJoined, CallerLeft
+
+RTC_PRODUCT = 1
+CONVOAI_PRODUCT = 17
+#: 103 broadcaster, 105 audience, 107 communication-profile join; 104/106/108 the leaves. Which
+#: pair a phone leg produces depends on the SDK and profile, so all are treated alike.
+JOIN_EVENTS = frozenset({103, 105, 107})
+LEAVE_EVENTS = frozenset({104, 106, 108})
+CONVOAI_EVENTS = {101: "agent_joined", 102: "agent_left", 103: "agent_history",
+                  104: "agent_token_expiring", 110: "agent_error", 111: "agent_metrics",
+                  112: "turns_finished", 201: "inbound_call_state", 202: "outbound_call_state"}
+
+
+class EnvelopeError(ValueError):
+    """The body is not JSON or lacks the NCS envelope fields."""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    notice_id: str
+    product_id: int
+    event_type: int
+    notify_ms: int | None
+    payload: dict[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class AgentEvent:
+    """One of ConvoAI's own notifications about an agent (productId 17)."""
+
+    kind: str
+    event_type: int
+    agent_id: str | None
+    name: str | None
+    channel: str | None
+    labels: dict[str, str]
+    payload: dict[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A well-formed event this service does not act on, with the reason."""
+
+    reason: str
+
+
+Event = CallerEvent | AgentEvent | Ignored
+
+
+def parse_envelope(body: bytes) -> Envelope:
+    """Parse and shape-check the envelope; raise EnvelopeError with a specific message."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EnvelopeError("body is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise EnvelopeError("body must be a JSON object")
+    missing = [k for k in ("noticeId", "productId", "eventType", "payload") if k not in data]
+    if missing:
+        raise EnvelopeError(f"missing envelope field(s): {', '.join(missing)}")
+    notice_id = data["noticeId"]
+    if not isinstance(notice_id, str | int) or isinstance(notice_id, bool) or \
+            not str(notice_id).strip() or len(str(notice_id)) > 128:
+        raise EnvelopeError("noticeId must be a non-empty string of at most 128 characters")
+    product_id = _as_int(data["productId"], "productId")
+    event_type = _as_int(data["eventType"], "eventType")
+    if not isinstance(data["payload"], dict):
+        raise EnvelopeError("payload must be a JSON object")
+    notify_ms = data.get("notifyMs")
+    return Envelope(
+        notice_id=str(notice_id), product_id=product_id, event_type=event_type,
+        notify_ms=notify_ms if isinstance(notify_ms, int) and not isinstance(notify_ms, bool)
+        else None,
+        payload=data["payload"],
+    )
+
+
+def classify(envelope: Envelope, *, pstn_uid: int) -> Event:
+    """Say what the event means for this service."""
+    if envelope.product_id == CONVOAI_PRODUCT:
+        return _agent_event(envelope)
+    if envelope.product_id != RTC_PRODUCT:
+        return Ignored(f"productId {envelope.product_id} is not handled")
+    is_join = envelope.event_type in JOIN_EVENTS
+    if not is_join and envelope.event_type not in LEAVE_EVENTS:
+        return Ignored(f"RTC eventType {envelope.event_type} is not a user join or leave")
+    payload = envelope.payload
+    uid = _optional_int(payload.get("uid"))
+    if uid != pstn_uid:
+        return Ignored(f"uid is not the phone caller's (PSTN_UID {pstn_uid})")
+    channel = payload.get("channelName")
+    if not isinstance(channel, str) or not channel or len(channel) > 128:
+        return Ignored("payload.channelName is missing or not a channel name")
+    seq = _sequence(payload, envelope)
+    if seq is None:
+        return Ignored("payload has no clientSeq or ts to order it by")
+    if is_join:
+        return CallerJoined(channel=channel, uid=uid, seq=seq, notice_id=envelope.notice_id)
+    return CallerLeft(channel=channel, uid=uid, seq=seq, notice_id=envelope.notice_id,
+                      reason=_optional_int(payload.get("reason")))
+
+
+def _agent_event(envelope: Envelope) -> AgentEvent | Ignored:
+    kind = CONVOAI_EVENTS.get(envelope.event_type)
+    if kind is None:
+        return Ignored(f"ConvoAI eventType {envelope.event_type} is not known")
+    payload = envelope.payload
+    labels = payload.get("labels")
+    return AgentEvent(
+        kind=kind, event_type=envelope.event_type,
+        agent_id=_optional_str(payload.get("agent_id")),
+        name=_optional_str(payload.get("name")),
+        channel=_optional_str(payload.get("channel")),
+        labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
+        payload=payload,
+    )
+
+
+def _sequence(payload: dict[str, Any], envelope: Envelope) -> int | None:
+    """clientSeq orders a user's events. Agora documents it on every join and leave; should it be
+    missing (an assumption we do not expect to need), fall back to the event's ``ts`` in ms."""
+    seq = _optional_int(payload.get("clientSeq"))
+    if seq is not None:
+        return seq
+    ts = _optional_int(payload.get("ts"))
+    return ts * 1000 if ts is not None else None
+
+
+def _as_int(value: Any, name: str) -> int:
+    result = _optional_int(value)
+    if result is None:
+        raise EnvelopeError(f"{name} must be an integer")
+    return result
+
+
+def _optional_int(value: Any) -> int | None:
+    """An integer from a JSON number or a string of digits (NCS sends uid either way)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if abs(value) < 2**63 else None
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 20:
+        return int(value)
+    return None
+
+
+def _optional_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

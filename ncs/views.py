@@ -1,0 +1,75 @@
+"""POST /webhook: verify, parse, classify, hand over, answer. Nothing else happens here."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from calls.lifecycle import CallerJoined, CallerLeft
+from calls.store import StoreUnavailable
+from errors import BadRequest, Unauthorized, Unavailable
+from ncs.events import (
+    CONVOAI_PRODUCT,
+    AgentEvent,
+    EnvelopeError,
+    Ignored,
+    classify,
+    parse_envelope,
+)
+from ncs.signature import SignatureError
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("ncs", __name__)
+
+
+@bp.post("/webhook")
+def webhook() -> ResponseReturnValue:
+    raw = request.get_data(cache=False)
+    ext = current_app.extensions
+    try:
+        secret = ext["ncs_verifier"].verify(raw, request.headers)
+    except SignatureError as exc:
+        logger.warning("ncs.signature_failed", extra={"kind": exc.kind})
+        raise Unauthorized(str(exc), code="invalid_signature") from None
+    try:
+        envelope = parse_envelope(raw)
+    except EnvelopeError as exc:
+        raise BadRequest(str(exc), code="invalid_envelope") from None
+    allowed = ext["ncs_secrets_for_product"](envelope.product_id)
+    if secret.name not in allowed:
+        logger.warning("ncs.wrong_secret", extra={"product": envelope.product_id,
+                                                  "signed_with": secret.name})
+        raise Unauthorized(f"productId {envelope.product_id} events must be signed with "
+                           f"{' or '.join(allowed)}", code="invalid_signature")
+    event = classify(envelope, pstn_uid=ext["settings"].pstn_uid)
+    log = {"notice_id": envelope.notice_id, "product": envelope.product_id,
+           "event_type": envelope.event_type}
+    if isinstance(event, Ignored):
+        logger.info("ncs.ignored", extra={**log, "reason": event.reason})
+        return jsonify(status="ignored", reason=event.reason)
+    try:
+        if isinstance(event, AgentEvent):
+            answer = ext["calls"].handle_agent_event(event, notice_id=envelope.notice_id)
+        else:
+            assert isinstance(event, CallerJoined | CallerLeft)
+            answer = ext["calls"].handle_caller_event(event, event_type=envelope.event_type)
+    except StoreUnavailable as exc:
+        # Nothing was recorded, so NCS must send it again: answer with a status it retries on.
+        logger.error("ncs.store_unavailable", extra={**log, "error": str(exc)})
+        raise Unavailable("the call store is unavailable; retry later") from None
+    return jsonify(answer)
+
+
+def secrets_for_product(convoai_secret_set: bool):  # type: ignore[no-untyped-def]
+    """Which configured secrets may sign events of a product. ConvoAI's block in the Console has
+    its own secret (AGORA_CONVOAI_NCS_SECRET); without one, it shares AGORA_NCS_SECRET."""
+    rtc = ("AGORA_NCS_SECRET", "AGORA_NCS_SECRET_PREVIOUS")
+
+    def allowed(product_id: int) -> tuple[str, ...]:
+        if product_id == CONVOAI_PRODUCT and convoai_secret_set:
+            return ("AGORA_CONVOAI_NCS_SECRET",)
+        return rtc
+
+    return allowed

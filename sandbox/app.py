@@ -1,0 +1,53 @@
+"""The sandbox Flask app: a local stand-in for Agora ConvoAI REST and NCS webhooks."""
+
+from __future__ import annotations
+
+import random
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from sandbox.clock import Clock
+from sandbox.config import SandboxConfig
+from sandbox.errors import DEFAULT_REASONS, AgoraError
+from sandbox.ncs_sender import Transport
+from sandbox.runtime import Sandbox
+
+
+def create_sandbox_app(
+    config: SandboxConfig | None = None,
+    *,
+    clock: Clock | None = None,
+    transport: Transport | None = None,
+    rng: random.Random | None = None,
+    start_background: bool = True,
+) -> Flask:
+    """Build the app. Unit tests inject a fake clock and a recording transport and pass
+    ``start_background=False``, then drive time with ``app.extensions["sandbox"].tick()``."""
+    config = config or SandboxConfig.from_env()
+    config.validate()
+    app = Flask("sandbox")
+    app.json.sort_keys = False
+    sandbox = Sandbox(config, clock=clock, transport=transport, rng=rng)
+    app.extensions["sandbox"] = sandbox
+
+    from sandbox import control, convoai_api
+
+    app.register_blueprint(convoai_api.bp)
+    app.register_blueprint(control.bp)
+
+    @app.errorhandler(AgoraError)
+    def agora_error(error: AgoraError) -> tuple[Response, int]:
+        return jsonify(error.body()), error.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[Response, int]:
+        status = error.code or 500
+        if request.path.startswith("/convoai/"):
+            reason = DEFAULT_REASONS.get(status, "InternalError")
+            return jsonify(detail=error.description or error.name, reason=reason), status
+        return jsonify(error=error.description or error.name), status
+
+    if start_background:
+        sandbox.start()
+    return app

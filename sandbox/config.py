@@ -1,0 +1,112 @@
+"""Sandbox settings, read once from ``SANDBOX_*`` environment variables.
+
+The sandbox is a local stand-in for Agora (ConvoAI REST + NCS webhooks). Its defaults are fixed
+placeholders so the service and the tests can share them without an Agora account.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+# The shared placeholders live in sandbox/defaults.py (the service's config imports them too);
+# they are re-exported here so sandbox code has one place to read settings from.
+from sandbox.defaults import (
+    DEFAULT_PORT,
+    SANDBOX_APP_CERTIFICATE,
+    SANDBOX_APP_ID,
+    SANDBOX_CUSTOMER_ID,
+    SANDBOX_CUSTOMER_SECRET,
+    SANDBOX_NCS_SECRET,
+)
+
+__all__ = [
+    "DEFAULT_CONCURRENCY_LIMIT", "DEFAULT_PORT", "SANDBOX_APP_CERTIFICATE", "SANDBOX_APP_ID",
+    "SANDBOX_CUSTOMER_ID", "SANDBOX_CUSTOMER_SECRET", "SANDBOX_NCS_SECRET", "ConfigError",
+    "SandboxConfig",
+]
+
+#: Agora's default ConvoAI concurrency limit per App ID (reference section 4.4).
+DEFAULT_CONCURRENCY_LIMIT = 20
+
+
+class ConfigError(ValueError):
+    """One or more SANDBOX_* settings are invalid; the message lists every problem."""
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Everything the sandbox needs; an empty ``app_certificate`` turns token checks off."""
+
+    app_id: str = SANDBOX_APP_ID
+    app_certificate: str = SANDBOX_APP_CERTIFICATE
+    customer_id: str = SANDBOX_CUSTOMER_ID
+    customer_secret: str = SANDBOX_CUSTOMER_SECRET
+    ncs_secret: str = SANDBOX_NCS_SECRET
+    #: Secret of the ConvoAI notification block; empty means "same as ncs_secret".
+    convoai_ncs_secret: str = ""
+    #: The service's NCS endpoint, e.g. http://127.0.0.1:8000/webhook; empty sends nothing.
+    webhook_url: str = ""
+    concurrency_limit: int = DEFAULT_CONCURRENCY_LIMIT
+    start_delay_s: float = 0.3
+    stop_delay_s: float = 0.2
+    turn_interval_s: float = 1.0
+    max_turns: int = 6
+    #: Read timeout for webhook deliveries; NCS itself waits 10 s for a 200.
+    ncs_timeout_s: float = 10.0
+    tick_interval_s: float = 0.05
+
+    @property
+    def convoai_secret(self) -> str:
+        """The secret ConvoAI (productId 17) events are signed with."""
+        return self.convoai_ncs_secret or self.ncs_secret
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SandboxConfig:
+        """Build from ``SANDBOX_<FIELD>`` variables; unset ones keep their defaults."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for field in fields(cls):
+            name = "SANDBOX_" + field.name.upper()
+            if name not in env:
+                continue
+            convert = _CONVERTERS.get(field.type, str)
+            try:
+                values[field.name] = convert(env[name].strip())
+            except ValueError:
+                problems.append(f"{name} must be a {field.type}")
+        if problems:
+            raise ConfigError("; ".join(problems))
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        """Raise ConfigError naming every out-of-range value at once."""
+        problems = []
+        if self.concurrency_limit < 0:
+            problems.append("concurrency_limit must be >= 0")
+        for name in ("start_delay_s", "stop_delay_s", "ncs_timeout_s"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0")
+        for name in ("turn_interval_s", "tick_interval_s"):
+            if getattr(self, name) <= 0:
+                problems.append(f"{name} must be > 0")
+        if self.max_turns < 0:
+            problems.append("max_turns must be >= 0")
+        if not self.customer_id or not self.customer_secret:
+            problems.append("customer_id and customer_secret must not be empty")
+        if self.webhook_url and not self.webhook_url.startswith(("http://", "https://")):
+            problems.append("webhook_url must start with http:// or https://")
+        if problems:
+            raise ConfigError("invalid sandbox config: " + "; ".join(problems))
+
+
+_CONVERTERS: dict[Any, Callable[[str], Any]] = {
+    "int": int,
+    "float": float,
+    "str": str,
+}

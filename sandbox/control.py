@@ -1,0 +1,130 @@
+"""Control and introspection API under /_sandbox: faults, reset, simulated calls, logs.
+
+This is the tests' side door: it never exists on real Agora. Answers are plain JSON; a bad
+request gets 400 ``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from sandbox.callers import CallSpecError
+from sandbox.runtime import Sandbox
+
+bp = Blueprint("control", __name__, url_prefix="/_sandbox")
+
+
+class ControlError(ValueError):
+    """A control request the sandbox cannot act on."""
+
+
+def current_sandbox() -> Sandbox:
+    return current_app.extensions["sandbox"]
+
+
+def _body() -> dict:
+    body = request.get_json(force=True, silent=True)
+    if body is None and not request.get_data():
+        return {}
+    if not isinstance(body, dict):
+        raise ControlError("body must be a JSON object")
+    return body
+
+
+@bp.errorhandler(ControlError)
+@bp.errorhandler(CallSpecError)
+def bad_request(error: ValueError) -> tuple[Response, int]:
+    return jsonify(error=str(error)), 400
+
+
+@bp.get("/health")
+def health() -> Response:
+    sandbox = current_sandbox()
+    return jsonify(status="ok", app_id=sandbox.config.app_id,
+                   webhook_url=sandbox.world.webhook_url, now=sandbox.clock.now())
+
+
+@bp.get("/faults")
+def get_faults() -> Response:
+    sandbox = current_sandbox()
+    with sandbox.world.lock:
+        return jsonify(sandbox.world.faults.to_json())
+
+
+@bp.post("/faults")
+def set_faults() -> Response:
+    sandbox = current_sandbox()
+    update = _body()
+    with sandbox.world.lock:
+        try:
+            sandbox.world.faults.merge(update)
+        except ValueError as exc:
+            raise ControlError(str(exc)) from exc
+        return jsonify(sandbox.world.faults.to_json())
+
+
+@bp.post("/reset")
+def reset() -> Response:
+    current_sandbox().reset()
+    return jsonify(status="reset")
+
+
+@bp.get("/webhook")
+def get_webhook() -> Response:
+    return jsonify(webhook_url=current_sandbox().world.webhook_url)
+
+
+@bp.post("/webhook")
+def set_webhook() -> Response:
+    url = _body().get("webhook_url")
+    if not isinstance(url, str) or (url and not url.startswith(("http://", "https://"))):
+        raise ControlError("webhook_url must be an http(s) URL or empty")
+    sandbox = current_sandbox()
+    with sandbox.world.lock:
+        sandbox.world.webhook_url = url
+    return jsonify(webhook_url=url)
+
+
+@bp.get("/agents")
+def agents() -> Response:
+    return jsonify(agents=current_sandbox().agents.summaries())
+
+
+@bp.post("/agents/<agent_id>/fail")
+def fail_agent(agent_id: str) -> Response:
+    message = _body().get("message", "agent exits with reason: injected failure")
+    current_sandbox().fail_agent(agent_id, str(message))
+    return jsonify(agent_id=agent_id, status="FAILED")
+
+
+@bp.get("/requests")
+def requests_log() -> Response:
+    return jsonify(requests=current_sandbox().requests(request.args.get("kind") or None))
+
+
+@bp.get("/calls")
+def list_calls() -> Response:
+    return jsonify(calls=current_sandbox().calls.listing())
+
+
+@bp.post("/calls")
+def start_call() -> tuple[Response, int]:
+    return jsonify(current_sandbox().start_call(_body())), 201
+
+
+@bp.post("/calls/<call_id>/hangup")
+def hang_up(call_id: str) -> Response:
+    try:
+        current_sandbox().hang_up(call_id)
+    except KeyError:
+        return jsonify(error=f"no call {call_id}"), 404
+    return jsonify(id=call_id, status="left")
+
+
+@bp.get("/ncs")
+def deliveries() -> Response:
+    args = request.args
+    return jsonify(deliveries=current_sandbox().deliveries(
+        productId=args.get("productId", type=int), eventType=args.get("eventType", type=int),
+        channel=args.get("channel"),
+    ))

@@ -1,0 +1,87 @@
+"""Shared fixtures: settings, a store on SQLite or PostgreSQL, the app, and signed NCS posts."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+# Before anything imports app.py (whose module-level app reads the environment): no developer
+# .env, no Agora account, a throwaway database, no background threads.
+_TMP = Path(tempfile.mkdtemp(prefix="phone-agent-tests-"))
+os.environ.update({
+    "AGORA_APP_ID": "", "APP_ID": "", "DATABASE_URL": f"sqlite:///{_TMP / 'import.db'}",
+    "AGENT_START_MODE": "inline", "LOG_LEVEL": "WARNING",
+})
+
+import pytest  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+
+from calls import migrate  # noqa: E402
+from calls.store import Store, metadata  # noqa: E402
+from config import Settings  # noqa: E402
+from ncs.signature import sign  # noqa: E402
+from sandbox.defaults import SANDBOX_NCS_SECRET  # noqa: E402
+from tests.fakes import FakeClock  # noqa: E402
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "")
+
+
+def postgres_url_or_skip() -> str:
+    if POSTGRES_URL:
+        return POSTGRES_URL
+    if os.environ.get("CI"):
+        pytest.fail("TEST_POSTGRES_URL is not set: run the suite through `make test`")
+    pytest.skip("no PostgreSQL: run through `make test` (scripts/with_postgres.sh)")
+
+
+def fresh_database(url: str) -> str:
+    """Drop everything in the database at ``url`` (tests share one PostgreSQL database)."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        metadata.drop_all(conn)
+        conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'calls.db'}"
+    return fresh_database(postgres_url_or_skip())
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(1_800_000_000.0)
+
+
+@pytest.fixture
+def store(database_url: str, clock: FakeClock) -> Iterator[Store]:
+    store = Store.from_url(database_url, clock=clock)
+    migrate.upgrade(store.engine)
+    yield store
+    store.engine.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.for_tests(database_url=f"sqlite:///{tmp_path / 'app.db'}",
+                              agent_start_mode="inline", log_level="WARNING")
+
+
+@pytest.fixture
+def signed_post() -> Callable[..., tuple[bytes, dict[str, str]]]:
+    """Build an NCS body and its headers, signed with the production sign()."""
+
+    def build(product_id: int = 1, event_type: int = 103, *, secret: str = SANDBOX_NCS_SECRET,
+              notice_id: str = "notice-1", **payload: object) -> tuple[bytes, dict[str, str]]:
+        body = json.dumps({"noticeId": notice_id, "productId": product_id,
+                           "eventType": event_type, "notifyMs": 1_700_000_000_000,
+                           "payload": payload}).encode()
+        return body, {"Content-Type": "application/json", **sign(secret, body)}
+
+    return build

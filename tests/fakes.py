@@ -1,0 +1,84 @@
+"""Test doubles for the edges the unit tests do not cross: the clock and ConvoAI."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from convoai.client import Agent, AgentStatus
+from convoai.errors import AgentNotFound, ConvoAIError, TaskConflict
+
+
+class FakeClock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class FakeAgent:
+    agent_id: str
+    name: str
+    channel: str
+    labels: dict[str, str]
+    running: bool = True
+
+
+@dataclass
+class FakeConvoAI:
+    """Behaves like ConvoAI for the calls the service makes: names are unique (409 on reuse),
+    leave of an unknown or stopped agent is 404. ``join_errors`` are raised by the next joins."""
+
+    agents: dict[str, FakeAgent] = field(default_factory=dict)
+    join_errors: list[ConvoAIError] = field(default_factory=list)
+    leave_errors: list[ConvoAIError] = field(default_factory=list)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    on_join: Callable[[str], None] | None = None
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def join(self, name: str, properties: dict[str, Any], **_: Any) -> Agent:
+        with self._lock:
+            self.calls.append(("join", name))
+            if self.join_errors:
+                raise self.join_errors.pop(0)
+            if any(a.name == name for a in self.agents.values()):
+                raise TaskConflict(status=409, reason="TaskConflict", detail="name in use")
+            agent_id = f"agent-{next(self._ids)}"
+            self.agents[agent_id] = FakeAgent(agent_id, name, properties["channel"],
+                                              dict(properties.get("labels", {})))
+        if self.on_join:
+            self.on_join(agent_id)
+        return Agent(agent_id=agent_id, status="RUNNING", created_at=0)
+
+    def leave(self, agent_id: str) -> None:
+        with self._lock:
+            self.calls.append(("leave", agent_id))
+            if self.leave_errors:
+                raise self.leave_errors.pop(0)
+            agent = self.agents.get(agent_id)
+            if agent is None or not agent.running:
+                raise AgentNotFound(status=404, reason="TaskNotFound", detail="no such agent")
+            agent.running = False
+
+    def find_by_name(self, name: str, **_: Any) -> AgentStatus | None:
+        with self._lock:
+            for agent in self.agents.values():
+                if agent.name == name and agent.running:
+                    return AgentStatus(agent_id=agent.agent_id, name=name, status="RUNNING",
+                                       start_ts=0, stop_ts=None, message=None)
+        return None
+
+    def running(self) -> list[FakeAgent]:
+        return [a for a in self.agents.values() if a.running]
+
+    def count(self, kind: str) -> int:
+        return sum(1 for k, _ in self.calls if k == kind)

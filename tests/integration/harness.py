@@ -1,0 +1,168 @@
+"""Real processes on loopback: the sandbox, and the service under gunicorn, with their output
+kept so tests can read (and search) everything the service printed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from ncs.signature import sign
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.05,
+               message: str = "condition") -> Any:
+    """Poll until ``predicate()`` is truthy; fail with ``message`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+class Process:
+    """A server subprocess whose stdout and stderr go to one log file."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path,
+                 health_url: str) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_until(lambda: self._healthy(health_url), timeout=30,
+                       message=f"{name} to answer {health_url}")
+        except AssertionError as exc:
+            self.stop()
+            raise AssertionError(f"{name} did not start ({exc}):\n{self.output()[-3000:]}"
+                                 ) from None
+
+    def _healthy(self, url: str) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"{self.name} exited:\n{self.output()[-3000:]}")
+        try:
+            return requests.get(url, timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def output(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log.close()
+
+
+class Sandbox:
+    """The sandbox server and its control API."""
+
+    def __init__(self, log_dir: Path, env: dict[str, str], port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = Process("sandbox", [str(VENV_BIN / "python"), "-m", "sandbox",
+                                           "--host", "127.0.0.1", "--port", str(port)],
+                               env, log_dir, f"{self.url}/_sandbox/health")
+
+    def control(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = requests.request(method, f"{self.url}/_sandbox/{path}", timeout=10, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def reset(self, **faults: Any) -> None:
+        self.control("POST", "reset")
+        if faults:
+            self.faults(**faults)
+
+    def faults(self, **faults: Any) -> Any:
+        return self.control("POST", "faults", json=faults)
+
+    def agents(self, channel: str | None = None) -> list[dict[str, Any]]:
+        data = self.control("GET", "agents")
+        agents = data["agents"] if isinstance(data, dict) else data
+        return [a for a in agents if channel is None or a["channel"] == channel]
+
+    def requests(self, kind: str) -> list[dict[str, Any]]:
+        data = self.control("GET", "requests", params={"kind": kind})
+        return data["requests"] if isinstance(data, dict) else data
+
+
+class Service:
+    """The service under its production gunicorn configuration (app:app, gthread)."""
+
+    def __init__(self, log_dir: Path, env: dict[str, str], port: int, *, workers: int = 2,
+                 name: str = "service") -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.secret = env["AGORA_NCS_SECRET"]
+        self.process = Process(name, [str(VENV_BIN / "gunicorn"), "app:app", "--bind",
+                                      f"127.0.0.1:{port}", "--workers", str(workers)],
+                               env, log_dir, f"{self.url}/healthz")
+        self.session = requests.Session()
+
+    def post_raw(self, body: bytes, headers: dict[str, str]) -> requests.Response:
+        return self.session.post(f"{self.url}/webhook", data=body, timeout=15,
+                                 headers={"Content-Type": "application/json", **headers})
+
+    def event(self, event_type: int, *, channel: str, seq: int, uid: Any = 111,
+              product_id: int = 1, notice_id: str | None = None, reason: int | None = None,
+              secret: str | None = None, session: requests.Session | None = None,
+              ) -> requests.Response:
+        payload: dict[str, Any] = {"channelName": channel, "uid": uid, "platform": 6,
+                                   "clientSeq": seq, "ts": int(time.time())}
+        if reason is not None:
+            payload.update(reason=reason, duration=5)
+        body = json.dumps({"noticeId": notice_id or uuid.uuid4().hex, "productId": product_id,
+                           "eventType": event_type, "notifyMs": int(time.time() * 1000),
+                           "sid": uuid.uuid4().hex, "payload": payload}).encode()
+        return (session or self.session).post(
+            f"{self.url}/webhook", data=body, timeout=15,
+            headers={"Content-Type": "application/json", **sign(secret or self.secret, body)})
+
+
+def base_env(database_url: str, sandbox_port: int, secrets: dict[str, str]) -> dict[str, str]:
+    """The environment shared by the service and the sandbox: sandbox mode (no app id), with
+    distinctive secrets so tests can look for them in the output."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AGORA_", "SANDBOX_", "CONVOAI_", "SIP_"))}
+    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    env.update({
+        "AGORA_APP_ID": "", "APP_ID": "", "DATABASE_URL": database_url,
+        "SANDBOX_URL": sandbox_url, "LOG_LEVEL": "INFO", "AGENT_START_MODE": "background",
+        "AGORA_CUSTOMER_SECRET": secrets["customer_secret"],
+        "AGORA_NCS_SECRET": secrets["ncs_secret"],
+        "OPENAI_API_KEY": secrets["openai_api_key"],
+        "ELEVENLABS_API_KEY": secrets["elevenlabs_api_key"],
+        "SANDBOX_CUSTOMER_SECRET": secrets["customer_secret"],
+        "SANDBOX_NCS_SECRET": secrets["ncs_secret"],
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env

@@ -1,0 +1,191 @@
+"""The lifecycle end to end through the real store (SQLite and PostgreSQL) and a fake ConvoAI."""
+
+import itertools
+import threading
+
+import pytest
+
+from calls import lifecycle as lc
+from calls.lifecycle import CallerJoined, CallerLeft
+from calls.service import CallService
+from calls.store import WORK_LEASE_S
+from convoai.errors import LimitExceeded, UpstreamError, UpstreamUnavailable
+from tests.fakes import FakeConvoAI
+
+
+@pytest.fixture
+def convoai():
+    return FakeConvoAI()
+
+
+@pytest.fixture
+def service(settings, store, convoai):
+    ids = (f"call{n:04d}" for n in itertools.count(1))
+    return CallService(settings, store, convoai, new_id=lambda: next(ids))
+
+
+def join(seq, channel="ch", notice=None):
+    return CallerJoined(channel=channel, uid=111, seq=seq, notice_id=notice or f"{channel}-j{seq}")
+
+
+def leave(seq, reason=1, channel="ch", notice=None):
+    return CallerLeft(channel=channel, uid=111, seq=seq, notice_id=notice or f"{channel}-l{seq}",
+                      reason=reason)
+
+
+def send(service, event):
+    return service.handle_caller_event(event, event_type=103 if isinstance(event, CallerJoined)
+                                       else 104)
+
+
+def test_one_call_starts_one_agent_and_the_hang_up_stops_it(service, store, convoai):
+    answer = send(service, join(1))
+    assert answer == {"status": "ok", "outcome": "call_started", "call_id": "call0001"}
+    assert [a.name for a in convoai.running()] == ["phoneagent-call0001"]
+    assert store.get_call("call0001").state == lc.ACTIVE
+    send(service, leave(2))
+    assert convoai.running() == [] and convoai.count("leave") == 1
+    record = store.get_call("call0001")
+    assert (record.state, record.end_reason) == (lc.ENDED, "caller_hung_up")
+
+
+def test_duplicates_and_redundant_copies_start_one_agent(service, convoai):
+    outcomes = [send(service, join(1))["outcome"] for _ in range(3)]
+    outcomes.append(send(service, join(1, notice="other-notice"))["outcome"])
+    assert outcomes == ["call_started", "duplicate_notice", "duplicate_notice", "duplicate"]
+    assert convoai.count("join") == 1
+    for _ in range(3):
+        send(service, leave(2))
+    assert convoai.count("leave") == 1 and convoai.running() == []
+
+
+def test_leave_delivered_before_its_join_leaves_no_agent(service, convoai):
+    send(service, leave(2))
+    assert send(service, join(1))["outcome"] == "stale"
+    assert convoai.count("join") == 0
+
+
+def test_caller_leaving_while_the_join_is_in_flight_gets_the_agent_stopped(
+        service, store, convoai):
+    # The leave is applied while ConvoAI is still answering the join.
+    convoai.on_join = lambda agent_id: send(service, leave(2))
+    send(service, join(1))
+    assert convoai.count("join") == 1 and convoai.running() == []
+    assert store.get_call("call0001").state == lc.ENDED
+
+
+def test_two_calls_one_after_the_other_get_two_agents(service, convoai):
+    for seq in (1, 3):
+        send(service, join(seq))
+        send(service, leave(seq + 1))
+    assert convoai.count("join") == 2 and convoai.count("leave") == 2
+    assert convoai.running() == []
+
+
+def test_rejoin_inside_the_grace_window_keeps_the_agent(service, store, convoai, clock):
+    send(service, join(1))
+    assert send(service, leave(2, reason=10))["outcome"] == "caller_away"
+    clock.advance(5)
+    assert send(service, join(3))["outcome"] == "rejoined"
+    assert convoai.count("join") == 1 and len(convoai.running()) == 1
+    assert store.get_call("call0001").state == lc.ACTIVE
+
+
+def test_caller_who_does_not_return_is_ended_by_the_sweeper(service, store, convoai, clock):
+    send(service, join(1))
+    send(service, leave(2, reason=2))
+    assert service.sweep() == 0 and len(convoai.running()) == 1
+    clock.advance(31)
+    assert service.sweep() == 1
+    assert convoai.running() == []
+    assert store.get_call("call0001").end_reason == "caller_did_not_return"
+
+
+def test_join_after_the_grace_window_is_a_new_call(service, convoai, clock):
+    send(service, join(1))
+    send(service, leave(2, reason=2))
+    clock.advance(31)
+    assert send(service, join(3))["outcome"] == "call_restarted"
+    assert convoai.count("join") == 2 and len(convoai.running()) == 1
+
+
+def test_concurrency_limit_refuses_the_call_without_retrying(service, store, convoai):
+    convoai.join_errors.append(LimitExceeded(status=422, reason="ConcurrencyLimitExceeded",
+                                             detail="too many agents"))
+    send(service, join(1))
+    record = store.get_call("call0001")
+    assert record.state == lc.REFUSED and "ConcurrencyLimitExceeded" in record.last_error
+    assert convoai.count("join") == 1
+
+
+def test_a_join_whose_first_attempt_got_through_is_adopted_on_conflict(service, store, convoai):
+    # The first join reached ConvoAI but its answer was lost; the retry gets 409.
+    original_join = convoai.join
+
+    def join_then_lose_answer(name, properties, **kw):
+        original_join(name, properties)
+        convoai.join = original_join
+        return original_join(name, properties)  # second call: TaskConflict
+
+    convoai.join = join_then_lose_answer
+    send(service, join(1))
+    record = store.get_call("call0001")
+    assert record.state == lc.ACTIVE and record.agent_id == "agent-1"
+    assert len(convoai.running()) == 1
+
+
+def test_a_failed_leave_is_retried_by_the_sweeper(service, store, convoai, clock):
+    send(service, join(1))
+    convoai.leave_errors.append(UpstreamError(status=503, reason="ServiceUnavailable"))
+    send(service, leave(2))
+    assert len(convoai.running()) == 1 and store.get_call("call0001").state == lc.STOPPING
+    clock.advance(11)
+    service.sweep()
+    assert convoai.running() == [] and store.get_call("call0001").state == lc.ENDED
+
+
+def test_a_start_whose_worker_died_is_completed_by_the_sweeper(service, store, convoai, clock):
+    convoai.join_errors.append(UpstreamUnavailable(detail="worker killed"))
+    # Simulate the worker dying after recording the call but before the join was answered:
+    # the store says starting, and nobody is working on it.
+    service.start_agent = lambda call_id: None
+    send(service, join(1))
+    del service.start_agent
+    assert store.get_call("call0001").state == lc.STARTING
+    clock.advance(WORK_LEASE_S + 1)
+    convoai.join_errors.clear()
+    service.sweep()
+    assert store.get_call("call0001").state == lc.ACTIVE and len(convoai.running()) == 1
+
+
+def test_concurrent_copies_of_one_join_start_one_agent(service, convoai, store):
+    barrier = threading.Barrier(8)
+    answers = []
+
+    def deliver(n):
+        barrier.wait()
+        answers.append(send(service, join(1, notice=f"copy-{n % 3}")))
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [a["outcome"] for a in answers].count("call_started") == 1
+    assert convoai.count("join") == 1 and len(store.calls_in_channel("ch")) == 1
+
+
+def test_agent_left_notification_ends_the_call(service, store, convoai):
+    from ncs.events import AgentEvent
+
+    send(service, join(1))
+    event = AgentEvent(kind="agent_left", event_type=102, agent_id="agent-1",
+                       name="phoneagent-call0001", channel="ch",
+                       labels={"call_id": "call0001", "service": "phoneagent"},
+                       payload={"message": "Idle for too long", "status": "STOPPED"})
+    assert service.handle_agent_event(event, notice_id="cv-1")["outcome"] == "call_ended_by_agent"
+    assert service.handle_agent_event(event, notice_id="cv-1")["outcome"] == "duplicate_notice"
+    assert store.get_call("call0001").state == lc.ENDED
+    stranger = AgentEvent(kind="agent_left", event_type=102, agent_id="x", name="someone-else",
+                          channel="ch", labels={}, payload={})
+    assert service.handle_agent_event(stranger, notice_id="cv-2")["status"] == "ignored"

@@ -1,0 +1,94 @@
+import re
+from pathlib import Path
+
+import pytest
+
+from config import _FIELDS, ConfigError, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+HEX = "0123456789abcdef0123456789abcdef"
+PRODUCTION = {
+    "AGORA_APP_ID": HEX, "AGORA_APP_CERTIFICATE": HEX, "AGORA_CUSTOMER_ID": "cid",
+    "AGORA_CUSTOMER_SECRET": "csecret", "AGORA_NCS_SECRET": "ncs", "OPENAI_API_KEY": "sk",
+    "ELEVENLABS_API_KEY": "el", "ELEVENLABS_VOICE_ID": "voice",
+}
+
+
+def test_no_app_id_is_sandbox_mode_with_placeholders_and_sandbox_urls():
+    settings = Settings.from_env({})
+    assert settings.sandbox and settings.mode == "sandbox"
+    assert settings.convoai_api_url == "http://127.0.0.1:8090/convoai"
+    assert settings.agora_customer_id and settings.openai_api_key
+
+
+def test_explicit_urls_win_in_sandbox_mode():
+    settings = Settings.from_env({"CONVOAI_API_URL": "http://127.0.0.1:9/x",
+                                  "SANDBOX_URL": "http://127.0.0.1:7"})
+    assert settings.convoai_api_url == "http://127.0.0.1:9/x"
+    assert settings.sip_api_url == "http://127.0.0.1:7/sip/v1/api/pstn"
+
+
+def test_production_reads_everything_and_keeps_agora_defaults():
+    settings = Settings.from_env(PRODUCTION)
+    assert settings.mode == "production"
+    assert settings.convoai_api_url == "https://api.agora.io/api/conversational-ai-agent"
+    assert settings.sip_api_url == "https://sipcm.agora.io/v1/api/pstn"
+
+
+def test_production_lists_every_problem_in_one_message():
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"AGORA_APP_ID": "nothex", "PSTN_UID": "abc", "AGENT_UID": "111"})
+    message = str(info.value)
+    for expected in ("AGORA_APP_ID must be 32 hexadecimal", "PSTN_UID must be int",
+                     "AGORA_APP_CERTIFICATE is required", "AGORA_CUSTOMER_SECRET is required",
+                     "AGORA_NCS_SECRET is required", "OPENAI_API_KEY is required",
+                     "ELEVENLABS_VOICE_ID is required"):
+        assert expected in message
+    assert message.count("\n  - ") == len(info.value.problems)
+
+
+def test_problems_never_echo_secret_values():
+    env = {**PRODUCTION, "AGORA_APP_CERTIFICATE": "super-secret-cert-value",
+           "CONVOAI_API_URL": "http://insecure"}
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    assert "super-secret-cert-value" not in str(info.value)
+    assert "must use https in production" in str(info.value)
+
+
+def test_legacy_names_from_agoras_sample_are_read():
+    env = {"APP_ID": HEX, "APP_CERTIFICATE": HEX, "AGORA_API_KEY": "old-id",
+           "AGORA_API_SECRET": "old-secret", "PSTN_AUTH": "basic-value",
+           **{k: v for k, v in PRODUCTION.items() if not k.startswith(("AGORA_APP",
+                                                                      "AGORA_CUSTOMER"))}}
+    settings = Settings.from_env(env)
+    assert (settings.agora_app_id, settings.agora_customer_id, settings.agora_customer_secret,
+            settings.sip_auth) == (HEX, "old-id", "old-secret", "basic-value")
+    assert Settings.from_env({**env, "AGORA_CUSTOMER_ID": "new-id"}).agora_customer_id == "new-id"
+
+
+def test_heroku_postgres_urls_are_rewritten():
+    settings = Settings.from_env({"DATABASE_URL": "postgres://u:p@h:5432/db"})
+    assert settings.database_url == "postgresql://u:p@h:5432/db"
+
+
+@pytest.mark.parametrize(("env", "problem"), [
+    ({"PSTN_UID": "222"}, "PSTN_UID and AGENT_UID must differ"),
+    ({"AGENT_NAME_PREFIX": "9bad"}, "AGENT_NAME_PREFIX"),
+    ({"AGENT_START_MODE": "later"}, "AGENT_START_MODE"),
+    ({"JOIN_BUDGET_S": "12"}, "JOIN_BUDGET_S"),
+    ({"REJOIN_GRACE_S": "-1"}, "REJOIN_GRACE_S"),
+    ({"ENABLE_RTM": "maybe"}, "ENABLE_RTM must be true/false"),
+    ({"DATABASE_URL": "instance/db.sqlite"}, "DATABASE_URL"),
+])
+def test_bad_values_are_reported_by_name(env, problem):
+    with pytest.raises(ConfigError, match=problem):
+        Settings.from_env(env)
+
+
+@pytest.mark.parametrize("document", [".env.example", "docs/configuration.md"])
+def test_every_setting_is_documented(document):
+    text = (ROOT / document).read_text()
+    documented = set(re.findall(r"\b[A-Z][A-Z0-9_]{2,}\b", text))
+    missing = {name.upper() for name in _FIELDS} - documented
+    assert not missing, f"{document} does not mention {sorted(missing)}"

@@ -1,0 +1,75 @@
+import json
+
+import pytest
+
+from calls.lifecycle import CallerJoined, CallerLeft
+from ncs.events import AgentEvent, EnvelopeError, Ignored, classify, parse_envelope
+
+
+def envelope(product_id=1, event_type=103, **payload):
+    return parse_envelope(json.dumps({"noticeId": "n-1", "productId": product_id,
+                                      "eventType": event_type, "notifyMs": 1,
+                                      "payload": payload}).encode())
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b"{not json", "not valid JSON"),
+    (b"\xff\xfe", "not valid JSON"),
+    (b"[1, 2]", "must be a JSON object"),
+    (b'{"productId": 1, "eventType": 103, "payload": {}}', "missing envelope field(s): noticeId"),
+    (b'{"noticeId": "n", "eventType": 103}', "productId, payload"),
+    (b'{"noticeId": "n", "productId": "x", "eventType": 103, "payload": {}}', "productId"),
+    (b'{"noticeId": "n", "productId": 1, "eventType": 103, "payload": []}', "payload must be"),
+    (b'{"noticeId": "", "productId": 1, "eventType": 103, "payload": {}}', "noticeId"),
+])
+def test_malformed_envelopes_are_rejected_with_a_reason(body, message):
+    with pytest.raises(EnvelopeError) as info:
+        parse_envelope(body)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("uid", [111, "111"])
+@pytest.mark.parametrize("event_type", [103, 105, 107])
+def test_caller_join_whether_uid_is_a_number_or_a_string(uid, event_type):
+    event = classify(envelope(1, event_type, channelName="ch", uid=uid, clientSeq=7),
+                     pstn_uid=111)
+    assert event == CallerJoined(channel="ch", uid=111, seq=7, notice_id="n-1")
+
+
+@pytest.mark.parametrize("event_type", [104, 106, 108])
+def test_caller_leave_carries_its_reason(event_type):
+    event = classify(envelope(1, event_type, channelName="ch", uid=111, clientSeq=8, reason=2),
+                     pstn_uid=111)
+    assert event == CallerLeft(channel="ch", uid=111, seq=8, notice_id="n-1", reason=2)
+
+
+@pytest.mark.parametrize(("product_id", "event_type", "payload", "reason"), [
+    (1, 103, {"channelName": "ch", "uid": 222, "clientSeq": 1}, "not the phone caller"),
+    (1, 103, {"channelName": "test_webhook", "uid": 12121212, "clientSeq": 1},
+     "not the phone caller"),
+    (1, 101, {"channelName": "ch", "ts": 1}, "not a user join or leave"),
+    (1, 111, {"channelName": "ch", "uid": 111, "clientSeq": 1}, "not a user join or leave"),
+    (3, 103, {"channelName": "ch", "uid": 111, "clientSeq": 1}, "productId 3"),
+    (1, 103, {"uid": 111, "clientSeq": 1}, "channelName"),
+    (1, 103, {"channelName": "ch", "uid": 111}, "no clientSeq"),
+    (17, 999, {"agent_id": "a"}, "ConvoAI eventType 999"),
+])
+def test_events_the_service_does_not_act_on_are_ignored_with_a_reason(
+        product_id, event_type, payload, reason):
+    event = classify(envelope(product_id, event_type, **payload), pstn_uid=111)
+    assert isinstance(event, Ignored)
+    assert reason in event.reason
+
+
+def test_convoai_events_are_routed_on_product_before_event_type():
+    # 103 is "agent history" for ConvoAI, not a join, even with uid 111 in the payload.
+    event = classify(envelope(17, 103, agent_id="a-1", name="phoneagent-x", channel="ch",
+                              uid=111, labels={"call_id": "x"}, contents=[]), pstn_uid=111)
+    assert isinstance(event, AgentEvent)
+    assert (event.kind, event.agent_id, event.labels) == ("agent_history", "a-1",
+                                                           {"call_id": "x"})
+
+
+def test_missing_client_seq_falls_back_to_ts_in_milliseconds():
+    event = classify(envelope(1, 103, channelName="ch", uid=111, ts=1700000000), pstn_uid=111)
+    assert isinstance(event, CallerJoined) and event.seq == 1_700_000_000_000
