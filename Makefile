@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install run test lint bench clean
+.PHONY: install run call test lint bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,14 +16,20 @@ install: $(VENV)/.installed
 run: install
 	$(PY) scripts/run.py
 
+# One simulated call against the service that `make run` serves (see `flask simulate --help`).
+call: install
+	$(VENV)/bin/flask --app app simulate call
+
 test: install
 	$(VENV)/bin/ruff check .
+	bash scripts/ensure_chromium.sh
 	bash scripts/with_postgres.sh $(VENV)/bin/pytest
 
 lint: install
 	$(VENV)/bin/ruff check .
 
 bench: install
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	$(PY) bench/webhook_latency.py
 
 clean:

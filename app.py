@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import logging
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -13,13 +14,18 @@ from flask import Flask
 import health
 import logs
 from calls import migrate
+from calls import views as calls_views
 from calls.service import CallService, Sweeper
 from calls.store import Store
 from config import ConfigError, Settings
 from convoai.client import ConvoAIClient
 from errors import register_error_handlers
+from home import views as home_views
 from ncs import views as ncs_views
 from ncs.signature import NamedSecret, NcsVerifier
+from personas import cli as personas_cli
+from personas import load_registry
+from sandbox import cli as simulate_cli
 
 logger = logging.getLogger("app")
 
@@ -30,9 +36,8 @@ MAX_BODY_BYTES = 256 * 1024
 BACKGROUND_THREADS = 256
 
 
-def create_app(settings: Settings | None = None, *, background: bool | None = None) -> Flask:
-    """Build the service. ``settings`` defaults to the environment; ``background`` (default:
-    AGENT_START_MODE) runs joins, leaves and the sweeper on threads of this process."""
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the service from ``settings`` (default: the environment and `.env`)."""
     settings = settings or Settings.from_env()
     logs.configure(settings.log_level, _redactable(settings))
     app = Flask(__name__)
@@ -47,14 +52,14 @@ def create_app(settings: Settings | None = None, *, background: bool | None = No
 
     convoai = ConvoAIClient(settings.convoai_api_url, settings.agora_app_id,
                             settings.agora_customer_id, settings.agora_customer_secret)
-    if background is None:
-        background = settings.agent_start_mode == "background"
+    background = settings.agent_start_mode == "background"
     executor = ThreadPoolExecutor(BACKGROUND_THREADS, thread_name_prefix="agent") \
         if background else None
-    service = CallService(settings, store, convoai, executor=executor)
+    personas = load_registry(settings)
+    service = CallService(settings, store, convoai, executor=executor, personas=personas)
 
     app.extensions.update(
-        settings=settings, store=store, convoai=convoai, calls=service,
+        settings=settings, store=store, convoai=convoai, calls=service, personas=personas,
         ncs_verifier=NcsVerifier([
             NamedSecret("AGORA_NCS_SECRET", settings.agora_ncs_secret),
             NamedSecret("AGORA_NCS_SECRET_PREVIOUS", settings.agora_ncs_secret_previous),
@@ -65,24 +70,39 @@ def create_app(settings: Settings | None = None, *, background: bool | None = No
     )
     app.register_blueprint(health.bp)
     app.register_blueprint(ncs_views.bp)
+    app.register_blueprint(calls_views.bp)
+    # The sandbox page and its JSON at / (sandbox mode only); production answers one line.
+    app.register_blueprint(home_views.sandbox_bp if settings.sandbox else home_views.production_bp)
     register_error_handlers(app)
     migrate.init_app(app)
+    simulate_cli.init_app(app)
+    personas_cli.init_app(app)
 
-    if background:
-        sweeper = Sweeper(service, settings.sweep_interval_s,
-                          prune=lambda: store.prune_notices(
-                              older_than_s=settings.notice_retention_hours * 3600))
-        sweeper.start()
-        app.extensions["sweeper"] = sweeper
-
-        def _shutdown() -> None:
-            sweeper.stopped.set()
-            executor.shutdown(wait=True, cancel_futures=False)
-
-        atexit.register(_shutdown)
+    if settings.run_sweeper:
+        _start_sweeper_with_first_request(app, service, store, settings)
 
     _announce(settings, background)
     return app
+
+
+def _start_sweeper_with_first_request(app: Flask, service: CallService, store: Store,
+                                      settings: Settings) -> None:
+    """The sweeper starts with the first request, in the process that serves it: not in a
+    gunicorn arbiter that forks (threads do not survive a fork), nor in `flask` CLI commands."""
+    lock = threading.Lock()
+
+    @app.before_request
+    def _ensure_sweeper() -> None:
+        if "sweeper" in app.extensions:
+            return
+        with lock:
+            if "sweeper" in app.extensions:
+                return
+            sweeper = Sweeper(service, settings.sweep_interval_s, store=store,
+                              notice_retention_s=settings.notice_retention_hours * 3600)
+            sweeper.start()
+            app.extensions["sweeper"] = sweeper
+            atexit.register(sweeper.stopped.set)
 
 
 def _redactable(settings: Settings) -> list[str]:

@@ -3,6 +3,10 @@
 No AGORA_APP_ID means sandbox mode: the built-in sandbox (``python -m sandbox``) stands in for
 Agora, and placeholder credentials fill whatever is missing. With an app id set, every required
 setting must be present and well-formed, and start-up stops with one message listing every problem.
+
+The agent itself (prompt, LLM, voice, speech recognition) is a persona (personas/): its problems
+join the same message, as ``file: field: problem`` lines, and the keys its ``*_env`` fields name
+are read here too, from the same environment.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sandbox.defaults import (
     SANDBOX_APP_CERTIFICATE,
@@ -69,23 +74,23 @@ class Settings:
     pstn_uid: int = 111
     agent_uid: int = 222
     admin_token: str = field(default="", repr=False)
+    # Keys the built-in personas name in their *_env fields (any persona may name others).
     openai_api_key: str = field(default="", repr=False)
     elevenlabs_api_key: str = field(default="", repr=False)
     elevenlabs_voice_id: str = ""
-    # The default agent (until personas): an OpenAI-compatible LLM and ElevenLabs TTS.
-    llm_url: str = "https://api.openai.com/v1/chat/completions"
-    llm_model: str = "gpt-4o-mini"
-    elevenlabs_model_id: str = "eleven_flash_v2_5"
-    elevenlabs_base_url: str = "wss://api.elevenlabs.io/v1"
-    asr_language: str = "en-US"
-    agent_idle_timeout_s: int = 30
     enable_rtm: bool = False
+    # Personas (personas/, docs/personas.md).
+    default_persona: str = "support"
+    personas_dir: str = ""
+    persona_routes: str = ""
+    timezone: str = "UTC"
     # Lifecycle.
     agent_name_prefix: str = "phoneagent"
     rejoin_grace_s: int = 30
-    agent_start_mode: str = "background"
+    agent_start_mode: str = "inline"
     join_budget_s: float = 7.0
     sweep_interval_s: float = 2.0
+    run_sweeper: bool = True
     notice_retention_hours: int = 48
     # Running.
     sandbox_url: str = SANDBOX_URL
@@ -93,6 +98,9 @@ class Settings:
     migrate_on_start: bool = True
     # Derived, not read from the environment.
     sandbox: bool = False
+    #: The value of every variable a persona names in a *_env field (in sandbox mode, a
+    #: placeholder for those not set).
+    persona_keys: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -108,15 +116,23 @@ class Settings:
         raw, problems = _read(env)
         settings = _apply_mode(raw, explicit={k for k in raw})
         problems += settings.problems()
+        settings, persona_problems = _with_personas(settings, env)
+        problems += persona_problems
         if problems:
             raise ConfigError(problems)
         return settings
 
     @classmethod
     def for_tests(cls, **overrides: object) -> Settings:
-        """Sandbox-mode settings with ``overrides``; validated like real ones."""
+        """Sandbox-mode settings with ``overrides``; validated like real ones. The environment
+        is not read: ``persona_keys={"VAR": "value"}`` stands in for it for persona keys."""
+        env: Mapping[str, str] = overrides.pop("persona_keys", None) or {}  # type: ignore
+        # Tests drive the sweeper themselves; a background one would race them.
+        overrides.setdefault("run_sweeper", False)
         settings = _apply_mode(dict(overrides), explicit=set(overrides))
         problems = settings.problems()
+        settings, persona_problems = _with_personas(settings, env)
+        problems += persona_problems
         if problems:
             raise ConfigError(problems)
         return settings
@@ -132,17 +148,15 @@ class Settings:
                 "AGORA_CUSTOMER_ID": self.agora_customer_id,
                 "AGORA_CUSTOMER_SECRET": self.agora_customer_secret,
                 "AGORA_NCS_SECRET": self.agora_ncs_secret,
-                "OPENAI_API_KEY": self.openai_api_key,
-                "ELEVENLABS_API_KEY": self.elevenlabs_api_key,
-                "ELEVENLABS_VOICE_ID": self.elevenlabs_voice_id,
             }
+            # The LLM and TTS keys are checked with the personas that name them (from_env).
             found += [f"{name} is required when AGORA_APP_ID is set" for name, v in
                       required.items() if not v]
             if not _HEX32.match(self.agora_app_id):
                 found.append("AGORA_APP_ID must be 32 hexadecimal characters")
             if self.agora_app_certificate and not _HEX32.match(self.agora_app_certificate):
                 found.append("AGORA_APP_CERTIFICATE must be 32 hexadecimal characters")
-        for name in ("CONVOAI_API_URL", "SIP_API_URL", "LLM_URL"):
+        for name in ("CONVOAI_API_URL", "SIP_API_URL"):
             value = getattr(self, name.lower())
             if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc:
                 found.append(f"{name} must be an http(s) URL")
@@ -165,12 +179,30 @@ class Settings:
             found.append("REJOIN_GRACE_S must be between 0 and 3600")
         if not 0 < self.join_budget_s <= 9:
             found.append("JOIN_BUDGET_S must be above 0 and at most 9 (NCS waits 10 s)")
-        if not 0 <= self.agent_idle_timeout_s <= 259_200:
-            found.append("AGENT_IDLE_TIMEOUT_S must be between 0 and 259200")
+        found += self._persona_setting_problems()
         if self.sweep_interval_s <= 0:
             found.append("SWEEP_INTERVAL_S must be above 0")
         if self.notice_retention_hours < 1:
             found.append("NOTICE_RETENTION_HOURS must be at least 1")
+        return found
+
+    def _persona_setting_problems(self) -> list[str]:
+        from personas.routing import NAME, NAME_RULE, parse_routes
+
+        found: list[str] = []
+        if not NAME.match(self.default_persona):
+            found.append(f"DEFAULT_PERSONA must be a persona name: {NAME_RULE}")
+        if self.personas_dir:
+            from personas.registry import user_dir
+
+            if not user_dir(self.personas_dir).is_dir():
+                found.append(f"PERSONAS_DIR: {user_dir(self.personas_dir)} is not a folder")
+        found += parse_routes(self.persona_routes)[1]
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            found.append(f"TIMEZONE: unknown time zone {self.timezone!r} (use an IANA name such "
+                         "as Europe/Paris or America/New_York)")
         return found
 
     # -- helpers -----------------------------------------------------------------------------
@@ -184,13 +216,25 @@ class Settings:
         names = ("agora_app_certificate", "agora_customer_secret", "agora_ncs_secret",
                  "agora_ncs_secret_previous", "agora_convoai_ncs_secret", "sip_auth",
                  "admin_token", "openai_api_key", "elevenlabs_api_key")
-        return [v for v in (getattr(self, n) for n in names) if v and len(v) >= 4]
+        values = [*(getattr(self, n) for n in names), *self.persona_keys.values()]
+        return list(dict.fromkeys(v for v in values if v and len(v) >= 4))
 
     def replace(self, **changes: object) -> Settings:
         return replace(self, **changes)
 
 
-_FIELDS = {f.name: f for f in fields(Settings) if f.name != "sandbox"}
+#: Fields worked out at start-up rather than read from a variable.
+_DERIVED = ("sandbox", "persona_keys")
+_FIELDS = {f.name: f for f in fields(Settings) if f.name not in _DERIVED}
+
+
+def _with_personas(settings: Settings, env: Mapping[str, str]) -> tuple[Settings, list[str]]:
+    """Load the personas (personas/) and read the keys their *_env fields name from ``env``.
+    Returns the settings with those keys, and every persona problem."""
+    from personas.registry import inspect_personas
+
+    inspection = inspect_personas(settings, env)
+    return replace(settings, persona_keys=inspection.keys), inspection.problems
 
 
 def _read(env: Mapping[str, str]) -> tuple[dict[str, object], list[str]]:
@@ -239,6 +283,7 @@ def _apply_mode(values: dict[str, object], *, explicit: set[str]) -> Settings:
             "openai_api_key": "sandbox-openai-key",
             "elevenlabs_api_key": "sandbox-elevenlabs-key",
             "elevenlabs_voice_id": "sandbox-voice",
+            "admin_token": "sandbox-admin-token",
         }
         for name, placeholder in placeholders.items():
             # An explicitly set value always wins, in either mode.

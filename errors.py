@@ -55,6 +55,15 @@ def register_error_handlers(app: Flask) -> None:
     def _api_error(exc: ApiError):  # type: ignore[no-untyped-def]
         return jsonify(error=exc.code, message=exc.message), exc.status
 
+    from calls.store import StoreUnavailable
+
+    @app.errorhandler(StoreUnavailable)
+    def _store_down(exc: StoreUnavailable):  # type: ignore[no-untyped-def]
+        # Nothing was recorded: a sender that retries (NCS does) should try again.
+        logger.error("store.unavailable", extra={"error": str(exc)})
+        return jsonify(error="unavailable", message="the call store is unavailable; retry "
+                       "later"), 503
+
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
         code = (exc.name or "error").lower().replace(" ", "_")

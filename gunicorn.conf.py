@@ -1,7 +1,7 @@
 """Gunicorn settings for `gunicorn app:app` (gunicorn reads this file from the working directory).
 
-gthread workers: each request holds a thread only for the webhook's own work (verify, one store
-transaction, answer); joins and leaves run on the service's own thread pool.
+gthread workers: a webhook verifies, records, and sends the join or leave within its request, so
+a slow ConvoAI holds only that caller's thread, never the callers behind it.
 """
 
 import os
@@ -10,12 +10,17 @@ import sys
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+# Joins run inside the webhook request (AGENT_START_MODE=inline), so threads bound how many
+# callers can be joining at once; a thread waiting on ConvoAI costs little.
+threads = int(os.environ.get("GUNICORN_THREADS", "128"))
 # NCS waits 10 s for an answer; a request still running after 30 s is stuck.
 timeout = 30
 graceful_timeout = 20
 # Agora recommends keep-alive of at least 10 s for NCS deliveries.
 keepalive = 15
+# gunicorn 27's control socket defaults to one path per user; several servers on one machine
+# (tests, benchmarks) would fight over it, and the service does not use it.
+control_socket_disable = True
 accesslog = "-"
 # %(U)s is the path without the query string.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'

@@ -1,11 +1,11 @@
 """Carries out the lifecycle's decisions: the store records them, the ConvoAI client acts on them.
 
-In ``background`` mode (the default under gunicorn) the webhook answers as soon as the decision is
-committed and the join or leave runs on a thread pool, so a slow ConvoAI never makes other callers
-wait and NCS always gets its answer in time. In ``inline`` mode (serverless platforms, where
-nothing may run after the response) the join or leave runs inside the webhook request, within
-JOIN_BUDGET_S. Either way the store holds the pending work, so the sweeper finishes or undoes it
-if the worker dies half way.
+In ``inline`` mode (the default) the join or leave is sent from the webhook's own request right
+after the decision is committed, which is the quickest way to the agent's greeting; a slow ConvoAI
+holds only that caller's gunicorn thread, and JOIN_BUDGET_S keeps the answer inside NCS's 10 s.
+In ``background`` mode the webhook answers once the decision is committed and the join or leave
+runs on a thread pool. Either way the store holds the pending work, so the sweeper finishes or
+undoes it if the worker dies half way.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from convoai.client import ConvoAIClient
 from convoai.errors import AgentNotFound, ConvoAIError, LimitExceeded, TaskConflict
 from convoai.payload import build_join_properties
 from ncs.events import AgentEvent
+from personas import Persona, Registry, load_registry
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +49,14 @@ class CallService:
         *,
         new_id: Callable[[], str] = new_call_id,
         executor: ThreadPoolExecutor | None = None,
+        personas: Registry | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.convoai = convoai
         self.new_id = new_id
         self.executor = executor
+        self.personas = personas or load_registry(settings)
 
     # -- caller events -----------------------------------------------------------------------
 
@@ -62,7 +65,7 @@ class CallService:
         applied = self.store.apply_caller_event(
             event, grace_s=self.settings.rejoin_grace_s,
             agent_name_prefix=self.settings.agent_name_prefix, new_id=self.new_id,
-            event_type=event_type,
+            event_type=event_type, persona=self.personas.route(event.channel).name,
         )
         decision = applied.decision
         logger.info("call.event", extra={
@@ -79,8 +82,8 @@ class CallService:
         if applied.stop:
             call_id, agent_id = applied.stop
             self._run(self.stop_agent, call_id, agent_id)
-        if applied.new_call_id:
-            self._run(self.start_agent, applied.new_call_id)
+        if applied.new_call:
+            self._run(self.start_agent, applied.new_call.id, applied.new_call)
 
     def _run(self, work: Callable[..., None], *args: Any) -> None:
         if self.executor is None:
@@ -108,9 +111,10 @@ class CallService:
 
     # -- starting and stopping ---------------------------------------------------------------
 
-    def start_agent(self, call_id: str) -> None:
-        """Start the call's agent; adopt it on 409; stop it at once if the call ended meanwhile."""
-        call = self.store.get_call(call_id)
+    def start_agent(self, call_id: str, call: CallRecord | None = None) -> None:
+        """Start the call's agent; adopt it on 409; stop it at once if the call ended meanwhile.
+        ``call`` is the record just written, when the caller has it (saves a read)."""
+        call = call or self.store.get_call(call_id)
         if call is None or call.state not in (lifecycle.STARTING, lifecycle.GRACE,
                                               lifecycle.STOPPING):
             return
@@ -119,8 +123,11 @@ class CallService:
             # died): an agent may exist under this name from an earlier attempt.
             self._stop_by_name(call)
             return
-        properties = build_join_properties(self.settings, call_id=call.id, channel=call.channel)
-        extra = {"call_id": call.id, "channel": call.channel, "agent_name": call.agent_name}
+        persona = self._persona_of(call)
+        properties = build_join_properties(self.settings, persona, call_id=call.id,
+                                           channel=call.channel)
+        extra = {"call_id": call.id, "channel": call.channel, "agent_name": call.agent_name,
+                 "persona": persona.name}
         try:
             agent_id = self.convoai.join(call.agent_name, properties,
                                          budget_s=self.settings.join_budget_s).agent_id
@@ -146,6 +153,16 @@ class CallService:
         logger.info("agent.started", extra={**extra, "agent_id": agent_id, "then": outcome})
         if outcome == "stop":
             self.stop_agent(call.id, agent_id)
+
+    def _persona_of(self, call: CallRecord) -> Persona:
+        """The persona recorded with the call; routing again only if it has since vanished."""
+        if call.persona:
+            try:
+                return self.personas.get(call.persona)
+            except KeyError:
+                logger.warning("persona.missing", extra={"call_id": call.id,
+                                                         "persona": call.persona})
+        return self.personas.route(call.channel)
 
     def stop_agent(self, call_id: str, agent_id: str) -> None:
         """Stop an agent; a 404 means it is already gone."""
@@ -193,14 +210,16 @@ class CallService:
 
 class Sweeper(threading.Thread):
     """Runs CallService.sweep every few seconds in each worker; the store's claims keep two
-    workers from taking the same call."""
+    workers from taking the same call. It also does the store's upkeep off the request path:
+    pruning old notices, and (SQLite) folding the write-ahead log back into the database."""
 
-    def __init__(self, service: CallService, interval_s: float,
-                 prune: Callable[[], Any] | None = None) -> None:
+    def __init__(self, service: CallService, interval_s: float, *, store: Store,
+                 notice_retention_s: float) -> None:
         super().__init__(name="call-sweeper", daemon=True)
         self.service = service
         self.interval_s = interval_s
-        self.prune = prune
+        self.store = store
+        self.notice_retention_s = notice_retention_s
         self.stopped = threading.Event()
 
     def run(self) -> None:
@@ -209,8 +228,9 @@ class Sweeper(threading.Thread):
             rounds += 1
             try:
                 self.service.sweep()
-                if self.prune and rounds % 300 == 1:
-                    self.prune()
+                self.store.checkpoint()
+                if rounds % 300 == 1:
+                    self.store.prune_notices(older_than_s=self.notice_retention_s)
             except Exception:  # keep sweeping; the failure is logged with its cause
                 logger.exception("sweeper.failed")
 

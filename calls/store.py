@@ -10,6 +10,7 @@ locks the participant row with ``SELECT ... FOR UPDATE``.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -111,7 +112,8 @@ class Applied:
 
     decision: Decision
     call_id: str | None = None
-    new_call_id: str | None = None
+    #: the call this event created, as written (its agent must be started)
+    new_call: CallRecord | None = None
     #: (call id, agent id) to stop now
     stop: tuple[str, str] | None = None
 
@@ -128,6 +130,7 @@ class Store:
         self.engine = engine
         self.clock = clock
         self.dialect = engine.dialect.name
+        self._sql = _HotPathSql(self.dialect)
 
     @classmethod
     def from_url(cls, url: str, *, clock: Callable[[], float] = time.time) -> Store:
@@ -169,84 +172,69 @@ class Store:
         product_id: int = 1,
         event_type: int = 0,
     ) -> Applied:
-        """Record the notice and apply the event to the channel's live call, atomically."""
+        """Record the notice and apply the event to the channel's live call, atomically.
+
+        This is the webhook's hot path (every millisecond is dead air for the caller), so its
+        statements are plain SQL written once per dialect and handed straight to the driver."""
         now = self.clock()
+        sql = self._sql
         with self._write() as conn:
-            if not _insert_ignore(conn, notices, {
-                "notice_id": event.notice_id, "product_id": product_id,
-                "event_type": event_type, "received_at": now,
-            }):
+            run = conn.exec_driver_sql
+            if run(sql.insert_notice, {"notice_id": event.notice_id, "product_id": product_id,
+                                       "event_type": event_type, "now": now}).first() is None:
                 return Applied(Decision(outcome="duplicate_notice", applied=False))
-            participant = self._lock_participant(conn, event.channel, event.uid, now)
-            live = self._live_call(conn, event.channel)
+            # Creating or touching the participant row locks it until commit (PostgreSQL), so
+            # every event of this channel's caller is decided one at a time.
+            row = run(sql.upsert_participant, {"channel": event.channel, "uid": event.uid,
+                                               "absent": False, "now": now}).first()
+            participant = None if row.last_seq is None else Participant(
+                last_seq=row.last_seq, present=bool(row.present), updated_at=row.updated_at)
+            live_row = run(sql.live_call, {"channel": event.channel}).first()
+            live = LiveCall(id=live_row.id, state=live_row.state, agent_id=live_row.agent_id,
+                            grace_until=live_row.grace_until) if live_row else None
             decision = lifecycle.decide(event, participant, live, now=now, grace_s=grace_s)
             if not decision.applied:
                 return Applied(decision, call_id=live.id if live else None)
-            conn.execute(
-                participants.update()
-                .where(participants.c.channel == event.channel, participants.c.uid == event.uid)
-                .values(last_seq=event.seq, present=isinstance(event, CallerJoined),
-                        updated_at=now)
-            )
+            run(sql.update_participant, {"seq": event.seq, "now": now, "channel": event.channel,
+                                         "uid": event.uid,
+                                         "present": isinstance(event, CallerJoined)})
+            detail = json.dumps({"seq": event.seq, "notice_id": event.notice_id},
+                                separators=(",", ":"))
             stop = None
             if live is not None and decision.change is not None:
                 self._change_call(conn, live, decision, now)
-                self._event(conn, live.id, now, "ncs", decision.outcome,
-                            {"seq": event.seq, "notice_id": event.notice_id})
+                run(sql.insert_event, {"call_id": live.id, "at": now, "source": "ncs",
+                                       "kind": decision.outcome, "detail": detail})
                 if decision.stop_agent_id:
                     stop = (live.id, decision.stop_agent_id)
-            new_call_id = None
+            new_call = None
             if decision.new_call:
                 new_call_id = new_id()
-                conn.execute(calls.insert().values(
-                    id=new_call_id, channel=event.channel, caller_uid=event.uid,
-                    state=lifecycle.STARTING, agent_name=f"{agent_name_prefix}-{new_call_id}",
-                    persona=persona, join_seq=event.seq, created_at=now,
-                    retry_at=now + WORK_LEASE_S, updated_at=now,
-                ))
-                self._event(conn, new_call_id, now, "ncs", "caller_joined",
-                            {"seq": event.seq, "notice_id": event.notice_id})
-            call_id = new_call_id or (live.id if live else None)
-            return Applied(decision, call_id=call_id, new_call_id=new_call_id, stop=stop)
-
-    def _lock_participant(self, conn: Connection, channel: str, uid: int,
-                          now: float) -> Participant | None:
-        created = _insert_ignore(conn, participants, {
-            "channel": channel, "uid": uid, "last_seq": None, "present": False,
-            "updated_at": now})
-        row = conn.execute(
-            sa.select(participants.c.last_seq, participants.c.present, participants.c.updated_at)
-            .where(participants.c.channel == channel, participants.c.uid == uid)
-            .with_for_update()
-        ).one()
-        if created:
-            return None
-        return Participant(last_seq=row.last_seq, present=bool(row.present),
-                           updated_at=row.updated_at)
-
-    def _live_call(self, conn: Connection, channel: str) -> LiveCall | None:
-        row = conn.execute(
-            sa.select(calls.c.id, calls.c.state, calls.c.agent_id, calls.c.grace_until)
-            .where(calls.c.channel == channel, calls.c.state.in_(lifecycle.LIVE_STATES))
-            .order_by(calls.c.created_at.desc())
-            .limit(1)
-            .with_for_update()
-        ).first()
-        if row is None:
-            return None
-        return LiveCall(id=row.id, state=row.state, agent_id=row.agent_id,
-                        grace_until=row.grace_until)
+                values = {
+                    "id": new_call_id, "channel": event.channel, "caller_uid": event.uid,
+                    "state": lifecycle.STARTING,
+                    "agent_name": f"{agent_name_prefix}-{new_call_id}", "persona": persona,
+                    "join_seq": event.seq, "created_at": now, "retry_at": now + WORK_LEASE_S,
+                    "updated_at": now,
+                }
+                run(sql.insert_call, values)
+                run(sql.insert_event, {"call_id": new_call_id, "at": now, "source": "ncs",
+                                       "kind": "caller_joined", "detail": detail})
+                new_call = _record({c.name: values.get(c.name) for c in calls.columns})
+            call_id = new_call.id if new_call else (live.id if live else None)
+            return Applied(decision, call_id=call_id, new_call=new_call, stop=stop)
 
     def _change_call(self, conn: Connection, live: LiveCall, decision: Decision,
                      now: float) -> None:
         change = decision.change
         assert change is not None
-        values: dict[str, Any] = {"state": change.state, "grace_until": change.grace_until,
-                                  "updated_at": now}
+        values = {"id": live.id, "state": change.state, "grace_until": change.grace_until,
+                  "now": now}
         if change.state == lifecycle.STOPPING:
-            values.update(end_reason=change.end_reason, ended_at=now,
-                          retry_at=now + WORK_LEASE_S)
-        conn.execute(calls.update().where(calls.c.id == live.id).values(**values))
+            conn.exec_driver_sql(self._sql.end_call, {
+                **values, "end_reason": change.end_reason, "retry_at": now + WORK_LEASE_S})
+        else:
+            conn.exec_driver_sql(self._sql.update_call_state, values)
 
     # -- agent start and stop outcomes -------------------------------------------------------
 
@@ -313,10 +301,9 @@ class Store:
         left (its idle timeout, an error, or our own stop), an open call of that agent ends."""
         now = self.clock()
         with self._write() as conn:
-            if not _insert_ignore(conn, notices, {
-                "notice_id": notice_id, "product_id": 17, "event_type": event_type,
-                "received_at": now,
-            }):
+            if conn.exec_driver_sql(self._sql.insert_notice, {
+                    "notice_id": notice_id, "product_id": 17, "event_type": event_type,
+                    "now": now}).first() is None:
                 return "duplicate_notice"
             if call_id:
                 where = calls.c.id == call_id
@@ -369,6 +356,13 @@ class Store:
                     self._event(conn, row.id, now, "sweeper", f"claimed_{row.state}", None)
         return claimed
 
+    def checkpoint(self) -> None:
+        """SQLite: copy the write-ahead log into the database without blocking anyone. Done by
+        the sweeper so that no webhook's commit pays for it (see make_engine)."""
+        if self.dialect == "sqlite":
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
     def prune_notices(self, *, older_than_s: float) -> int:
         with self._write() as conn:
             result = conn.execute(
@@ -386,6 +380,30 @@ class Store:
         with self._read() as conn:
             rows = conn.execute(sa.select(calls).where(calls.c.channel == channel)
                                 .order_by(calls.c.created_at)).all()
+        return [_record(r._mapping) for r in rows]
+
+    def list_calls(self, *, states: list[str] | None = None, persona: str | None = None,
+                   channel: str | None = None, since: float | None = None,
+                   until: float | None = None, limit: int = 50,
+                   after: tuple[float, str] | None = None) -> list[CallRecord]:
+        """Newest first. ``after`` is the (created_at, id) of the last call of the previous page."""
+        query = sa.select(calls).order_by(calls.c.created_at.desc(), calls.c.id.desc())
+        if states:
+            query = query.where(calls.c.state.in_(states))
+        if persona:
+            query = query.where(calls.c.persona == persona)
+        if channel:
+            query = query.where(calls.c.channel == channel)
+        if since is not None:
+            query = query.where(calls.c.created_at >= since)
+        if until is not None:
+            query = query.where(calls.c.created_at < until)
+        if after is not None:
+            created_at, call_id = after
+            query = query.where(sa.or_(calls.c.created_at < created_at, sa.and_(
+                calls.c.created_at == created_at, calls.c.id < call_id)))
+        with self._read() as conn:
+            rows = conn.execute(query.limit(limit)).all()
         return [_record(r._mapping) for r in rows]
 
     def timeline(self, call_id: str) -> list[dict[str, Any]]:
@@ -407,6 +425,55 @@ class Store:
             detail=json.dumps(detail, separators=(",", ":")) if detail else None))
 
 
+class _HotPathSql:
+    """The statements of the webhook's hot path, as plain SQL for the dialect's driver.
+
+    Written with ``:name`` parameters (sqlite3's style) and rewritten once to ``%(name)s`` for
+    psycopg. ``ON CONFLICT ... RETURNING`` works on SQLite 3.35+ and PostgreSQL alike; the
+    RETURNING row, not rowcount, says whether a row was inserted (psycopg 3 reports -1 rows for
+    ``DO NOTHING``)."""
+
+    def __init__(self, dialect: str) -> None:
+        postgres = dialect == "postgresql"
+        live = ", ".join(f"'{state}'" for state in lifecycle.LIVE_STATES)
+
+        def sql(text: str) -> str:
+            text = " ".join(text.split())
+            return re.sub(r":(\w+)", r"%(\1)s", text) if postgres else text
+
+        self.insert_notice = sql("""
+            INSERT INTO notices (notice_id, product_id, event_type, received_at)
+            VALUES (:notice_id, :product_id, :event_type, :now)
+            ON CONFLICT DO NOTHING RETURNING notice_id""")
+        self.upsert_participant = sql("""
+            INSERT INTO participants (channel, uid, last_seq, present, updated_at)
+            VALUES (:channel, :uid, NULL, :absent, :now)
+            ON CONFLICT (channel, uid) DO UPDATE SET channel = excluded.channel
+            RETURNING last_seq, present, updated_at""")
+        self.live_call = sql(f"""
+            SELECT id, state, agent_id, grace_until FROM calls
+            WHERE channel = :channel AND state IN ({live})
+            ORDER BY created_at DESC LIMIT 1{" FOR UPDATE" if postgres else ""}""")
+        self.update_participant = sql("""
+            UPDATE participants SET last_seq = :seq, present = :present, updated_at = :now
+            WHERE channel = :channel AND uid = :uid""")
+        self.insert_call = sql("""
+            INSERT INTO calls (id, channel, caller_uid, state, agent_name, persona, join_seq,
+                               created_at, retry_at, updated_at)
+            VALUES (:id, :channel, :caller_uid, :state, :agent_name, :persona, :join_seq,
+                    :created_at, :retry_at, :updated_at)""")
+        self.update_call_state = sql("""
+            UPDATE calls SET state = :state, grace_until = :grace_until, updated_at = :now
+            WHERE id = :id""")
+        self.end_call = sql("""
+            UPDATE calls SET state = :state, grace_until = :grace_until, updated_at = :now,
+                             end_reason = :end_reason, ended_at = :now, retry_at = :retry_at
+            WHERE id = :id""")
+        self.insert_event = sql("""
+            INSERT INTO call_events (call_id, at, source, kind, detail)
+            VALUES (:call_id, :at, :source, :kind, :detail)""")
+
+
 def make_engine(url: str) -> Engine:
     """An engine tuned for this workload: SQLite in WAL mode with write transactions that take
     the lock up front (so two workers serialise instead of failing on upgrade), or PostgreSQL
@@ -421,9 +488,15 @@ def make_engine(url: str) -> Engine:
             # Let SQLAlchemy, not pysqlite, decide when transactions begin.
             dbapi_conn.isolation_level = None
             cursor = dbapi_conn.cursor()
+            # The busy timeout first: switching a new file to WAL needs a lock that another
+            # worker starting at the same moment may hold.
+            cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            # Checkpoints run in the sweeper (Store.checkpoint); the automatic one would land on
+            # whichever webhook commits when the log fills. This high limit is only a backstop
+            # for processes without a sweeper.
+            cursor.execute("PRAGMA wal_autocheckpoint=20000")
             cursor.close()
 
         @sa.event.listens_for(engine, "begin")
@@ -434,18 +507,6 @@ def make_engine(url: str) -> Engine:
         return engine
     return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=40,
                             pool_recycle=1800)
-
-
-def _insert_ignore(conn: Connection, table: sa.Table, values: dict[str, Any]) -> bool:
-    """INSERT unless the primary key exists; True when a row was inserted."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    # RETURNING rather than rowcount: psycopg 3 reports -1 rows for ON CONFLICT DO NOTHING.
-    first_key = table.primary_key.columns.values()[0]
-    statement = insert(table).values(**values).on_conflict_do_nothing().returning(first_key)
-    return conn.execute(statement).first() is not None
 
 
 def _record(mapping: Any) -> CallRecord:

@@ -356,8 +356,13 @@ class ConvoAIClient:
         attempt = 0
         while True:
             attempt += 1
+            attempt_timeout = timeout or self._timeout
+            if budget_s is not None:
+                # Never let one attempt outlast the caller's budget (NCS waits only 10 s).
+                remaining = max(0.5, budget_s - (self._clock() - started))
+                attempt_timeout = _cap_timeout(attempt_timeout, remaining)
             try:
-                resp = self._send(method, path, json, params, timeout or self._timeout, attempt)
+                resp = self._send(method, path, json, params, attempt_timeout, attempt)
             except UpstreamUnavailable as exc:
                 error = exc
             else:
@@ -500,3 +505,11 @@ def _malformed(what: str, problem: str, resp: requests.Response | None = None) -
         detail=f"{what}: {problem}",
         response=resp,
     )
+
+
+def _cap_timeout(timeout: TimeoutSpec, limit: float) -> TimeoutSpec:
+    """``timeout`` with each part no longer than ``limit`` seconds."""
+    if isinstance(timeout, tuple):
+        connect, read = timeout
+        return (min(connect, limit), min(read, limit))
+    return min(timeout, limit)

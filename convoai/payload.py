@@ -1,27 +1,47 @@
-"""The ConvoAI join body: built in one place, from the settings and the call.
+"""The ConvoAI join body: built in one place, from the settings, the call's persona and the call.
 
-Until personas arrive, the agent is "Jack", the friendly support agent of Agora's sample, on an
-OpenAI-compatible LLM and ElevenLabs TTS. Every body is checked against convoai/join_schema.json
-(written from Agora's current join schema) by the tests.
+The persona (personas/) says who the agent is and which vendors it uses; the settings say where
+it runs (uids, token, RTM); the call adds its id, channel and template variables. The body is
+checked against convoai/join_schema.json when a persona loads and again by the tests.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
-from config import Settings
 from convoai.tokens import build_rtc_token
 
-SYSTEM_PROMPT = (
-    "You are Jack, a friendly and patient customer support agent answering a phone line. "
-    "You are an AI assistant and say so if asked. Speak in short, natural sentences, one idea "
-    "at a time, because the caller hears you rather than reads you: no lists, no markdown, no "
-    "emoji. Find out what the caller needs, gather what a support ticket would need (their name, "
-    "the product or account, and what went wrong), repeat the important details back, and tell "
-    "them what happens next. If you do not know something, say so instead of guessing."
-)
-GREETING = "Hi, this is Jack, an AI assistant for customer support. How can I help you today?"
-FAILURE_MESSAGE = "Sorry, I'm having trouble right now. Please hold on a moment."
+if TYPE_CHECKING:
+    from config import Settings
+    from personas.model import Persona
+
+REDACTED = "***"
+
+#: Template variables the service sets on every call; a persona cannot define them itself.
+CALL_VARIABLES = ("persona", "local_date", "local_time", "timezone")
+#: Set per call when known; a persona may give a default ("not known") to use them in its text.
+OPTIONAL_CALL_VARIABLES = ("caller_number", "called_number")
+
+#: Field names whose values are credentials, whatever the vendor calls them. Matched
+#: case-insensitively, plus any name ending in one of SECRET_SUFFIXES.
+SECRET_FIELDS = frozenset({
+    "token", "key", "api_key", "apikey", "secret", "password", "credentials",
+    "authorization", "api-key", "x-api-key", "adc_credentials_string",
+    "api_subscription_key", "aws_access_key_id", "aws_secret_access_key", "access_key_id",
+    "secret_access_key", "access_key_secret", "secret_key", "secret_id",
+})
+SECRET_SUFFIXES = ("_key", "_secret", "_token", "_password", "_credentials")
+
+
+def is_secret_field(name: str) -> bool:
+    """Whether a field of this name holds a credential (and so must never be printed)."""
+    lowered = name.lower()
+    return lowered in SECRET_FIELDS or lowered.endswith(SECRET_SUFFIXES)
 
 
 def agent_name(prefix: str, call_id: str) -> str:
@@ -30,12 +50,26 @@ def agent_name(prefix: str, call_id: str) -> str:
     return f"{prefix}-{call_id}"
 
 
-def build_join_properties(settings: Settings, *, call_id: str, channel: str) -> dict[str, Any]:
-    """The ``properties`` of the join request for the agent of one call."""
+def build_join_properties(
+    settings: Settings,
+    persona: Persona,
+    *,
+    call_id: str,
+    channel: str,
+    variables: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The ``properties`` of the join request for the agent of one call.
+
+    ``variables`` are the call's template variables (``caller_number``, ``called_number`` and the
+    number's own variables); ``now`` (default: the current time) gives ``local_date`` and
+    ``local_time`` in TIMEZONE.
+    """
     token = build_rtc_token(
         settings.agora_app_id, settings.agora_app_certificate, channel, settings.agent_uid,
         with_rtm=settings.enable_rtm,
     )
+    template = template_variables(persona, variables, now=now, timezone=settings.timezone)
     return {
         "channel": channel,
         "token": token,
@@ -44,27 +78,96 @@ def build_join_properties(settings: Settings, *, call_id: str, channel: str) -> 
         "enable_string_uid": False,
         # The agent must outlive a caller's short network drop: the service's rejoin grace window
         # keeps the call open that long, so the agent's own idle exit must not come first.
-        "idle_timeout": max(settings.agent_idle_timeout_s, settings.rejoin_grace_s),
-        "labels": {"call_id": call_id, "service": settings.agent_name_prefix},
+        "idle_timeout": max(persona.idle_timeout, settings.rejoin_grace_s),
+        "labels": {**persona.labels, "call_id": call_id, "service": settings.agent_name_prefix,
+                   "persona": persona.name},
         "advanced_features": {"enable_rtm": settings.enable_rtm},
-        "llm": {
-            "url": settings.llm_url,
-            "api_key": settings.openai_api_key,
-            "style": "openai",
-            "system_messages": [{"role": "system", "content": SYSTEM_PROMPT}],
-            "greeting_message": GREETING,
-            "failure_message": FAILURE_MESSAGE,
-            "max_history": 32,
-            "params": {"model": settings.llm_model},
-        },
-        "tts": {
-            "vendor": "elevenlabs",
-            "params": {
-                "key": settings.elevenlabs_api_key,
-                "model_id": settings.elevenlabs_model_id,
-                "voice_id": settings.elevenlabs_voice_id,
-                "base_url": settings.elevenlabs_base_url,
-            },
-        },
-        "asr": {"vendor": "ares", "language": settings.asr_language},
+        **persona_properties(persona, template),
     }
+
+
+def persona_properties(persona: Persona, template: Mapping[str, str]) -> dict[str, Any]:
+    """The persona's part of the body: llm, tts, asr, turn taking and session parameters."""
+    llm: dict[str, Any] = {"url": persona.llm["url"]}
+    if persona.llm.get("api_key") is not None:
+        llm["api_key"] = persona.llm["api_key"]
+    llm["style"] = persona.llm["style"]
+    if persona.llm.get("vendor"):
+        llm["vendor"] = persona.llm["vendor"]
+    llm.update({
+        "system_messages": [{"role": "system", "content": persona.prompt}],
+        "greeting_message": persona.greeting,
+        "failure_message": persona.failure_message,
+        "max_history": persona.llm["max_history"],
+        "params": {**({"model": persona.llm["model"]} if persona.llm.get("model") else {}),
+                   **copy.deepcopy(persona.llm.get("params", {}))},
+        "template_variables": dict(template),
+    })
+    if persona.llm.get("headers"):
+        llm["headers"] = dict(persona.llm["headers"])
+
+    parameters: dict[str, Any] = {"opt_out": persona.opt_out}
+    if persona.silence_reminder:
+        parameters["silence_config"] = {"timeout_ms": persona.silence_timeout_s * 1000,
+                                        "action": "speak", "content": persona.silence_reminder}
+    # On a stop, let the agent finish what it is saying: a goodbye is not cut off mid-word.
+    parameters["farewell_config"] = {"graceful_enabled": True}
+
+    out: dict[str, Any] = {"llm": llm, "tts": copy.deepcopy(dict(persona.tts)),
+                           "asr": copy.deepcopy(dict(persona.asr))}
+    if persona.turn_detection:
+        out["turn_detection"] = copy.deepcopy(dict(persona.turn_detection))
+    if persona.interruption:
+        out["interruption"] = copy.deepcopy(dict(persona.interruption))
+    out["parameters"] = parameters
+    return out
+
+
+def template_variables(
+    persona: Persona,
+    variables: Mapping[str, str] | None = None,
+    *,
+    now: datetime | None = None,
+    timezone: str = "UTC",
+) -> dict[str, str]:
+    """The call's ``llm.template_variables``: the persona's defaults, then the call's own
+    variables (empty values are left out, so a default stays), then what the service knows."""
+    zone = ZoneInfo(timezone)
+    moment = now or datetime.now(UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    local = moment.astimezone(zone)
+    out = dict(persona.variables)
+    out.update({k: str(v) for k, v in (variables or {}).items() if v is not None and str(v)})
+    out.update({
+        "persona": persona.name,
+        # Spelled out for the model, which says it aloud in the caller's words.
+        "local_date": f"{local:%A} {local.day} {local:%B %Y}",
+        "local_time": f"{local:%H:%M}",
+        "timezone": timezone,
+    })
+    return out
+
+
+def redact_properties(properties: Mapping[str, Any],
+                      secrets: Iterable[str] = ()) -> dict[str, Any]:
+    """A copy of ``properties`` with every secret replaced by ``***``: the token, every field
+    named like a credential (key, api_key, ...), and any string equal to or containing one of
+    ``secrets`` (the values a persona read from the environment)."""
+    values = sorted({s for s in secrets if s}, key=len, reverse=True)
+    pattern = re.compile("|".join(re.escape(s) for s in values if len(s) >= 4)) if any(
+        len(s) >= 4 for s in values) else None
+    exact = set(values)
+
+    def scrub(node: Any, name: str = "") -> Any:
+        if isinstance(node, Mapping):
+            return {k: scrub(v, str(k)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [scrub(item, name) for item in node]
+        if isinstance(node, str):
+            if (name and is_secret_field(name)) or node in exact:
+                return REDACTED
+            return pattern.sub(REDACTED, node) if pattern else node
+        return node
+
+    return scrub(properties)

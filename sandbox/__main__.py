@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     server = make_server(args.host, args.port, app, threaded=True)
     sys.stdout.write(
         f"sandbox listening on http://{args.host}:{server.server_port} "
-        f"(ConvoAI: /convoai, control: /_sandbox, webhook: {config.webhook_url or 'none'})\n"
+        f"(ConvoAI: /convoai, SIP: /sip/v1/api/pstn, control: /_sandbox, "
+        f"webhook: {config.webhook_url or 'none'})\n"
     )
     sys.stdout.flush()
     try:

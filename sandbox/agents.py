@@ -6,6 +6,7 @@ Time-driven transitions live in sandbox/lifecycle.py.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sandbox.errors import AgoraError, bad_field, not_found
@@ -54,7 +55,8 @@ class AgentBook:
                 agent_uid=props["agent_rtc_uid"], remote_uid=props["remote_rtc_uids"][0],
                 labels=dict(props.get("labels") or {}),
                 idle_timeout=props.get("idle_timeout", DEFAULT_IDLE_TIMEOUT_S),
-                greeting=llm.get("greeting_message", ""),
+                greeting=fill_template(llm.get("greeting_message", ""),
+                                       llm.get("template_variables") or {}),
                 max_history=llm.get("max_history", DEFAULT_MAX_HISTORY),
                 created_at=now, sid=self.world.new_id(32, "0123456789ABCDEF"),
             )
@@ -219,3 +221,10 @@ def _is_messages(value: Any) -> bool:
     return isinstance(value, list) and all(
         isinstance(m, dict) and isinstance(m.get("role"), str) and "content" in m for m in value
     )
+
+
+def fill_template(text: str, variables: dict[str, str]) -> str:
+    """What ConvoAI does with ``{{name}}`` in greetings and prompts: put the variable's value in.
+    A name without a value is left as written (Agora does not document that case)."""
+    return re.sub(r"\{\{\s*(\w+)\s*\}\}",
+                  lambda m: str(variables.get(m.group(1), m.group(0))), text)

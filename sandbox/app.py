@@ -1,4 +1,5 @@
-"""The sandbox Flask app: a local stand-in for Agora ConvoAI REST and NCS webhooks."""
+"""The sandbox Flask app: a local stand-in for Agora ConvoAI REST, the SIP/PSTN gateway API
+and NCS webhooks."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sandbox.config import SandboxConfig
 from sandbox.errors import DEFAULT_REASONS, AgoraError
 from sandbox.ncs_sender import Transport
 from sandbox.runtime import Sandbox
+from sandbox.sip_hooks import HttpPoster
 
 
 def create_sandbox_app(
@@ -21,20 +23,24 @@ def create_sandbox_app(
     transport: Transport | None = None,
     rng: random.Random | None = None,
     start_background: bool = True,
+    sip_http: HttpPoster | None = None,
 ) -> Flask:
     """Build the app. Unit tests inject a fake clock and a recording transport and pass
-    ``start_background=False``, then drive time with ``app.extensions["sandbox"].tick()``."""
+    ``start_background=False``, then drive time with ``app.extensions["sandbox"].tick()``.
+    ``sip_http`` (default: ``requests``) carries the gateway's lookups and lifecycle webhooks."""
     config = config or SandboxConfig.from_env()
     config.validate()
     app = Flask("sandbox")
     app.json.sort_keys = False
-    sandbox = Sandbox(config, clock=clock, transport=transport, rng=rng)
+    sandbox = Sandbox(config, clock=clock, transport=transport, rng=rng, sip_http=sip_http)
     app.extensions["sandbox"] = sandbox
 
-    from sandbox import control, convoai_api
+    from sandbox import control, convoai_api, sip_api, sip_control
 
     app.register_blueprint(convoai_api.bp)
+    app.register_blueprint(sip_api.bp)
     app.register_blueprint(control.bp)
+    app.register_blueprint(sip_control.bp)
 
     @app.errorhandler(AgoraError)
     def agora_error(error: AgoraError) -> tuple[Response, int]:

@@ -24,12 +24,15 @@ from sandbox.defaults import (
 
 __all__ = [
     "DEFAULT_CONCURRENCY_LIMIT", "DEFAULT_PORT", "SANDBOX_APP_CERTIFICATE", "SANDBOX_APP_ID",
-    "SANDBOX_CUSTOMER_ID", "SANDBOX_CUSTOMER_SECRET", "SANDBOX_NCS_SECRET", "ConfigError",
-    "SandboxConfig",
+    "SANDBOX_CUSTOMER_ID", "SANDBOX_CUSTOMER_SECRET", "SANDBOX_NCS_SECRET", "SANDBOX_SIP_AUTH",
+    "ConfigError", "SandboxConfig",
 ]
 
 #: Agora's default ConvoAI concurrency limit per App ID (reference section 4.4).
 DEFAULT_CONCURRENCY_LIMIT = 20
+#: The SIP gateway credential (``Authorization: Basic <value>``); the service's sandbox mode
+#: sends the same placeholder.
+SANDBOX_SIP_AUTH = "sandbox-sip-auth"
 
 
 class ConfigError(ValueError):
@@ -57,6 +60,18 @@ class SandboxConfig:
     #: Read timeout for webhook deliveries; NCS itself waits 10 s for a 200.
     ncs_timeout_s: float = 10.0
     tick_interval_s: float = 0.05
+    # -- the SIP/PSTN gateway stand-in (sandbox/sip_*.py) --
+    sip_auth: str = SANDBOX_SIP_AUTH
+    #: How long an outbound call rings before it is answered (the API answers only then).
+    outbound_answer_delay_s: float = 1.0
+    #: How long an outbound request hangs before its 503 when a "hang" result is queued.
+    outbound_hang_s: float = 30.0
+    #: When the callee of an answered outbound call hangs up; null or 0: only on endcall.
+    outbound_call_duration_s: float | None = 5.0
+    #: The service's ring-time lookup hook; empty means <webhook_url's origin>/sip/lookup.
+    lookup_url: str = ""
+    #: Sent as ``Authorization: Bearer <lookup_token>`` on each lookup when set.
+    lookup_token: str = ""
 
     @property
     def convoai_secret(self) -> str:
@@ -99,14 +114,29 @@ class SandboxConfig:
             problems.append("max_turns must be >= 0")
         if not self.customer_id or not self.customer_secret:
             problems.append("customer_id and customer_secret must not be empty")
-        if self.webhook_url and not self.webhook_url.startswith(("http://", "https://")):
-            problems.append("webhook_url must start with http:// or https://")
+        for name in ("webhook_url", "lookup_url"):
+            url = getattr(self, name)
+            if url and not url.startswith(("http://", "https://")):
+                problems.append(f"{name} must start with http:// or https://")
+        for name in ("outbound_answer_delay_s", "outbound_hang_s"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0")
+        if self.outbound_call_duration_s is not None and self.outbound_call_duration_s < 0:
+            problems.append("outbound_call_duration_s must be >= 0 (or empty: until endcall)")
+        if not self.sip_auth:
+            problems.append("sip_auth must not be empty")
         if problems:
             raise ConfigError("invalid sandbox config: " + "; ".join(problems))
+
+
+def _optional_float(text: str) -> float | None:
+    """An empty value (or "null"/"none") means "not set"."""
+    return None if text.lower() in ("", "null", "none") else float(text)
 
 
 _CONVERTERS: dict[Any, Callable[[str], Any]] = {
     "int": int,
     "float": float,
+    "float | None": _optional_float,
     "str": str,
 }

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from sandbox.callers import CallSpecError
 from sandbox.runtime import Sandbox
+from sandbox.state import Presence
 
 bp = Blueprint("control", __name__, url_prefix="/_sandbox")
 
@@ -119,6 +120,31 @@ def hang_up(call_id: str) -> Response:
     except KeyError:
         return jsonify(error=f"no call {call_id}"), 404
     return jsonify(id=call_id, status="left")
+
+
+@bp.post("/presence")
+def set_presence() -> Response:
+    """Say whether a caller is in a channel, without sending any NCS event.
+
+    For simulators that send their own signed NCS events to the service: the sandbox's agents
+    then greet and take turns while the caller is present, and idle out once they have left.
+    ``since`` only moves when presence changes, so repeating a call does not reset the clocks.
+    """
+    body = _body()
+    channel, uid, present = body.get("channel"), body.get("uid"), body.get("present")
+    if not isinstance(channel, str) or not channel:
+        raise ControlError("channel must be a non-empty string")
+    if isinstance(uid, bool) or not isinstance(uid, int) or not 0 <= uid < 2**32:
+        raise ControlError("uid must be an integer in [0, 2^32)")
+    if not isinstance(present, bool):
+        raise ControlError("present must be a boolean")
+    sandbox = current_sandbox()
+    with sandbox.world.lock:
+        key = (channel, str(uid))
+        known = sandbox.world.presence.get(key)
+        if known is None or known.present != present:
+            sandbox.world.presence[key] = Presence(present, sandbox.clock.now())
+    return jsonify(channel=channel, uid=uid, present=present)
 
 
 @bp.get("/ncs")

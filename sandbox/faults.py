@@ -5,6 +5,9 @@ an HTTP status (answered with an Agora-shaped body), the string ``"timeout"`` (s
 ``timeout_s``, then 504), or an object ``{"status", "reason"?, "detail"?, "sleep_s"?, "apply"?}``
 where ``apply: true`` performs the operation anyway before answering the error (a join that
 "failed" but started an agent).
+
+``outbound_results`` is consumed one entry per SIP gateway ``outbound`` request: ``"answered"``,
+``"Busy"``, ``"Invalid"`` or ``"hang"`` (no answer for ``outbound_hang_s``, then 503).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sandbox.errors import DEFAULT_REASONS, AgoraError
+
+OUTBOUND_RESULTS = ("answered", "Busy", "Invalid", "hang")
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class Faults:
     ncs_drop: float = 0.0
     ncs_duplicate: float = 0.0
     ncs_reorder: float = 0.0
+    outbound_results: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,6 +67,11 @@ class Faults:
                     raise ValueError(f"{name} must be a list")
                 timeout = staged.get("timeout_s", update.get("timeout_s", self.timeout_s))
                 staged[name] = [_injected(name, item, timeout) for item in value]
+            elif name == "outbound_results":
+                if not isinstance(value, list) or any(v not in OUTBOUND_RESULTS for v in value):
+                    raise ValueError("outbound_results must be a list of: "
+                                     + ", ".join(OUTBOUND_RESULTS))
+                staged[name] = list(value)
             elif name == "concurrency_limit":
                 if value is not None and (not isinstance(value, int) or isinstance(value, bool)
                                           or value < 0):
@@ -75,6 +86,10 @@ class Faults:
         """Pop the next queued error for ``kind`` ("join" or "leave"), if any."""
         queue = self.join_errors if kind == "join" else self.leave_errors
         return queue.pop(0) if queue else None
+
+    def take_outbound(self) -> str | None:
+        """Pop the next queued outbound call result, if any."""
+        return self.outbound_results.pop(0) if self.outbound_results else None
 
 
 def _number(name: str, value: Any, low: float, high: float) -> float:

@@ -92,8 +92,9 @@ def tick_agents(world: World, now: float) -> list[Delivery]:
 def _converse(world: World, agent: Agent, now: float) -> None:
     """Scripted turns while the caller is present; idle exit once they have gone.
 
-    Presence is only known for callers simulated through /_sandbox/calls; an agent whose
-    caller the sandbox never saw neither talks nor idles out.
+    Presence is only known for callers the sandbox simulates (/_sandbox/calls, SIP gateway
+    calls) or is told about (/_sandbox/presence); an agent whose caller the sandbox never saw
+    neither talks nor idles out.
     """
     presence = world.presence.get((agent.channel, agent.remote_uid))
     interval = world.config.turn_interval_s

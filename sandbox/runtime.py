@@ -1,4 +1,5 @@
-"""The running sandbox: world state, agents, callers and NCS outbox, plus the ticker thread.
+"""The running sandbox: world state, agents, callers, SIP gateway and NCS outbox, plus the
+ticker thread.
 
 One Sandbox per Flask app, kept in ``app.extensions["sandbox"]``.
 """
@@ -22,6 +23,8 @@ from sandbox.errors import AgoraError
 from sandbox.ncs_sender import HttpTransport, Transport
 from sandbox.outbox import Outbox
 from sandbox.redact import fingerprint, redact
+from sandbox.sip_gateway import Gateway
+from sandbox.sip_hooks import HttpPoster
 from sandbox.state import World
 
 logger = logging.getLogger("sandbox")
@@ -32,7 +35,8 @@ class Sandbox:
     """Facade the blueprints call; owns the background threads."""
 
     def __init__(self, config: SandboxConfig, *, clock: Clock | None = None,
-                 transport: Transport | None = None, rng: random.Random | None = None) -> None:
+                 transport: Transport | None = None, rng: random.Random | None = None,
+                 sip_http: HttpPoster | None = None) -> None:
         clock = clock or SystemClock()
         self.config = config
         self.clock = clock
@@ -41,6 +45,7 @@ class Sandbox:
         self.outbox = Outbox(self.world, self.transport)
         self.agents = AgentBook(self.world)
         self.calls = CallSimulator(self.world)
+        self.gateway = Gateway(self.world, self.calls, self.outbox, sip_http)
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
 
@@ -49,6 +54,7 @@ class Sandbox:
     def start(self) -> None:
         """Start the NCS transport and the ~50 ms ticker that drives timed transitions."""
         self.transport.start()
+        self.gateway.start()
         if self._ticker is None:
             self._ticker = threading.Thread(target=self._run_ticker, name="sandbox-ticker",
                                             daemon=True)
@@ -60,6 +66,7 @@ class Sandbox:
             self._ticker.join(timeout=1.0)
             self._ticker = None
         self.transport.stop()
+        self.gateway.stop()
 
     def _run_ticker(self) -> None:
         while not self._stop.wait(self.config.tick_interval_s):
@@ -71,8 +78,8 @@ class Sandbox:
     def tick(self) -> None:
         """Apply every transition due by now and send the events they produced."""
         now = self.clock.now()
-        # Callers first, so an agent sees a caller who has just left.
-        self.outbox.publish(self.calls.tick(now) + self.agents.tick(now))
+        # Callers (and gateway calls) first, so an agent sees a caller who has just left.
+        self.outbox.publish(self.calls.tick(now) + self.gateway.tick(now) + self.agents.tick(now))
         self.outbox.release_held(now)
 
     def reset(self) -> None:

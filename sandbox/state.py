@@ -39,13 +39,15 @@ class World:
         self.clear()
 
     def clear(self) -> None:
-        """Forget every agent, call, log entry and fault (POST /_sandbox/reset)."""
+        """Forget every agent, call, gateway record, log entry and fault (/_sandbox/reset)."""
         with self.lock:
             self.faults = Faults()
             self.agents: dict[str, Any] = {}  # agent_id -> agents.Agent, in creation order
             self.names_used: set[str] = set()
             self.presence: dict[tuple[str, str], Presence] = {}
             self.calls: dict[str, Any] = {}  # call id -> callers.Call
+            self.sip_calls: dict[str, Any] = {}  # gateway callid -> sip_models.GatewayCall
+            self.sip_reservations: dict[str, Any] = {}  # id -> sip_models.Reservation
             self.requests: deque[dict[str, Any]] = deque(maxlen=LOG_LIMIT)
             self.deliveries: deque[Any] = deque(maxlen=LOG_LIMIT)  # ncs_sender.Delivery
             self.held: dict[str, list[Any]] = {}  # channel -> deliveries held back (reorder)

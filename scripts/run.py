@@ -123,9 +123,7 @@ def _banner(settings: Settings, service_url: str) -> None:
         lines += [
             f"    sandbox:      {settings.sandbox_url}  (stands in for Agora; no real calls)",
             f"    agents:       {settings.sandbox_url}/_sandbox/agents",
-            "  Next: simulate a caller with",
-            f"    curl -X POST {settings.sandbox_url}/_sandbox/calls -H 'Content-Type: "
-            "application/json' -d '{\"duration_s\": 5}'",
+            "  Next, in another shell:  make call   (one simulated call, with its timeline)",
         ]
     lines += ["  Ctrl-C stops everything.", ""]
     sys.stdout.write("\n".join(lines) + "\n")

@@ -27,9 +27,10 @@ class Stack:
     sandbox: Sandbox
     service: Service
     backend: str
+    env: dict[str, str]
 
     def channel(self, label: str = "call") -> str:
-        return f"it_{label}_{uuid.uuid4().hex[:10]}"
+        return f"{label}_{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture(scope="session",
@@ -50,7 +51,7 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     except BaseException:
         sandbox.process.stop()
         raise
-    yield Stack(sandbox, service, request.param)
+    yield Stack(sandbox, service, request.param, env)
     service.process.stop()
     sandbox.process.stop()
 

@@ -156,7 +156,7 @@ def base_env(database_url: str, sandbox_port: int, secrets: dict[str, str]) -> d
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
     env.update({
         "AGORA_APP_ID": "", "APP_ID": "", "DATABASE_URL": database_url,
-        "SANDBOX_URL": sandbox_url, "LOG_LEVEL": "INFO", "AGENT_START_MODE": "background",
+        "SANDBOX_URL": sandbox_url, "LOG_LEVEL": "INFO",
         "AGORA_CUSTOMER_SECRET": secrets["customer_secret"],
         "AGORA_NCS_SECRET": secrets["ncs_secret"],
         "OPENAI_API_KEY": secrets["openai_api_key"],
@@ -164,5 +164,10 @@ def base_env(database_url: str, sandbox_port: int, secrets: dict[str, str]) -> d
         "SANDBOX_CUSTOMER_SECRET": secrets["customer_secret"],
         "SANDBOX_NCS_SECRET": secrets["ncs_secret"],
         "PYTHONUNBUFFERED": "1",
+        # A short grace window; the join's idle_timeout is never below it.
+        "REJOIN_GRACE_S": "2",
+        # A user persona (PERSONAS_DIR) with a short idle timeout, and routes to built-ins.
+        "PERSONAS_DIR": str(ROOT / "tests" / "integration" / "personas"),
+        "PERSONA_ROUTES": "idle_*=quick,tarot_*=tarot,orders_*=orders",
     })
     return env

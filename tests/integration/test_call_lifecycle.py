@@ -87,11 +87,13 @@ def test_one_call_gets_exactly_one_agent_with_a_valid_join_body_and_one_leave(fr
     props = body["properties"]
     assert body["name"] == f"phoneagent-{answer.json()['call_id']}"
     assert (props["agent_rtc_uid"], props["remote_rtc_uids"]) == ("222", ["111"])
-    assert props["labels"] == {"call_id": answer.json()["call_id"], "service": "phoneagent"}
+    assert props["labels"] == {"call_id": answer.json()["call_id"], "service": "phoneagent",
+                               "persona": "support", "line": "support"}
     assert props["tts"]["vendor"] == "elevenlabs"
     assert props["tts"]["params"]["base_url"].startswith("wss://")
     assert props["llm"]["url"].endswith("/chat/completions")
-    assert "Jack" in props["llm"]["system_messages"][0]["content"]
+    assert "{{agent_name}}" in props["llm"]["system_messages"][0]["content"]
+    assert props["llm"]["template_variables"]["agent_name"] == "Jack"
     assert props["token"].startswith("***")  # redacted by the sandbox; it validated the token
 
     fresh.service.event(104, channel=channel, seq=2, reason=1)

@@ -148,7 +148,7 @@ def test_a_start_whose_worker_died_is_completed_by_the_sweeper(service, store, c
     convoai.join_errors.append(UpstreamUnavailable(detail="worker killed"))
     # Simulate the worker dying after recording the call but before the join was answered:
     # the store says starting, and nobody is working on it.
-    service.start_agent = lambda call_id: None
+    service.start_agent = lambda *args: None
     send(service, join(1))
     del service.start_agent
     assert store.get_call("call0001").state == lc.STARTING

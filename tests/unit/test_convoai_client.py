@@ -768,3 +768,28 @@ def test_missing_settings_are_refused_without_echoing_the_secret(args: tuple) ->
         ConvoAIClient(*args)
 
     assert SECRET not in str(caught.value)
+
+
+def test_each_attempt_is_cut_to_what_remains_of_the_budget():
+    """A join inside a webhook must not outlast NCS's 10 s: the read timeout shrinks as the
+    budget is spent."""
+    import requests as _requests
+
+    from convoai.client import ConvoAIClient as _Client
+
+    now = [0.0]
+    seen = []
+
+    class RecordingSession(_requests.Session):
+        def request(self, method, url, **kwargs):
+            seen.append(kwargs["timeout"])
+            now[0] += 3.0  # each attempt times out after 3 s
+            raise _requests.exceptions.ReadTimeout("slow")
+
+    client = _Client("https://convoai.test", "app", "cid", "secret", session=RecordingSession(),
+                     timeout=(3.05, 5.0), clock=lambda: now[0], sleep=lambda s: None,
+                     rand=lambda: 0.0)
+    with pytest.raises(UpstreamUnavailable):
+        client.join("n", {"channel": "c"}, budget_s=7.0)
+    # 3 s spent of 7, then 6 s: the last attempt gets the one second that is left.
+    assert seen == [(3.05, 5.0), (3.05, 4.0), (1.0, 1.0)]

@@ -1,0 +1,1 @@
+"""Benchmarks: measured over loopback against the service under its production configuration."""

@@ -1,0 +1,77 @@
+"""``/``: in sandbox mode a page that shows live and recent calls and places test calls, with
+the small JSON endpoints it polls; in production mode one line of JSON.
+
+Sandbox mode serves only loopback callers' own simulated calls, so these endpoints need no
+admin token; in production the admin API (/api/calls, bearer ADMIN_TOKEN) is the only view.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, current_app, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
+
+from calls import lifecycle
+from calls.store import Store
+from calls.views import call_detail, call_json
+from errors import BadRequest, NotFound, Unavailable
+from home.test_calls import TEST_CALL_DURATION_S, SandboxUnreachable, place_test_call
+
+logger = logging.getLogger(__name__)
+
+sandbox_bp = Blueprint("home", __name__, template_folder="templates", static_folder="static",
+                       static_url_path="/home/static")
+production_bp = Blueprint("home_production", __name__)
+
+LIVE_LIMIT = 50
+RECENT_LIMIT = 20
+POLL_MS = 1000
+
+
+@production_bp.get("/")
+def production_index() -> ResponseReturnValue:
+    return jsonify(service="phone-agent", mode="production")
+
+
+@sandbox_bp.get("/")
+def index() -> ResponseReturnValue:
+    settings = current_app.extensions["settings"]
+    return render_template("home/index.html", sandbox_url=settings.sandbox_url,
+                           duration_s=TEST_CALL_DURATION_S, poll_ms=POLL_MS)
+
+
+@sandbox_bp.get("/home/calls")
+def calls() -> ResponseReturnValue:
+    store = _store()
+    live = store.list_calls(states=list(lifecycle.OPEN_STATES), limit=LIVE_LIMIT)
+    recent = store.list_calls(states=list(lifecycle.FINAL_STATES), limit=RECENT_LIMIT)
+    return jsonify(live=[call_json(r) for r in live], recent=[call_json(r) for r in recent])
+
+
+@sandbox_bp.get("/home/calls/<call_id>")
+def call(call_id: str) -> ResponseReturnValue:
+    store = _store()
+    record = store.get_call(call_id)
+    if record is None:
+        raise NotFound(f"no call {call_id}")
+    return jsonify(call_detail(record, store.timeline(call_id)))
+
+
+@sandbox_bp.post("/home/test-call")
+def test_call() -> ResponseReturnValue:
+    # A JSON body makes a browser send a CORS preflight, so another site cannot place calls.
+    if not request.is_json:
+        raise BadRequest("send Content-Type: application/json")
+    settings = current_app.extensions["settings"]
+    try:
+        placed = place_test_call(settings.sandbox_url)
+    except SandboxUnreachable as exc:
+        logger.warning("home.test_call_failed", extra={"error": str(exc)})
+        raise Unavailable(str(exc), code="sandbox_unreachable") from None
+    logger.info("home.test_call_placed", extra={"channel": placed["channel"]})
+    return jsonify(channel=placed["channel"], duration_s=TEST_CALL_DURATION_S), 202
+
+
+def _store() -> Store:
+    return current_app.extensions["store"]

@@ -1,0 +1,74 @@
+"""What a loaded persona is: plain data, ready for convoai/payload.py to turn into a join body."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a persona cannot be used, printed as ``file: field: problem``.
+
+    ``kind`` is ``structure`` (the file itself is wrong: a problem in every mode) or ``key``
+    (an environment variable the file names is not set: a problem only where the key is needed).
+    """
+
+    source: str
+    field: str
+    message: str
+    kind: str = "structure"
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.field}: {self.message}"
+
+
+@dataclass(frozen=True)
+class EnvRef:
+    """A ``*_env`` field: where in the file, which variable, and what came of reading it."""
+
+    field: str   # e.g. "tts.params.key_env"
+    var: str     # e.g. "ELEVENLABS_API_KEY"
+    status: str  # "set", "placeholder" (sandbox mode) or "missing"
+
+
+@dataclass(frozen=True, eq=False)
+class Persona:
+    """One agent: who it is, what it says, and the vendors it speaks through.
+
+    ``llm``, ``tts`` and ``asr`` hold the vendor sections with every ``*_env`` field already
+    replaced by the value it names (``llm`` keeps ``url``, ``api_key``, ``style``, ``vendor``,
+    ``model``, ``max_history``, ``params`` and ``headers``); the payload copies them as they are.
+    """
+
+    name: str
+    description: str
+    source: str
+    builtin: bool
+    prompt: str
+    greeting: str
+    failure_message: str
+    silence_reminder: str
+    silence_timeout_s: int
+    llm: Mapping[str, Any]
+    tts: Mapping[str, Any]
+    asr: Mapping[str, Any]
+    turn_detection: Mapping[str, Any] | None = None
+    interruption: Mapping[str, Any] | None = None
+    idle_timeout: int = 30
+    max_call_s: int = 1800
+    variables: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    opt_out: bool = False
+    env: tuple[EnvRef, ...] = ()
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def missing_keys(self) -> tuple[EnvRef, ...]:
+        """The ``*_env`` fields whose variable is not set (only possible in production)."""
+        return tuple(ref for ref in self.env if ref.status == "missing")
+
+    def secret_values(self) -> list[str]:
+        """Every value this persona read from the environment, for redaction."""
+        return [s for s in self.secrets if s]

@@ -1,0 +1,93 @@
+"""`flask simulate call` and `flask simulate storm`: the simulator from the shell."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+from flask import Flask, current_app
+
+from sandbox.simulator import SimulationError, Target, simulate_call, simulate_storm
+
+
+def _target(url: str | None, secret: str | None, token: str | None,
+            use_sandbox: bool) -> Target:
+    settings = current_app.extensions["settings"]
+    default_url = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
+    return Target(
+        url=url or default_url, ncs_secret=secret or settings.agora_ncs_secret,
+        admin_token=token or settings.admin_token, pstn_uid=settings.pstn_uid,
+        sandbox_url=settings.sandbox_url if settings.sandbox and use_sandbox else None)
+
+
+def init_app(app: Flask) -> None:
+    @app.cli.group("simulate")
+    def simulate() -> None:
+        """Send signed NCS events like a phone caller, to this or any deployed service."""
+
+    common = [
+        click.option("--url", help="The service's base URL (default http://127.0.0.1:$PORT)."),
+        click.option("--secret", help="NCS secret to sign with (default AGORA_NCS_SECRET)."),
+        click.option("--token", help="Admin token to follow the call (default ADMIN_TOKEN)."),
+        click.option("--sandbox/--no-sandbox", "use_sandbox", default=True,
+                     help="In sandbox mode, tell the local sandbox where the caller is."),
+    ]
+
+    def with_common(command):  # type: ignore[no-untyped-def]
+        for option in reversed(common):
+            command = option(command)
+        return command
+
+    @simulate.command("call")
+    @with_common
+    @click.option("--duration", default=3.0, show_default=True, help="Seconds on the line.")
+    @click.option("--duplicates", default=0, show_default=True,
+                  help="Extra copies of each event under the same notice id.")
+    @click.option("--reorder", is_flag=True,
+                  help="Also send a redundant copy of the join, and a late one after the leave.")
+    @click.option("--drop-leave", is_flag=True,
+                  help="Never send the leave: only the agent's idle timeout can end the call.")
+    @click.option("--wait", default=20.0, show_default=True,
+                  help="Seconds to wait for the agent to start and to stop.")
+    @click.option("--channel", help="Channel name (default: a fresh sim_... name); useful to "
+                  "try PERSONA_ROUTES.")
+    def call(url, secret, token, use_sandbox, duration, duplicates, reorder, drop_leave,
+             wait, channel) -> None:  # type: ignore[no-untyped-def]
+        """Play one call; exit 1 if the service misbehaved."""
+        target = _target(url, secret, token, use_sandbox)
+        try:
+            report = simulate_call(target, duration_s=duration, duplicates=duplicates,
+                                   reorder=reorder, drop_leave=drop_leave, wait_s=wait,
+                                   channel=channel, echo=click.echo)
+        except SimulationError as exc:
+            click.echo(f"simulate: {exc}", err=True)
+            sys.exit(2)
+        if report.ok:
+            click.echo("result: OK: exactly one agent was started, and it was stopped after the "
+                       "caller left")
+            return
+        for problem in report.problems:
+            click.echo(f"problem: {problem}", err=True)
+        click.echo("result: FAILED: the service misbehaved (see above)", err=True)
+        sys.exit(1)
+
+    @simulate.command("storm")
+    @with_common
+    @click.option("--calls", default=50, show_default=True)
+    @click.option("--concurrency", default=10, show_default=True)
+    @click.option("--duration", default=1.0, show_default=True, help="Seconds on the line.")
+    @click.option("--duplicates", default=0, show_default=True)
+    def storm(url, secret, token, use_sandbox, calls, concurrency, duration,
+              duplicates) -> None:  # type: ignore[no-untyped-def]
+        """Many simultaneous calls; exit 1 on any answer other than 200."""
+        target = _target(url, secret, token, use_sandbox)
+        report = simulate_storm(target, calls=calls, concurrency=concurrency,
+                                duration_s=duration, duplicates=duplicates)
+        click.echo(f"{report.calls} calls, {report.events} webhooks in {report.elapsed_s:.1f} s; "
+                   f"answers {dict(sorted(report.statuses.items()))}; answer time p50 "
+                   f"{report.answer_ms_p50:.1f} ms, p99 {report.answer_ms_p99:.1f} ms")
+        for error in report.errors:
+            click.echo(f"problem: {error}", err=True)
+        if not report.ok:
+            sys.exit(1)

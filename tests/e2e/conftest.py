@@ -1,0 +1,81 @@
+"""The sandbox and the service under gunicorn (as in tests/integration, on SQLite), and Debian's
+headless Chromium driven by Playwright. Playwright never downloads a browser here:
+scripts/ensure_chromium.sh installs /usr/bin/chromium, and the tests launch that one."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.integration.harness import Sandbox, Service, base_env, free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+#: As root on a machine whose network is closed: no sandbox (it needs user namespaces), no GPU,
+#: and none of Chromium's own connections to Google's services.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic"]
+
+SECRETS = {
+    "customer_secret": "e2e-customer-secret-Qv81",
+    "ncs_secret": "e2e-ncs-secret-Jd27",
+    "openai_api_key": "sk-e2e-openai-key-Wy60",
+    "elevenlabs_api_key": "e2e-elevenlabs-key-Rb35",
+}
+ADMIN_TOKEN = "e2e-admin-token-Hk94"
+
+
+@dataclass
+class Stack:
+    sandbox: Sandbox
+    service: Service
+
+    @property
+    def secret_values(self) -> list[str]:
+        return [*SECRETS.values(), ADMIN_TOKEN]
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    log_dir = tmp_path_factory.mktemp("e2e-stack")
+    sandbox_port, service_port = free_port(), free_port()
+    env = base_env(f"sqlite:///{Path(log_dir) / 'service.db'}", sandbox_port, SECRETS)
+    env["ADMIN_TOKEN"] = ADMIN_TOKEN
+    env["SANDBOX_WEBHOOK_URL"] = f"http://127.0.0.1:{service_port}/webhook"
+    sandbox = Sandbox(log_dir, env, sandbox_port)
+    try:
+        service = Service(log_dir, env, service_port)
+    except BaseException:
+        sandbox.process.stop()
+        raise
+    yield Stack(sandbox, service)
+    service.process.stop()
+    sandbox.process.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not os.access(CHROMIUM, os.X_OK):
+        message = f"{CHROMIUM} is missing: run scripts/ensure_chromium.sh (make test does)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                             args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, stack: Stack) -> Iterator[Page]:
+    context = browser.new_context(base_url=stack.service.url,
+                                  viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    yield page
+    context.close()
