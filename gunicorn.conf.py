@@ -48,3 +48,12 @@ def on_starting(server):  # noqa: ARG001 - gunicorn's hook signature
     except ConfigError as exc:
         sys.stderr.write(f"phone-agent: {exc}\n")
         raise SystemExit(1) from None
+
+
+def post_worker_init(worker):  # noqa: ARG001 - gunicorn's hook signature
+    """Move everything the app allocated while loading out of the garbage collector's sight:
+    later collections then scan only per-request objects, which shortens their pauses."""
+    import gc
+
+    gc.collect()
+    gc.freeze()

@@ -3,49 +3,36 @@
 Served by the service's own gunicorn configuration (``gunicorn -c gunicorn.conf.py
 bench.floor_app:app``), so the web server, workers and threads are the same. Its /webhook reads
 the raw body, verifies the signature, parses the JSON, builds the same join body (token
-included) and POSTs the join inline on a keep-alive session, then answers 200. No store, no
+included) and sends the join inline with the service's own ConvoAI client, then answers 200.
+No store, no
 duplicate or ordering checks, no background pool: it is what the service's overhead is measured
 against, not a service.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import secrets
 
-import requests
 from flask import Flask, jsonify, request
-from requests.auth import HTTPBasicAuth
 
 from config import Settings
+from convoai.client import ConvoAIClient
+from convoai.errors import ConvoAIError
 from convoai.payload import build_join_properties
 from ncs.signature import NamedSecret, NcsVerifier, SignatureError
+from personas import load_registry
 
 settings = Settings.from_env()
 
 
-def _join_properties_builder():  # type: ignore[no-untyped-def]
-    """build_join_properties as the service calls it: with the call's persona (routed by
-    channel, as the service picks it) once personas exist, else from the settings alone."""
-    if "persona" not in inspect.signature(build_join_properties).parameters:
-        return lambda call_id, channel: build_join_properties(
-            settings, call_id=call_id, channel=channel)
-    from personas.registry import load_registry
-
-    registry = load_registry(settings)
-    return lambda call_id, channel: build_join_properties(
-        settings, registry.route(channel), call_id=call_id, channel=channel)
-
-
-join_properties = _join_properties_builder()
+registry = load_registry(settings)
 verifier = NcsVerifier([NamedSecret("AGORA_NCS_SECRET", settings.agora_ncs_secret)])
-JOIN_URL = f"{settings.convoai_api_url.rstrip('/')}/v2/projects/{settings.agora_app_id}/join"
 JOIN_EVENTS = (103, 105, 107)
-
-session = requests.Session()
-session.auth = HTTPBasicAuth(settings.agora_customer_id, settings.agora_customer_secret)
-session.headers["Accept"] = "application/json"
+# The same client the service uses, so both send the join the same way and the comparison
+# measures only what the service adds (the store, the lifecycle rules).
+convoai = ConvoAIClient(settings.convoai_api_url, settings.agora_app_id,
+                        settings.agora_customer_id, settings.agora_customer_secret)
 
 app = Flask(__name__)
 
@@ -69,9 +56,11 @@ def webhook():  # type: ignore[no-untyped-def]
         return jsonify(status="ignored")
     call_id = secrets.token_hex(8)
     channel = payload["channelName"]
-    properties = join_properties(call_id, channel)
-    resp = session.post(JOIN_URL, json={"name": f"{settings.agent_name_prefix}-{call_id}",
-                                        "properties": properties}, timeout=(3.05, 5.0))
-    if resp.status_code != 200:
-        return jsonify(status="error", upstream=resp.status_code), 502
-    return jsonify(status="ok", agent_id=resp.json()["agent_id"])
+    properties = build_join_properties(settings, registry.route(channel), call_id=call_id,
+                                       channel=channel)
+    try:
+        agent = convoai.join(f"{settings.agent_name_prefix}-{call_id}", properties,
+                             budget_s=settings.join_budget_s)
+    except ConvoAIError as exc:
+        return jsonify(status="error", upstream=exc.status), 502
+    return jsonify(status="ok", agent_id=agent.agent_id)

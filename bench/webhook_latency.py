@@ -352,7 +352,8 @@ def render_section(args: argparse.Namespace, results: dict[str, Target], info: d
         f"{load[0]} before, {load[1]} after. The machine is shared: other tenants add noise.",
         f"- Configuration: `gunicorn.conf.py` for both: {conf['workers']} {conf['worker_class']} "
         f"workers x {conf['threads']} threads, keep-alive {conf['keepalive']} s, access log on. "
-        f"Service: `gunicorn {args.service_app}`, AGENT_START_MODE=background, database "
+        f"Service: `gunicorn {args.service_app}`, AGENT_START_MODE="
+        f"{os.environ.get('AGENT_START_MODE', 'inline')}, database "
         f"{database}, "
         "LOG_LEVEL=WARNING, sandbox mode (no AGORA_APP_ID) with CONVOAI_API_URL at the fake. "
         f"Fake ConvoAI latency {args.latency_ms:g} ms.",
@@ -480,7 +481,8 @@ def child_env(fake_url: str, database_url: str, port: int, run_dir: Path) -> dic
     env.update({
         "AGORA_APP_ID": "", "APP_ID": "", "AGORA_NCS_SECRET": NCS_SECRET,
         "CONVOAI_API_URL": fake_url, "DATABASE_URL": database_url,
-        "AGENT_START_MODE": "background", "LOG_LEVEL": "WARNING",
+        "AGENT_START_MODE": os.environ.get("AGENT_START_MODE", "inline"),
+        "LOG_LEVEL": "WARNING",
         "HOST": "127.0.0.1", "PORT": str(port), "PYTHONUNBUFFERED": "1",
         # gunicorn 27 opens a control socket at $XDG_RUNTIME_DIR/gunicorn.ctl (else
         # ~/.gunicorn/gunicorn.ctl): one directory per server, so they do not take each other's.

@@ -131,6 +131,9 @@ class Store:
         self.clock = clock
         self.dialect = engine.dialect.name
         self._sql = _HotPathSql(self.dialect)
+        dbapi = engine.dialect.loaded_dbapi
+        self._driver_errors: tuple[type[BaseException], ...] = (dbapi.OperationalError,
+                                                                 dbapi.InterfaceError)
 
     @classmethod
     def from_url(cls, url: str, *, clock: Callable[[], float] = time.time) -> Store:
@@ -178,20 +181,23 @@ class Store:
         statements are plain SQL written once per dialect and handed straight to the driver."""
         now = self.clock()
         sql = self._sql
-        with self._write() as conn:
-            run = conn.exec_driver_sql
+        with self._hot_write() as cursor:
+
+            def run(statement: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+                cursor.execute(statement, params)
+                return cursor.fetchone() if cursor.description else None
+
             if run(sql.insert_notice, {"notice_id": event.notice_id, "product_id": product_id,
-                                       "event_type": event_type, "now": now}).first() is None:
+                                       "event_type": event_type, "now": now}) is None:
                 return Applied(Decision(outcome="duplicate_notice", applied=False))
             # Creating or touching the participant row locks it until commit (PostgreSQL), so
             # every event of this channel's caller is decided one at a time.
-            row = run(sql.upsert_participant, {"channel": event.channel, "uid": event.uid,
-                                               "absent": False, "now": now}).first()
-            participant = None if row.last_seq is None else Participant(
-                last_seq=row.last_seq, present=bool(row.present), updated_at=row.updated_at)
-            live_row = run(sql.live_call, {"channel": event.channel}).first()
-            live = LiveCall(id=live_row.id, state=live_row.state, agent_id=live_row.agent_id,
-                            grace_until=live_row.grace_until) if live_row else None
+            last_seq, present, seen_at = run(sql.upsert_participant, {
+                "channel": event.channel, "uid": event.uid, "absent": False, "now": now})
+            participant = None if last_seq is None else Participant(
+                last_seq=last_seq, present=bool(present), updated_at=seen_at)
+            live_row = run(sql.live_call, {"channel": event.channel})
+            live = LiveCall(*live_row) if live_row else None
             decision = lifecycle.decide(event, participant, live, now=now, grace_s=grace_s)
             if not decision.applied:
                 return Applied(decision, call_id=live.id if live else None)
@@ -202,7 +208,15 @@ class Store:
                                 separators=(",", ":"))
             stop = None
             if live is not None and decision.change is not None:
-                self._change_call(conn, live, decision, now)
+                change = decision.change
+                if change.state == lifecycle.STOPPING:
+                    run(sql.end_call, {"id": live.id, "state": change.state, "now": now,
+                                       "grace_until": change.grace_until,
+                                       "end_reason": change.end_reason,
+                                       "retry_at": now + WORK_LEASE_S})
+                else:
+                    run(sql.update_call_state, {"id": live.id, "state": change.state,
+                                                "grace_until": change.grace_until, "now": now})
                 run(sql.insert_event, {"call_id": live.id, "at": now, "source": "ncs",
                                        "kind": decision.outcome, "detail": detail})
                 if decision.stop_agent_id:
@@ -224,17 +238,29 @@ class Store:
             call_id = new_call.id if new_call else (live.id if live else None)
             return Applied(decision, call_id=call_id, new_call=new_call, stop=stop)
 
-    def _change_call(self, conn: Connection, live: LiveCall, decision: Decision,
-                     now: float) -> None:
-        change = decision.change
-        assert change is not None
-        values = {"id": live.id, "state": change.state, "grace_until": change.grace_until,
-                  "now": now}
-        if change.state == lifecycle.STOPPING:
-            conn.exec_driver_sql(self._sql.end_call, {
-                **values, "end_reason": change.end_reason, "retry_at": now + WORK_LEASE_S})
-        else:
-            conn.exec_driver_sql(self._sql.update_call_state, values)
+    @contextmanager
+    def _hot_write(self) -> Iterator[Any]:
+        """A write transaction on the pooled driver connection itself, for the hot path: the
+        same transaction as _write, without SQLAlchemy's per-statement machinery."""
+        try:
+            raw = self.engine.raw_connection()
+        except sa.exc.OperationalError as exc:
+            raise StoreUnavailable(_short(exc)) from exc
+        cursor = raw.cursor()
+        try:
+            if self.dialect == "sqlite":
+                cursor.execute("BEGIN IMMEDIATE")
+            yield cursor
+            raw.commit()
+        except self._driver_errors as exc:
+            raw.rollback()
+            raise StoreUnavailable(_short(exc)) from exc
+        except BaseException:
+            raw.rollback()
+            raise
+        finally:
+            cursor.close()
+            raw.close()  # back to the pool
 
     # -- agent start and stop outcomes -------------------------------------------------------
 
@@ -340,6 +366,10 @@ class Store:
                     calls.c.retry_at < now),
         )
         claimed = []
+        # Look first, with a read that never blocks webhooks; most sweeps find nothing due.
+        with self._read() as conn:
+            if conn.execute(sa.select(calls.c.id).where(due).limit(1)).first() is None:
+                return claimed
         with self._write() as conn:
             rows = conn.execute(sa.select(calls).where(due).limit(limit)).all()
             for row in rows:

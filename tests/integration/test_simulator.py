@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import ROOT
+from tests.integration.harness import ROOT, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -56,3 +56,17 @@ def test_the_simulator_says_so_in_one_line_when_the_service_is_unreachable(fresh
     assert "Traceback" not in result.stderr
 
 
+
+
+def test_a_storm_of_calls_is_answered_with_200s_and_leaves_no_agent_running(fresh):
+    flask = str(Path(sys.executable).parent / "flask")
+    result = subprocess.run(
+        [flask, "--app", "app", "simulate", "storm", "--url", fresh.service.url, "--calls", "20",
+         "--concurrency", "10", "--duration", "0.5", "--duplicates", "1"],
+        cwd=ROOT, env={**fresh.env, "LOG_LEVEL": "WARNING"}, capture_output=True, text=True,
+        timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "20 calls, 80 webhooks" in result.stdout and "answers {200: 80}" in result.stdout
+    wait_until(lambda: len(fresh.sandbox.agents()) == 20 and not [
+        a for a in fresh.sandbox.agents() if a["state"] in ("STARTING", "RUNNING")],
+        timeout=20, message="20 agents, all stopped")
