@@ -9,6 +9,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import click
 from flask import Flask
 
 import health
@@ -39,7 +40,11 @@ BACKGROUND_THREADS = 256
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the service from ``settings`` (default: the environment and `.env`)."""
     settings = settings or Settings.from_env()
-    logs.configure(settings.log_level, _redactable(settings))
+    # A `flask` command (loading the app inside click) keeps stdout for its own output, such as
+    # `personas show --json`; its logs go to stderr. Served, the logs go to stdout.
+    cli = click.get_current_context(silent=True) is not None
+    logs.configure(settings.log_level, _redactable(settings),
+                   stream=sys.stderr if cli else sys.stdout)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]

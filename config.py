@@ -53,7 +53,8 @@ class ConfigError(Exception):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"configuration is not valid ({len(problems)} problems):\n{lines}")
+        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        super().__init__(f"configuration is not valid ({count}):\n{lines}")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterable
+from typing import TextIO
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 REDACTED = "***"
@@ -60,17 +61,19 @@ class JsonFormatter(logging.Formatter):
         return text
 
 
-def configure(level: str, secrets: Iterable[str]) -> None:
+def configure(level: str, secrets: Iterable[str], *, stream: TextIO | None = None) -> None:
     """Send every logger's records to stdout as redacted JSON. Safe to call again (tests do):
-    the one handler is kept and learns the new secrets."""
+    the one handler is kept and learns the new secrets. ``stream`` defaults to stdout."""
     root = logging.getLogger()
     root.setLevel(level.upper())
     handler = next((h for h in root.handlers if getattr(h, "_phone_agent", False)), None)
     if handler is None:
-        handler = logging.StreamHandler(sys.stdout)
+        handler = logging.StreamHandler(stream or sys.stdout)
         handler._phone_agent = True  # type: ignore[attr-defined]
         handler.setFormatter(JsonFormatter())
         root.addHandler(handler)
+    elif stream is not None:
+        handler.setStream(stream)
     formatter = handler.formatter
     assert isinstance(formatter, JsonFormatter)
     formatter.secrets |= set(secrets)

@@ -78,13 +78,18 @@ def parse(data: Mapping[str, Any], *, source: str, stem: str, builtin: bool,
     """A persona from the parsed TOML ``data`` of the file ``source`` (named ``stem``.toml)."""
     reader = _Reader(source)
     spec = reader.read(data, stem)
-    if reader.problems:
-        return None, reader.problems
+    problems = list(reader.problems)
     # Check the vendors with stand-ins for keys, so a key that is not set (a question of mode)
-    # never hides or causes a vendor problem.
-    checked = _build(spec, source, builtin, lambda var: (f"{var}-value", "set"))
-    problems = [Problem(source, field, message) for field, message in
-                schema_problems(checked, reader.field_of)]
+    # never hides or causes a vendor problem. Done even when the file has other problems, so
+    # that one run lists them all; a spec too broken to build is left to those problems.
+    try:
+        checked = _build(spec, source, builtin, lambda var: (f"{var}-value", "set"))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        checked = None
+    if checked is not None:
+        seen = {p.field for p in problems}
+        problems += [Problem(source, field, message) for field, message in
+                     schema_problems(checked, reader.field_of) if field not in seen]
     if problems:
         return None, problems
     return _build(spec, source, builtin, resolve), []
