@@ -27,6 +27,11 @@ from ncs.signature import NamedSecret, NcsVerifier
 from personas import cli as personas_cli
 from personas import load_registry
 from sandbox import cli as simulate_cli
+from sip import cli as sip_cli
+from sip import try_page
+from sip import views as sip_views
+from sip.client import GatewayClient
+from sip.service import SipService
 
 logger = logging.getLogger("app")
 
@@ -63,7 +68,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     personas = load_registry(settings)
     service = CallService(settings, store, convoai, executor=executor, personas=personas)
 
+    gateway = GatewayClient(settings.sip_api_url, settings.sip_auth, settings.agora_app_id)
+    sip = SipService(settings, store, service, personas, gateway,
+                     run_async=settings.run_sweeper)
     app.extensions.update(
+        sip=sip, gateway=gateway,
         settings=settings, store=store, convoai=convoai, calls=service, personas=personas,
         ncs_verifier=NcsVerifier([
             NamedSecret("AGORA_NCS_SECRET", settings.agora_ncs_secret),
@@ -76,12 +85,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(ncs_views.bp)
     app.register_blueprint(calls_views.bp)
+    app.register_blueprint(sip_views.bp)
+    app.register_blueprint(try_page.bp)
     # The sandbox page and its JSON at / (sandbox mode only); production answers one line.
     app.register_blueprint(home_views.sandbox_bp if settings.sandbox else home_views.production_bp)
     register_error_handlers(app)
     migrate.init_app(app)
     simulate_cli.init_app(app)
     personas_cli.init_app(app)
+    sip_cli.init_app(app)
 
     if settings.run_sweeper:
         _start_sweeper_with_first_request(app, service, store, settings)

@@ -75,6 +75,17 @@ class Settings:
     pstn_uid: int = 111
     agent_uid: int = 222
     admin_token: str = field(default="", repr=False)
+    # The SIP gateway's hooks (sip/views.py).
+    sip_lookup_token: str = field(default="", repr=False)
+    sip_events_token: str = field(default="", repr=False)
+    start_agent_on_lookup: bool = True
+    lookup_join_timeout_s: int = 30
+    max_concurrent_calls: int = 20
+    public_url: str = ""
+    outbound_caller_id: str = ""
+    try_page: bool = False
+    try_daily_limit: int = 50
+    try_per_address_limit: int = 2
     # Keys the built-in personas name in their *_env fields (any persona may name others).
     openai_api_key: str = field(default="", repr=False)
     elevenlabs_api_key: str = field(default="", repr=False)
@@ -116,6 +127,9 @@ class Settings:
             env = os.environ
         raw, problems = _read(env)
         settings = _apply_mode(raw, explicit={k for k in raw})
+        if env.get("VERCEL", "").strip() not in ("", "0"):
+            settings, serverless_problems = _on_vercel(settings)
+            problems += serverless_problems
         problems += settings.problems()
         settings, persona_problems = _with_personas(settings, env)
         problems += persona_problems
@@ -181,6 +195,18 @@ class Settings:
         if not 0 < self.join_budget_s <= 9:
             found.append("JOIN_BUDGET_S must be above 0 and at most 9 (NCS waits 10 s)")
         found += self._persona_setting_problems()
+        if not 5 <= self.lookup_join_timeout_s <= 600:
+            found.append("LOOKUP_JOIN_TIMEOUT_S must be between 5 and 600")
+        if self.try_daily_limit < 0 or self.try_per_address_limit < 0:
+            found.append("TRY_DAILY_LIMIT and TRY_PER_ADDRESS_LIMIT must be 0 or more")
+        if self.max_concurrent_calls < 0:
+            found.append("MAX_CONCURRENT_CALLS must be 0 (no cap) or more")
+        if self.public_url and urlsplit(self.public_url).scheme not in ("http", "https"):
+            found.append("PUBLIC_URL must be an http(s) URL such as https://calls.example.com")
+        for name in ("SIP_LOOKUP_TOKEN", "SIP_EVENTS_TOKEN"):
+            value = getattr(self, name.lower())
+            if value and len(value) < 16:
+                found.append(f"{name} must be at least 16 characters (it is a credential)")
         if self.sweep_interval_s <= 0:
             found.append("SWEEP_INTERVAL_S must be above 0")
         if self.notice_retention_hours < 1:
@@ -216,7 +242,8 @@ class Settings:
         """Every configured secret, for log and error-body redaction."""
         names = ("agora_app_certificate", "agora_customer_secret", "agora_ncs_secret",
                  "agora_ncs_secret_previous", "agora_convoai_ncs_secret", "sip_auth",
-                 "admin_token", "openai_api_key", "elevenlabs_api_key")
+                 "admin_token", "openai_api_key", "elevenlabs_api_key", "sip_lookup_token",
+                 "sip_events_token")
         values = [*(getattr(self, n) for n in names), *self.persona_keys.values()]
         return list(dict.fromkeys(v for v in values if v and len(v) >= 4))
 
@@ -227,6 +254,19 @@ class Settings:
 #: Fields worked out at start-up rather than read from a variable.
 _DERIVED = ("sandbox", "persona_keys")
 _FIELDS = {f.name: f for f in fields(Settings) if f.name not in _DERIVED}
+
+
+def _on_vercel(settings: Settings) -> tuple[Settings, list[str]]:
+    """Vercel's rules (its runtime sets VERCEL=1): a function may be frozen as soon as its
+    response is sent, and its disk is not kept between invocations. So joins and leaves are
+    always sent inside the webhook's own request (AGENT_START_MODE=inline), no sweeper thread
+    runs (RUN_SWEEPER=false; Vercel Cron calls /api/reconcile instead), whatever the
+    environment says, and the store must be PostgreSQL."""
+    problems = []
+    if settings.database_url.startswith("sqlite"):
+        problems.append("on Vercel, DATABASE_URL must name PostgreSQL (a SQLite file does not "
+                        "survive between invocations)")
+    return replace(settings, agent_start_mode="inline", run_sweeper=False), problems
 
 
 def _with_personas(settings: Settings, env: Mapping[str, str]) -> tuple[Settings, list[str]]:
@@ -285,6 +325,7 @@ def _apply_mode(values: dict[str, object], *, explicit: set[str]) -> Settings:
             "elevenlabs_api_key": "sandbox-elevenlabs-key",
             "elevenlabs_voice_id": "sandbox-voice",
             "admin_token": "sandbox-admin-token",
+            "outbound_caller_id": "+15555550100",
         }
         for name, placeholder in placeholders.items():
             # An explicitly set value always wins, in either mode.

@@ -7,7 +7,8 @@ property-based tests.
 
 Rules (issue 2, section 4):
 
-a. A call lives in one channel. It begins with the caller's join when the channel has no live call.
+a. A call lives in one channel. It begins with the caller's join when the channel has no live call
+   (or was made before the join, at ring time, and then starts its agent on the join).
    It ends when the caller leaves for good, or stays away longer than the rejoin grace window after
    a transient leave. A rejoin inside the window continues the same call and agent.
 b. At most one agent per call: a call is created at most once per join, and only a new call starts
@@ -26,11 +27,14 @@ from dataclasses import dataclass
 #: 4 server-side reconnect, 9 multiple IPs, 10 network, 99 unknown network problem).
 TRANSIENT_LEAVE_REASONS = frozenset({2, 4, 9, 10, 99})
 
-#: Call states. ``starting``/``active``/``grace`` are live (the caller is, or may come back, in the
-#: channel); ``stopping`` means the call is over and its agent is being stopped.
+#: Call states. ``pending`` is a call that exists before its caller joins (made at the SIP
+#: gateway's ring-time lookup) and has no agent yet; ``starting``/``active``/``grace`` are live
+#: (the caller is, or may come back, in the channel); ``stopping`` means the call is over and its
+#: agent is being stopped.
+PENDING = "pending"
 STARTING, ACTIVE, GRACE, STOPPING = "starting", "active", "grace", "stopping"
 ENDED, REFUSED, FAILED = "ended", "refused", "failed"
-LIVE_STATES = (STARTING, ACTIVE, GRACE)
+LIVE_STATES = (PENDING, STARTING, ACTIVE, GRACE)
 OPEN_STATES = (*LIVE_STATES, STOPPING)
 FINAL_STATES = (ENDED, REFUSED, FAILED)
 
@@ -96,6 +100,8 @@ class Decision:
     applied: bool = True
     change: CallChange | None = None
     new_call: bool = False
+    #: start the agent of the live call (a call made before its caller joined)
+    start_live_call: bool = False
     #: the agent to stop once the transaction has committed
     stop_agent_id: str | None = None
 
@@ -129,6 +135,9 @@ def decide(
     if isinstance(event, CallerJoined):
         if call is None:
             return Decision(outcome="call_started", new_call=True)
+        if call.state == PENDING:
+            return Decision(outcome="call_answered", change=CallChange(state=STARTING),
+                            start_live_call=True)
         if call.state == GRACE:
             if call.grace_until is not None and now <= call.grace_until:
                 resumed = ACTIVE if call.agent_id else STARTING
@@ -144,6 +153,10 @@ def decide(
 
     if call is None:
         return Decision(outcome="no_live_call")
+    if call.state == PENDING:
+        # No agent was ever asked for: the call simply ends.
+        return Decision(outcome="call_ending",
+                        change=CallChange(state=ENDED, end_reason=leave_reason_text(event.reason)))
     if event.reason in TRANSIENT_LEAVE_REASONS and grace_s > 0:
         return Decision(
             outcome="caller_away",

@@ -10,6 +10,7 @@ undoes it if the worker dies half way.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import threading
@@ -82,8 +83,12 @@ class CallService:
         if applied.stop:
             call_id, agent_id = applied.stop
             self._run(self.stop_agent, call_id, agent_id)
-        if applied.new_call:
-            self._run(self.start_agent, applied.new_call.id, applied.new_call)
+        if applied.start:
+            self._run(self.start_agent, applied.start.id, applied.start)
+
+    def start_in_background_or_inline(self, call: CallRecord) -> None:
+        """Start the agent of a call made before its caller joined, per AGENT_START_MODE."""
+        self._run(self.start_agent, call.id, call)
 
     def _run(self, work: Callable[..., None], *args: Any) -> None:
         if self.executor is None:
@@ -124,8 +129,9 @@ class CallService:
             self._stop_by_name(call)
             return
         persona = self._persona_of(call)
-        properties = build_join_properties(self.settings, persona, call_id=call.id,
-                                           channel=call.channel)
+        properties = build_join_properties(
+            self.settings, persona, call_id=call.id, channel=call.channel,
+            variables=json.loads(call.variables) if call.variables else None)
         extra = {"call_id": call.id, "channel": call.channel, "agent_name": call.agent_name,
                  "persona": persona.name}
         try:
@@ -197,7 +203,7 @@ class CallService:
     def sweep(self) -> int:
         """Finish due work: close calls whose caller did not return within the grace window,
         retry failed stops, and complete or undo starts whose worker vanished."""
-        claimed = self.store.claim_due_work()
+        claimed = self.store.claim_due_work(caller_wait_s=self.settings.lookup_join_timeout_s)
         for call in claimed:
             if call.state == lifecycle.STOPPING and call.agent_id:
                 self.stop_agent(call.id, call.agent_id)

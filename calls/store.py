@@ -46,6 +46,41 @@ calls = sa.Table(
     # have died). Set whenever a worker takes the work on.
     sa.Column("retry_at", sa.Float),
     sa.Column("updated_at", sa.Float, nullable=False),
+    # The phone side (migration 0002): inbound or outbound, the two numbers when the gateway
+    # told us, its call id (for endcall/transfer), the persona's template variables of this
+    # call (JSON), and when the caller was first seen in the channel.
+    sa.Column("direction", sa.String(16)),
+    sa.Column("caller_number", sa.String(64)),
+    sa.Column("called_number", sa.String(64)),
+    sa.Column("gateway_callid", sa.String(128), index=True),
+    sa.Column("variables", sa.Text),
+    sa.Column("caller_joined_at", sa.Float),
+)
+
+numbers = sa.Table(
+    "numbers",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("did", sa.String(32), nullable=False),
+    sa.Column("display", sa.String(64)),
+    sa.Column("pin", sa.String(32), nullable=False),
+    sa.Column("channel", sa.String(128), nullable=False, index=True),
+    sa.Column("region", sa.String(16), nullable=False),
+    sa.Column("persona", sa.String(64)),
+    sa.Column("label", sa.String(200)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("released_at", sa.Float),
+)
+
+lines = sa.Table(
+    "lines",
+    metadata,
+    sa.Column("number", sa.String(32), primary_key=True),
+    sa.Column("persona", sa.String(64)),
+    sa.Column("label", sa.String(200)),
+    sa.Column("variables", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
 )
 
 participants = sa.Table(
@@ -101,6 +136,12 @@ class CallRecord:
     grace_until: float | None
     retry_at: float | None
     updated_at: float
+    direction: str | None = None
+    caller_number: str | None = None
+    called_number: str | None = None
+    gateway_callid: str | None = None
+    variables: str | None = None
+    caller_joined_at: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -112,8 +153,8 @@ class Applied:
 
     decision: Decision
     call_id: str | None = None
-    #: the call this event created, as written (its agent must be started)
-    new_call: CallRecord | None = None
+    #: the call whose agent must now be started (made by this event, or before the caller came)
+    start: CallRecord | None = None
     #: (call id, agent id) to stop now
     stop: tuple[str, str] | None = None
 
@@ -207,13 +248,17 @@ class Store:
             detail = json.dumps({"seq": event.seq, "notice_id": event.notice_id},
                                 separators=(",", ":"))
             stop = None
+            start = None
+            if live is not None and isinstance(event, CallerJoined):
+                run(sql.caller_seen, {"id": live.id, "now": now})
             if live is not None and decision.change is not None:
                 change = decision.change
-                if change.state == lifecycle.STOPPING:
+                if change.state in (lifecycle.STOPPING, lifecycle.ENDED):
                     run(sql.end_call, {"id": live.id, "state": change.state, "now": now,
                                        "grace_until": change.grace_until,
                                        "end_reason": change.end_reason,
-                                       "retry_at": now + WORK_LEASE_S})
+                                       "retry_at": now + WORK_LEASE_S
+                                       if change.state == lifecycle.STOPPING else None})
                 else:
                     run(sql.update_call_state, {"id": live.id, "state": change.state,
                                                 "grace_until": change.grace_until, "now": now})
@@ -221,6 +266,9 @@ class Store:
                                        "kind": decision.outcome, "detail": detail})
                 if decision.stop_agent_id:
                     stop = (live.id, decision.stop_agent_id)
+            if decision.start_live_call and live is not None:
+                row = run(sql.call_by_id, {"id": live.id})
+                start = _record(dict(zip(_CALL_COLUMNS, row, strict=True)))
             new_call = None
             if decision.new_call:
                 new_call_id = new_id()
@@ -229,14 +277,15 @@ class Store:
                     "state": lifecycle.STARTING,
                     "agent_name": f"{agent_name_prefix}-{new_call_id}", "persona": persona,
                     "join_seq": event.seq, "created_at": now, "retry_at": now + WORK_LEASE_S,
-                    "updated_at": now,
+                    "updated_at": now, "caller_joined_at": now,
                 }
                 run(sql.insert_call, values)
                 run(sql.insert_event, {"call_id": new_call_id, "at": now, "source": "ncs",
                                        "kind": "caller_joined", "detail": detail})
                 new_call = _record({c.name: values.get(c.name) for c in calls.columns})
+                start = new_call
             call_id = new_call.id if new_call else (live.id if live else None)
-            return Applied(decision, call_id=call_id, new_call=new_call, stop=stop)
+            return Applied(decision, call_id=call_id, start=start, stop=stop)
 
     @contextmanager
     def _hot_write(self) -> Iterator[Any]:
@@ -352,9 +401,130 @@ class Store:
                 return "call_ended_by_agent"
             return "recorded"
 
+    # -- calls made before their caller joins (SIP) ------------------------------------------
+
+    def create_call(self, *, channel: str, direction: str, state: str, persona: str | None,
+                    agent_name_prefix: str, new_id: Callable[[], str], caller_uid: int,
+                    caller_number: str | None = None, called_number: str | None = None,
+                    gateway_callid: str | None = None,
+                    variables: dict[str, str] | None = None) -> CallRecord:
+        """A call that exists before anyone is in its (fresh) channel: made at the gateway's
+        ring-time lookup, or for an outbound call. ``state`` is ``pending`` (no agent yet) or
+        ``starting`` (the caller of this method starts the agent now)."""
+        now = self.clock()
+        call_id = new_id()
+        values = {
+            "id": call_id, "channel": channel, "caller_uid": caller_uid, "state": state,
+            "agent_name": f"{agent_name_prefix}-{call_id}", "persona": persona,
+            "created_at": now, "updated_at": now, "direction": direction,
+            "retry_at": now + WORK_LEASE_S if state == lifecycle.STARTING else None,
+            "caller_number": caller_number, "called_number": called_number,
+            "gateway_callid": gateway_callid,
+            "variables": json.dumps(variables, separators=(",", ":")) if variables else None,
+        }
+        with self._write() as conn:
+            conn.execute(calls.insert().values(**values))
+            self._event(conn, call_id, now, "service", f"call_created_{direction}", {
+                "caller_number": caller_number, "called_number": called_number,
+                "gateway_callid": gateway_callid, "persona": persona})
+        return _record({c: values.get(c) for c in _CALL_COLUMNS})
+
+    def set_gateway_callid(self, call_id: str, callid: str) -> None:
+        with self._write() as conn:
+            conn.execute(calls.update().where(calls.c.id == call_id).values(
+                gateway_callid=callid, updated_at=self.clock()))
+
+    def find_gateway_call(self, callid: str | None, channel: str | None) -> CallRecord | None:
+        """The call a gateway event is about: by the gateway's call id, else the channel's
+        newest call."""
+        with self._read() as conn:
+            row = None
+            if callid:
+                row = conn.execute(sa.select(calls).where(calls.c.gateway_callid == callid)
+                                   .order_by(calls.c.created_at.desc()).limit(1)).first()
+            if row is None and channel:
+                row = conn.execute(sa.select(calls).where(calls.c.channel == channel)
+                                   .order_by(calls.c.created_at.desc()).limit(1)).first()
+        return _record(row._mapping) if row else None
+
+    def end_call(self, call_id: str, reason: str) -> tuple[bool, str | None]:
+        """End an open call for a reason other than its caller's NCS leave (the gateway hung
+        up, an operator did, the outbound call failed). Returns (ended now, agent id to stop)."""
+        now = self.clock()
+        with self._write() as conn:
+            row = conn.execute(sa.select(calls.c.state, calls.c.agent_id)
+                               .where(calls.c.id == call_id).with_for_update()).first()
+            if row is None or row.state not in lifecycle.LIVE_STATES:
+                return False, None
+            # A pending call never had an agent; one whose start is in flight is stopped by
+            # the start itself when it sees the call is over (rule d).
+            state = lifecycle.ENDED if row.state == lifecycle.PENDING else lifecycle.STOPPING
+            conn.execute(calls.update().where(calls.c.id == call_id).values(
+                state=state, end_reason=reason, ended_at=now, grace_until=None, updated_at=now,
+                retry_at=now + WORK_LEASE_S if state == lifecycle.STOPPING else None))
+            self._event(conn, call_id, now, "service", "call_ending", {"reason": reason})
+            return True, row.agent_id
+
+    def count_open_calls(self) -> int:
+        with self._read() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(calls).where(
+                calls.c.state.in_(lifecycle.OPEN_STATES))).scalar_one()
+
+    # -- reservations (numbers) ----------------------------------------------------------------
+
+    def add_reservation(self, values: dict[str, Any]) -> dict[str, Any]:
+        with self._write() as conn:
+            conn.execute(numbers.insert().values(**values))
+        return dict(values)
+
+    def list_reservations(self, *, include_released: bool = False) -> list[dict[str, Any]]:
+        query = sa.select(numbers).order_by(numbers.c.created_at.desc())
+        if not include_released:
+            query = query.where(numbers.c.released_at.is_(None))
+        with self._read() as conn:
+            return [dict(r._mapping) for r in conn.execute(query).all()]
+
+    def get_reservation(self, reservation_id: str) -> dict[str, Any] | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(numbers).where(numbers.c.id == reservation_id)).first()
+        return dict(row._mapping) if row else None
+
+    def release_reservation(self, reservation_id: str) -> bool:
+        with self._write() as conn:
+            return bool(conn.execute(numbers.update().where(
+                numbers.c.id == reservation_id, numbers.c.released_at.is_(None)).values(
+                released_at=self.clock())).rowcount)
+
+    # -- lines ---------------------------------------------------------------------------------
+
+    def put_line(self, number: str, *, persona: str | None, label: str | None,
+                 variables: dict[str, str] | None) -> dict[str, Any]:
+        values = {"number": number, "persona": persona, "label": label,
+                  "variables": json.dumps(variables or {}, separators=(",", ":")),
+                  "created_at": self.clock()}
+        with self._write() as conn:
+            conn.execute(lines.delete().where(lines.c.number == number))
+            conn.execute(lines.insert().values(**values))
+        return _line(values)
+
+    def get_line(self, number: str) -> dict[str, Any] | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(lines).where(lines.c.number == number)).first()
+        return _line(row._mapping) if row else None
+
+    def list_lines(self) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            rows = conn.execute(sa.select(lines).order_by(lines.c.number)).all()
+        return [_line(r._mapping) for r in rows]
+
+    def remove_line(self, number: str) -> bool:
+        with self._write() as conn:
+            return bool(conn.execute(lines.delete().where(lines.c.number == number)).rowcount)
+
     # -- sweeping ----------------------------------------------------------------------------
 
-    def claim_due_work(self, *, limit: int = 50) -> list[CallRecord]:
+    def claim_due_work(self, *, limit: int = 50,
+                       caller_wait_s: float | None = None) -> list[CallRecord]:
         """Take over calls whose pending work is due: grace windows that ran out, stops that
         failed or whose worker vanished, and starts left half done. Each returned call is leased
         to the caller for WORK_LEASE_S (a conditional update, so only one worker gets it)."""
@@ -365,6 +535,12 @@ class Store:
             sa.and_(calls.c.state.in_((lifecycle.STARTING, lifecycle.STOPPING)),
                     calls.c.retry_at < now),
         )
+        if caller_wait_s is not None:
+            # A call made at ring time whose caller never reached the channel.
+            due = sa.or_(due, sa.and_(
+                calls.c.direction == "inbound", calls.c.caller_joined_at.is_(None),
+                calls.c.state.in_((lifecycle.PENDING, lifecycle.STARTING, lifecycle.ACTIVE)),
+                calls.c.created_at < now - caller_wait_s))
         claimed = []
         # Look first, with a read that never blocks webhooks; most sweeps find nothing due.
         with self._read() as conn:
@@ -377,6 +553,13 @@ class Store:
                 if row.state == lifecycle.GRACE:
                     values.update(state=lifecycle.STOPPING, end_reason="caller_did_not_return",
                                   ended_at=now)
+                elif (caller_wait_s is not None and row.direction == "inbound"
+                      and row.caller_joined_at is None
+                      and row.created_at < now - caller_wait_s and row.state in (
+                          lifecycle.PENDING, lifecycle.STARTING, lifecycle.ACTIVE)):
+                    ending = lifecycle.ENDED if row.state == lifecycle.PENDING \
+                        else lifecycle.STOPPING
+                    values.update(state=ending, end_reason="caller_never_arrived", ended_at=now)
                 result = conn.execute(
                     calls.update().where(calls.c.id == row.id,
                                          calls.c.updated_at == row.updated_at).values(**values))
@@ -489,9 +672,14 @@ class _HotPathSql:
             WHERE channel = :channel AND uid = :uid""")
         self.insert_call = sql("""
             INSERT INTO calls (id, channel, caller_uid, state, agent_name, persona, join_seq,
-                               created_at, retry_at, updated_at)
+                               created_at, retry_at, updated_at, caller_joined_at)
             VALUES (:id, :channel, :caller_uid, :state, :agent_name, :persona, :join_seq,
-                    :created_at, :retry_at, :updated_at)""")
+                    :created_at, :retry_at, :updated_at, :caller_joined_at)""")
+        self.caller_seen = sql("""
+            UPDATE calls SET caller_joined_at = COALESCE(caller_joined_at, :now)
+            WHERE id = :id""")
+        columns = ", ".join(_CALL_COLUMNS)
+        self.call_by_id = sql(f"SELECT {columns} FROM calls WHERE id = :id")
         self.update_call_state = sql("""
             UPDATE calls SET state = :state, grace_until = :grace_until, updated_at = :now
             WHERE id = :id""")
@@ -537,6 +725,14 @@ def make_engine(url: str) -> Engine:
         return engine
     return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=40,
                             pool_recycle=1800)
+
+
+_CALL_COLUMNS = tuple(c.name for c in calls.columns)
+
+
+def _line(mapping: Any) -> dict[str, Any]:
+    return {"number": mapping["number"], "persona": mapping["persona"],
+            "label": mapping["label"], "variables": json.loads(mapping["variables"] or "{}")}
 
 
 def _record(mapping: Any) -> CallRecord:

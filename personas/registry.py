@@ -50,8 +50,13 @@ class Registry:
 
     def route(self, channel: str, *, persona: str | None = None) -> Persona:
         """The persona for a call into ``channel``: ``persona`` (the one its number carries)
-        when given, else the first matching PERSONA_ROUTES rule, else DEFAULT_PERSONA."""
-        return self.get(persona or match(self.routes, channel) or self.default)
+        when given, else the persona named in a reservation's channel (see
+        reservation_channel), else the first matching PERSONA_ROUTES rule, else
+        DEFAULT_PERSONA."""
+        reserved = reserved_persona(channel)
+        if reserved not in self._personas:
+            reserved = None
+        return self.get(persona or reserved or match(self.routes, channel) or self.default)
 
     def in_use(self) -> set[str]:
         """The personas calls can reach through the settings alone."""
@@ -59,6 +64,21 @@ class Registry:
 
     def secret_values(self) -> list[str]:
         return sorted({s for p in self._personas.values() for s in p.secret_values()})
+
+
+RESERVATION_PREFIX = "pstn_"
+
+
+def reservation_channel(persona: str, suffix: str) -> str:
+    """The channel of a reserved number and PIN: it names its persona, so the caller's join
+    picks the persona with no lookup on the webhook's hot path."""
+    return f"{RESERVATION_PREFIX}{persona}_{suffix}"
+
+
+def reserved_persona(channel: str) -> str | None:
+    if not channel.startswith(RESERVATION_PREFIX) or "_" not in channel[len(RESERVATION_PREFIX):]:
+        return None
+    return channel[len(RESERVATION_PREFIX):].rsplit("_", 1)[0]
 
 
 @dataclass

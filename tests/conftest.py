@@ -37,8 +37,17 @@ def postgres_url_or_skip() -> str:
     pytest.skip("no PostgreSQL: run through `make test` (scripts/with_postgres.sh)")
 
 
-def fresh_database(url: str) -> str:
-    """Drop everything in the database at ``url`` (tests share one PostgreSQL database)."""
+def fresh_database(url: str, name: str | None = None) -> str:
+    """Drop everything in the database at ``url`` (unit tests share one PostgreSQL database).
+    With ``name``, make that database anew beside it and return its URL instead: servers that
+    outlive a test (the integration stacks) need a database nobody else drops tables in."""
+    if name:
+        admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        return sa.make_url(url).set(database=name).render_as_string(hide_password=False)
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         metadata.drop_all(conn)

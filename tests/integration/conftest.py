@@ -41,7 +41,7 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     if request.param == "sqlite":
         database_url = f"sqlite:///{Path(log_dir) / 'service.db'}"
     else:
-        database_url = fresh_database(postgres_url_or_skip())
+        database_url = fresh_database(postgres_url_or_skip(), "phone_agent_integration")
     sandbox_port, service_port = free_port(), free_port()
     env = base_env(database_url, sandbox_port, SECRETS)
     env["SANDBOX_WEBHOOK_URL"] = f"http://127.0.0.1:{service_port}/webhook"

@@ -23,6 +23,10 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 
 
+LOOKUP_TOKEN = "it-lookup-token-0123456789"
+EVENTS_TOKEN = "it-events-token-9876543210"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -169,5 +173,9 @@ def base_env(database_url: str, sandbox_port: int, secrets: dict[str, str]) -> d
         # A user persona (PERSONAS_DIR) with a short idle timeout, and routes to built-ins.
         "PERSONAS_DIR": str(ROOT / "tests" / "integration" / "personas"),
         "PERSONA_ROUTES": "idle_*=quick,tarot_*=tarot,orders_*=orders",
+        # The SIP gateway's hooks, shared with the sandbox's gateway.
+        "SIP_LOOKUP_TOKEN": LOOKUP_TOKEN, "SANDBOX_LOOKUP_TOKEN": LOOKUP_TOKEN,
+        "SIP_EVENTS_TOKEN": EVENTS_TOKEN, "SANDBOX_OUTBOUND_ANSWER_DELAY_S": "0.5",
+        "SANDBOX_OUTBOUND_CALL_DURATION_S": "2",
     })
     return env

@@ -113,3 +113,20 @@ def test_leave_with_no_live_call_is_recorded_but_does_nothing():
                                               (77, "caller_left_reason_77")])
 def test_leave_reasons_read_well(reason, text):
     assert lc.leave_reason_text(reason) == text
+
+
+def test_a_call_made_at_ring_time_starts_its_agent_when_the_caller_joins():
+    decision = decide(join(1), None, call(lc.PENDING, agent_id=None), now=NOW, grace_s=30)
+    assert decision.outcome == "call_answered" and decision.start_live_call
+    assert decision.change == lc.CallChange(state=lc.STARTING) and not decision.new_call
+
+
+def test_a_caller_who_leaves_a_ring_time_call_without_an_agent_just_ends_it():
+    decision = decide(leave(2), seen(1), call(lc.PENDING, agent_id=None), now=NOW, grace_s=30)
+    assert decision.change.state == lc.ENDED and decision.stop_agent_id is None
+
+
+def test_the_callers_join_into_a_call_whose_agent_started_early_starts_nothing_more():
+    decision = decide(join(1), None, call(lc.STARTING, agent_id=None), now=NOW, grace_s=30)
+    assert decision.outcome == "already_in_call"
+    assert not decision.new_call and not decision.start_live_call

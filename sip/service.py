@@ -1,0 +1,266 @@
+"""The SIP gateway side of calls: ring-time lookup, the gateway's own events, outbound calls and
+call control. No Flask here; sip/views.py adapts it to HTTP and sip/cli.py to the shell."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from calls import lifecycle
+from calls.service import CallService
+from calls.store import CallRecord, Store
+from config import Settings
+from convoai.tokens import MAX_TOKEN_LIFETIME_S, build_rtc_token
+from personas import Registry
+from personas.registry import reservation_channel
+from sip.client import GatewayClient, mask_number, normalize_region
+from sip.errors import CallNotFound, GatewayError, GatewayRejected
+
+logger = logging.getLogger(__name__)
+
+#: Gateway events that end the phone leg. call_hangup is documented as always sent, but the
+#: gateway never retries, so NCS's leave remains the other signal.
+HANGUP_EVENTS = frozenset({"call_hangup"})
+
+
+class Refusal(Exception):
+    """The call is refused (the gateway is answered 404): the number is unknown, or the line is
+    at its concurrency cap and no agent could come."""
+
+
+def normalise_number(text: Any) -> str:
+    """E.164 as ``+<digits>`` from what people and gateways write: "+1 (800) 555-0100",
+    "18005550100". Raises ValueError for anything else."""
+    if not isinstance(text, str | int) or isinstance(text, bool):
+        raise ValueError("a phone number is text such as +18005550100")
+    digits = re.sub(r"[\s().-]", "", str(text))
+    digits = digits[1:] if digits.startswith("+") else digits
+    if not digits.isdigit() or not 6 <= len(digits) <= 15:
+        raise ValueError("a phone number is + and 6 to 15 digits, such as +18005550100")
+    return "+" + digits
+
+
+@dataclass(frozen=True)
+class Placed:
+    """An outbound call that has been accepted (the dialling happens after the answer)."""
+
+    call: CallRecord
+
+
+class SipService:
+    """Lines, lookups, gateway events, outbound calls and call control, on top of CallService."""
+
+    def __init__(self, settings: Settings, store: Store, calls: CallService,
+                 personas: Registry, gateway: GatewayClient, *,
+                 run_async: bool = True) -> None:
+        self.settings = settings
+        self.store = store
+        self.calls = calls
+        self.personas = personas
+        self.gateway = gateway
+        # Outbound dialling waits for the callee to answer; it runs off the request unless the
+        # platform allows no work after the response (then the request waits: see docs/sip.md).
+        self.pool = ThreadPoolExecutor(32, thread_name_prefix="outbound") if run_async else None
+
+    # -- ring-time lookup ----------------------------------------------------------------------
+
+    def lookup(self, *, did: str, pin: str, callerid: str, callid: str,
+               events_url: str | None) -> dict[str, str]:
+        """Route an incoming call: a fresh channel and token for the caller's leg, the call
+        recorded with its numbers and persona, and (START_AGENT_ON_LOOKUP) its agent started."""
+        called = normalise_number(did)
+        line = self.store.get_line(called)
+        if line is None:
+            raise Refusal(f"no line is registered for {mask_number(called)}")
+        cap = self.settings.max_concurrent_calls
+        if cap and self.store.count_open_calls() >= cap:
+            raise Refusal(f"the concurrency cap ({cap} calls) is reached")
+        try:
+            caller = normalise_number(callerid)
+        except ValueError:
+            caller = None  # withheld or a SIP URI: the call still goes ahead
+        channel = f"line_{secrets.token_hex(8)}"
+        persona = self.personas.route(channel, persona=line["persona"])
+        variables = {**line["variables"], "called_number": called}
+        if caller:
+            variables["caller_number"] = caller
+        early = self.settings.start_agent_on_lookup
+        call = self.store.create_call(
+            channel=channel, direction="inbound",
+            state=lifecycle.STARTING if early else lifecycle.PENDING, persona=persona.name,
+            agent_name_prefix=self.settings.agent_name_prefix, new_id=self.calls.new_id,
+            caller_uid=self.settings.pstn_uid, caller_number=caller, called_number=called,
+            gateway_callid=callid or None, variables=variables)
+        logger.info("sip.lookup", extra={"call_id": call.id, "channel": channel,
+                                         "persona": persona.name, "early_agent": early})
+        if early:
+            self.calls.start_in_background_or_inline(call)
+        answer = {
+            "token": build_rtc_token(self.settings.agora_app_id,
+                                     self.settings.agora_app_certificate, channel,
+                                     self.settings.pstn_uid),
+            "uid": str(self.settings.pstn_uid), "channel": channel, "audio_scenario": "10",
+        }
+        if events_url:
+            answer["webhook_url"] = events_url
+        return answer
+
+    # -- the gateway's lifecycle events --------------------------------------------------------
+
+    def gateway_event(self, event: dict[str, Any]) -> str:
+        """Put a gateway event on its call's timeline; a hang-up ends the call (a second signal
+        beside NCS's leave). Returns the outcome."""
+        kind = str(event.get("event") or "")
+        callid = event.get("callid") if isinstance(event.get("callid"), str) else None
+        channel = event.get("channel") if isinstance(event.get("channel"), str) else None
+        call = self.store.find_gateway_call(callid, channel)
+        if call is None:
+            return "unknown_call"
+        detail = {k: event[k] for k in ("callid", "hangup_cause", "duration", "billsec",
+                                        "sip_disposition", "digits", "direction", "reason")
+                  if isinstance(event.get(k), str | int | bool)}
+        self.store.record_event(call.id, "gateway", kind or "unknown", detail)
+        if callid and not call.gateway_callid:
+            self.store.set_gateway_callid(call.id, callid)
+        if kind in HANGUP_EVENTS:
+            cause = str(event.get("hangup_cause") or "hangup").lower()
+            return self._end(call, f"gateway_{cause}"[:64])
+        return "recorded"
+
+    # -- outbound ------------------------------------------------------------------------------
+
+    def place_outbound(self, *, to: str, caller_id: str | None, persona: str | None,
+                       variables: dict[str, str], region: str, prompt: str,
+                       events_url: str | None) -> Placed:
+        """Record the call and start dialling (after the answer when run_async)."""
+        callee = normalise_number(to)
+        if not caller_id:
+            raise ValueError("from is required (or set OUTBOUND_CALLER_ID): the number the "
+                             "callee sees")
+        caller = normalise_number(caller_id)
+        channel = f"out_{secrets.token_hex(8)}"
+        chosen = self.personas.route(channel, persona=persona)
+        call = self.store.create_call(
+            channel=channel, direction="outbound", state=lifecycle.STARTING,
+            persona=chosen.name, agent_name_prefix=self.settings.agent_name_prefix,
+            new_id=self.calls.new_id, caller_uid=self.settings.pstn_uid, caller_number=caller,
+            called_number=callee,
+            variables={**variables, "called_number": callee, "caller_number": caller})
+        job = (call, region, prompt, events_url)
+        if self.pool is None:
+            self._dial(*job)
+        else:
+            self.pool.submit(self._dial_logged, *job)
+        return Placed(call)
+
+    def _dial_logged(self, *job: Any) -> None:
+        try:
+            self._dial(*job)
+        except Exception:
+            logger.exception("sip.outbound_failed", extra={"call_id": job[0].id})
+
+    def _dial(self, call: CallRecord, region: str, prompt: str, events_url: str | None) -> None:
+        # The agent first, so it is in the channel when the callee picks up.
+        self.calls.start_agent(call.id, call)
+        current = self.store.get_call(call.id)
+        if current is None or current.state not in lifecycle.LIVE_STATES:
+            return  # the start failed or was refused; the call is already closed
+        token = build_rtc_token(self.settings.agora_app_id, self.settings.agora_app_certificate,
+                                call.channel, self.settings.pstn_uid)
+        try:
+            result = self.gateway.outbound(
+                channel=call.channel, region=region, to=call.called_number,
+                caller_id=call.caller_number, prompt=prompt, token=token,
+                uid=self.settings.pstn_uid, webhook_url=events_url, audio_scenario="10")
+        except GatewayRejected as exc:
+            self.store.record_event(call.id, "gateway", "outbound_rejected",
+                                    {"reason": exc.reason})
+            self._end(call, f"outbound_{(exc.reason or 'rejected').lower()}"[:64])
+            return
+        except GatewayError as exc:
+            self.store.record_event(call.id, "gateway", "outbound_failed",
+                                    {"error": type(exc).__name__, "status": exc.status})
+            self._end(call, "outbound_failed")
+            return
+        self.store.set_gateway_callid(call.id, result.callid)
+        self.store.record_event(call.id, "gateway", "outbound_answered",
+                                {"callid": result.callid})
+
+    # -- reservations: a number and PIN into one fresh channel -------------------------------
+
+    def provision(self, *, region: str, persona: str | None, label: str | None,
+                  events_url: str | None) -> dict[str, Any]:
+        """Reserve a dial-in number and PIN with the gateway (``inbound``) for a fresh channel
+        and a token minted for PSTN_UID, and store the reservation."""
+        chosen = self.personas.route("", persona=persona)
+        channel = reservation_channel(chosen.name, secrets.token_hex(6))
+        lifetime = MAX_TOKEN_LIFETIME_S
+        token = build_rtc_token(self.settings.agora_app_id, self.settings.agora_app_certificate,
+                                channel, self.settings.pstn_uid, lifetime_s=lifetime)
+        reserved = self.gateway.inbound(channel, region, token=token, uid=self.settings.pstn_uid,
+                                        webhook_url=events_url, audio_scenario="10")
+        now = self.store.clock()
+        return self.store.add_reservation({
+            "id": secrets.token_hex(6), "did": reserved.did, "display": reserved.display,
+            "pin": reserved.pin, "channel": channel, "region": normalize_region(region),
+            "persona": chosen.name, "label": label, "created_at": now,
+            # Every caller with this PIN joins with this token: it lasts at most 24 hours.
+            "expires_at": now + lifetime,
+        })
+
+    def release(self, reservation: dict[str, Any]) -> None:
+        """Cancel the reservation at the gateway (by number and PIN) and mark it released."""
+        try:
+            self.gateway.cancel_call(did=reservation["did"], pin=reservation["pin"])
+        except CallNotFound:
+            pass  # already gone at the gateway (expired or used)
+        self.store.release_reservation(reservation["id"])
+
+    def renew_expiring(self, *, within_s: float, events_url: str | None) -> list[dict[str, Any]]:
+        """Re-issue the reservations that expire within ``within_s`` (a new number and PIN
+        each, same persona, region and label), releasing the old ones."""
+        deadline = self.store.clock() + within_s
+        renewed = []
+        for old in self.store.list_reservations():
+            if old["expires_at"] <= deadline:
+                renewed.append(self.provision(region=old["region"], persona=old["persona"],
+                                              label=old["label"], events_url=events_url))
+                self.release(old)
+        return renewed
+
+    # -- call control --------------------------------------------------------------------------
+
+    def hangup(self, call: CallRecord) -> str:
+        if call.gateway_callid:
+            try:
+                self.gateway.end_call(call.gateway_callid)
+            except CallNotFound:
+                pass  # the phone leg is already gone
+        return self._end(call, "operator_hangup")
+
+    def transfer(self, call: CallRecord, destination: str, leg: str | None = None) -> str:
+        if not call.gateway_callid:
+            raise GatewayError("the call has no gateway call id (it is not a phone call yet)")
+        self.gateway.transfer(call.gateway_callid, destination, leg=leg)
+        self.store.record_event(call.id, "service", "transferred",
+                                {"destination": mask_number(destination)})
+        # The gateway's REFER takes the caller elsewhere; the agent's part is over.
+        return self._end(call, "transferred")
+
+    def send_dtmf(self, call: CallRecord, digits: str) -> None:
+        if not call.gateway_callid:
+            raise GatewayError("the call has no gateway call id (it is not a phone call yet)")
+        self.gateway.send_dtmf(call.gateway_callid, digits)
+        self.store.record_event(call.id, "service", "dtmf_sent", {"count": len(digits)})
+
+    def _end(self, call: CallRecord, reason: str) -> str:
+        ended, agent_id = self.store.end_call(call.id, reason)
+        if not ended:
+            return "already_ended"
+        if agent_id:
+            self.calls.stop_agent(call.id, agent_id)
+        return "call_ending"

@@ -1,0 +1,241 @@
+"""The SIP gateway's HTTP surface: its ring-time lookup hook, its lifecycle events, and the
+admin API for lines, outbound calls and call control."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Any
+
+from flask import Blueprint, current_app, has_request_context, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from auth import bearer_token_matches, require_admin
+from calls.store import CallRecord
+from calls.views import call_json, iso
+from errors import ApiError, BadRequest, NotFound, Unauthorized
+from sip.errors import GatewayError
+from sip.service import Refusal, SipService, normalise_number
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("sip", __name__)
+
+
+class GatewayFailed(ApiError):
+    """The SIP gateway refused or failed the request."""
+
+    status = 502
+    code = "gateway_error"
+
+
+@bp.post("/sip/lookup")
+def lookup() -> ResponseReturnValue:
+    settings = current_app.extensions["settings"]
+    if not settings.sip_lookup_token:
+        raise NotFound("the lookup hook is off: set SIP_LOOKUP_TOKEN")
+    if not bearer_token_matches(settings.sip_lookup_token, request.headers.get("Authorization")):
+        raise Unauthorized("missing or wrong bearer token")
+    body = _json_object()
+    try:
+        answer = _sip().lookup(
+            did=body.get("did"), pin=str(body.get("pin") or ""),
+            callerid=str(body.get("callerid") or ""), callid=str(body.get("callid") or ""),
+            events_url=events_url())
+    except ValueError as exc:
+        raise BadRequest(f"did: {exc}") from None
+    except Refusal as exc:
+        # 404 is how the gateway is told to refuse the call.
+        logger.info("sip.lookup_refused", extra={"reason": str(exc)})
+        return jsonify(error="refused", message=str(exc)), 404
+    return jsonify(answer)
+
+
+@bp.post("/sip/events/<token>")
+def gateway_event(token: str) -> ResponseReturnValue:
+    expected = current_app.extensions["settings"].sip_events_token
+    # The unguessable path is the credential (the gateway signs nothing); a wrong one is
+    # indistinguishable from a path that does not exist.
+    if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise NotFound("no such path")
+    outcome = _sip().gateway_event(_json_object())
+    return jsonify(status="ok", outcome=outcome)
+
+
+@bp.get("/api/lines")
+@require_admin
+def list_lines() -> ResponseReturnValue:
+    return jsonify(lines=current_app.extensions["store"].list_lines())
+
+
+@bp.post("/api/lines")
+@require_admin
+def add_line() -> ResponseReturnValue:
+    body = _json_object()
+    line = add_line_from(body.get("number"), body.get("persona"), body.get("label"),
+                         body.get("variables"))
+    return jsonify(line), 201
+
+
+@bp.delete("/api/lines/<path:number>")
+@require_admin
+def remove_line(number: str) -> ResponseReturnValue:
+    try:
+        number = normalise_number(number)
+    except ValueError as exc:
+        raise BadRequest(f"number: {exc}") from None
+    if not current_app.extensions["store"].remove_line(number):
+        raise NotFound(f"no line {number}")
+    return "", 204
+
+
+@bp.get("/api/numbers")
+@require_admin
+def list_numbers() -> ResponseReturnValue:
+    return jsonify(numbers=[reservation_json(r) for r in
+                            current_app.extensions["store"].list_reservations()])
+
+
+@bp.post("/api/numbers")
+@require_admin
+def provision_number() -> ResponseReturnValue:
+    body = _json_object()
+    reservation = provision_from(str(body.get("region") or "NA"), body.get("persona"),
+                                 body.get("label"))
+    return jsonify(reservation_json(reservation)), 201
+
+
+@bp.delete("/api/numbers/<reservation_id>")
+@require_admin
+def release_number(reservation_id: str) -> ResponseReturnValue:
+    reservation = current_app.extensions["store"].get_reservation(reservation_id)
+    if reservation is None or reservation["released_at"] is not None:
+        raise NotFound(f"no reservation {reservation_id}")
+    try:
+        _sip().release(reservation)
+    except GatewayError as exc:
+        raise GatewayFailed(f"the SIP gateway refused: {exc}") from None
+    return "", 204
+
+
+def provision_from(region: str, persona: Any, label: Any) -> dict[str, Any]:
+    """Validate and make a reservation (shared by the API and `flask sip provision`)."""
+    if persona is not None and persona not in current_app.extensions["personas"].names():
+        raise BadRequest(f"unknown persona {persona!r}")
+    if label is not None and not isinstance(label, str):
+        raise BadRequest("label must be text")
+    try:
+        return _sip().provision(region=region, persona=persona, label=label,
+                                events_url=events_url())
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    except GatewayError as exc:
+        raise GatewayFailed(f"the SIP gateway refused: {exc}") from None
+
+
+def reservation_json(reservation: dict[str, Any]) -> dict[str, Any]:
+    return {"id": reservation["id"], "number": f"+{reservation['did'].lstrip('+')}",
+            "display": reservation["display"], "pin": reservation["pin"],
+            "channel": reservation["channel"], "region": reservation["region"],
+            "persona": reservation["persona"], "label": reservation["label"],
+            "created_at": iso(reservation["created_at"]),
+            "expires_at": iso(reservation["expires_at"]),
+            "released_at": iso(reservation.get("released_at"))}
+
+
+@bp.post("/api/calls")
+@require_admin
+def place_call() -> ResponseReturnValue:
+    body = _json_object()
+    variables = body.get("variables") or {}
+    if not isinstance(variables, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in variables.items()):
+        raise BadRequest("variables must be an object of strings")
+    persona = body.get("persona")
+    if persona is not None and persona not in current_app.extensions["personas"].names():
+        raise BadRequest(f"unknown persona {persona!r}")
+    settings = current_app.extensions["settings"]
+    try:
+        placed = _sip().place_outbound(
+            to=body.get("to"), caller_id=body.get("from") or settings.outbound_caller_id or None,
+            persona=persona, variables=variables, region=str(body.get("region") or "NA"),
+            prompt=str(body.get("prompt") or "false"), events_url=events_url())
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    return jsonify(call_json(placed.call)), 202
+
+
+@bp.post("/api/calls/<call_id>/hangup")
+@require_admin
+def hangup(call_id: str) -> ResponseReturnValue:
+    return _control(call_id, lambda sip, call: sip.hangup(call))
+
+
+@bp.post("/api/calls/<call_id>/transfer")
+@require_admin
+def transfer(call_id: str) -> ResponseReturnValue:
+    body = _json_object()
+    destination = body.get("destination")
+    if not isinstance(destination, str) or not destination.strip():
+        raise BadRequest("destination is required: a phone number or a SIP URI")
+    return _control(call_id, lambda sip, call: sip.transfer(call, destination.strip(),
+                                                            body.get("leg")))
+
+
+@bp.post("/api/calls/<call_id>/dtmf")
+@require_admin
+def dtmf(call_id: str) -> ResponseReturnValue:
+    digits = _json_object().get("digits")
+    if not isinstance(digits, str) or not digits or any(c not in "0123456789*#" for c in digits):
+        raise BadRequest("digits must be one or more of 0-9, * and #")
+    return _control(call_id, lambda sip, call: sip.send_dtmf(call, digits) or "dtmf_sent")
+
+
+def add_line_from(number: Any, persona: Any, label: Any, variables: Any) -> dict[str, Any]:
+    """Validate and store a line (shared by the API and `flask sip lines add`)."""
+    try:
+        number = normalise_number(number)
+    except ValueError as exc:
+        raise BadRequest(f"number: {exc}") from None
+    if persona is not None and persona not in current_app.extensions["personas"].names():
+        raise BadRequest(f"unknown persona {persona!r}")
+    if variables is not None and not (isinstance(variables, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in variables.items())):
+        raise BadRequest("variables must be an object of strings")
+    if label is not None and not isinstance(label, str):
+        raise BadRequest("label must be text")
+    return current_app.extensions["store"].put_line(number, persona=persona, label=label,
+                                                    variables=variables)
+
+
+def events_url() -> str | None:
+    """Where the gateway should send its lifecycle events, or None when they are off (or no
+    public URL is known, as in a shell command without PUBLIC_URL)."""
+    settings = current_app.extensions["settings"]
+    if not settings.sip_events_token:
+        return None
+    base = settings.public_url or (request.url_root if has_request_context() else "")
+    if not base:
+        return None
+    return f"{base.rstrip('/')}/sip/events/{settings.sip_events_token}"
+
+
+def _control(call_id: str, action: Any) -> ResponseReturnValue:
+    call: CallRecord | None = current_app.extensions["store"].get_call(call_id)
+    if call is None:
+        raise NotFound(f"no call {call_id}")
+    try:
+        outcome = action(_sip(), call)
+    except GatewayError as exc:
+        raise GatewayFailed(f"the SIP gateway refused: {exc}") from None
+    return jsonify(status="ok", outcome=outcome)
+
+
+def _sip() -> SipService:
+    return current_app.extensions["sip"]
+
+
+def _json_object() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body

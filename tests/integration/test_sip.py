@@ -1,0 +1,185 @@
+"""Issue 5 from outside: the lookup hook, gateway events, outbound calls and the admin API, with
+the sandbox playing Agora's SIP gateway."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+import requests
+
+from tests.integration.harness import EVENTS_TOKEN, LOOKUP_TOKEN, wait_until
+
+pytestmark = pytest.mark.integration
+ADMIN = {"Authorization": "Bearer sandbox-admin-token"}
+RUNNING = ("STARTING", "RUNNING")
+
+
+def api(stack, method, path, **kwargs):
+    return requests.request(method, f"{stack.service.url}{path}", timeout=15,
+                            **{"headers": ADMIN, **kwargs})
+
+
+def call_record(stack, call_id):
+    return api(stack, "GET", f"/api/calls/{call_id}").json()
+
+
+def new_line(stack, persona="support"):
+    number = f"+1800{uuid.uuid4().int % 10**7:07d}"
+    response = api(stack, "POST", "/api/lines", json={"number": number, "persona": persona,
+                                                      "variables": {"team": "billing"}})
+    assert response.status_code == 201, response.text
+    return number
+
+
+def lookup(stack, did, *, token=LOOKUP_TOKEN, callid=None):
+    return requests.post(f"{stack.service.url}/sip/lookup", timeout=15,
+                         headers={"Authorization": f"Bearer {token}"},
+                         json={"did": did, "pin": "", "callerid": "+15551234567",
+                               "callid": callid or uuid.uuid4().hex, "sip_headers": {}})
+
+
+def test_lookup_needs_the_bearer_token_and_refuses_unknown_numbers(fresh):
+    assert lookup(fresh, "+18005550199", token="wrong-token-000000").status_code == 401
+    assert requests.post(f"{fresh.service.url}/sip/lookup", json={}, timeout=5
+                         ).status_code == 401
+    refused = lookup(fresh, "+18009990000")
+    assert refused.status_code == 404 and refused.json()["error"] == "refused"
+
+
+def test_a_call_through_a_line_gets_a_fresh_channel_and_an_agent_before_the_caller(fresh):
+    number = new_line(fresh, persona="orders")
+    dialled = requests.post(f"{fresh.sandbox.url}/_sandbox/sip/dial", timeout=15, json={
+        "to": number, "from": "+15551234567", "duration_s": 3}).json()
+    assert dialled["status"] == "bridged", dialled
+    channel = dialled["channel"]
+    assert channel.startswith("line_")
+    # The sandbox's gateway checked the token the lookup returned for that channel and uid 111.
+    agent = wait_until(lambda: [a for a in fresh.sandbox.agents(channel)
+                                if a["state"] in RUNNING], message="the agent")[0]
+    joins = [r for r in fresh.sandbox.requests("join")
+             if r["body"]["properties"]["channel"] == channel]
+    assert len(joins) == 1
+    assert joins[0]["body"]["properties"]["labels"]["persona"] == "orders"
+    variables = joins[0]["body"]["properties"]["llm"]["template_variables"]
+    assert variables["caller_number"] == "+15551234567"
+    assert variables["called_number"] == number and variables["team"] == "billing"
+    # The caller's own join (NCS 103) arrives after the lookup and starts nothing more.
+    wait_until(lambda: not [a for a in fresh.sandbox.agents(channel) if a["state"] in RUNNING],
+               timeout=20, message="the agent stopped after the hang-up")
+    assert len(fresh.sandbox.agents(channel)) == 1
+    calls = api(fresh, "GET", "/api/calls", params={"channel": channel}).json()["calls"]
+    assert len(calls) == 1 and calls[0]["agent_id"] == agent["agent_id"]
+    assert calls[0]["state"] == "ended"
+
+
+def test_a_gateway_hangup_alone_stops_the_agent(fresh):
+    number = new_line(fresh)
+    callid = uuid.uuid4().hex
+    answer = lookup(fresh, number, callid=callid)
+    assert answer.status_code == 200
+    channel = answer.json()["channel"]
+    assert answer.json()["uid"] == "111" and answer.json()["audio_scenario"] == "10"
+    assert answer.json()["webhook_url"].endswith(f"/sip/events/{EVENTS_TOKEN}")
+    fresh.service.event(103, channel=channel, seq=1)
+    wait_until(lambda: [a for a in fresh.sandbox.agents(channel) if a["state"] in RUNNING],
+               message="the agent")
+    hangup = requests.post(answer.json()["webhook_url"], timeout=5, json={
+        "event": "call_hangup", "callid": callid, "channel": channel, "uid": "111",
+        "timestamp": int(time.time()), "hangup_cause": "NORMAL_CLEARING", "duration": "12",
+        "billsec": "10", "sip_disposition": "recv_bye"})
+    assert hangup.status_code == 200 and hangup.json()["outcome"] == "call_ending"
+    wait_until(lambda: not [a for a in fresh.sandbox.agents(channel) if a["state"] in RUNNING],
+               message="the agent stopped by the gateway's hang-up alone")
+
+
+def test_a_wrong_events_token_is_a_404(fresh):
+    response = requests.post(f"{fresh.service.url}/sip/events/not-the-token", timeout=5,
+                             json={"event": "call_hangup"})
+    assert response.status_code == 404
+
+
+def test_an_outbound_call_starts_its_agent_dials_and_ends_when_the_callee_hangs_up(fresh):
+    placed = api(fresh, "POST", "/api/calls", json={"to": "+15557654321",
+                                                    "persona": "appointments",
+                                                    "variables": {"name": "Ana"}})
+    assert placed.status_code == 202, placed.text
+    call_id = placed.json()["id"]
+    record = wait_until(lambda: (r := call_record(fresh, call_id))["state"] == "ended" and r,
+                        timeout=20, message="the outbound call to end")
+    assert record["agent_id"] and record["persona"] == "appointments"
+    kinds = [e["kind"] for e in record["timeline"]]
+    assert "agent_started" in kinds and "outbound_answered" in kinds
+    assert kinds.index("agent_started") < kinds.index("outbound_answered")
+    assert not [a for a in fresh.sandbox.agents(record["channel"]) if a["state"] in RUNNING]
+
+
+def test_a_busy_outbound_call_fails_and_its_agent_is_stopped(fresh):
+    placed = api(fresh, "POST", "/api/calls", json={"to": "+15550000000"})  # ...0000 is busy
+    assert placed.status_code == 202
+    record = wait_until(lambda: (r := call_record(fresh, placed.json()["id"]))["state"] in (
+        "ended", "failed") and r, timeout=20, message="the busy call to end")
+    assert record["end_reason"] == "outbound_busy", record
+    wait_until(lambda: not [a for a in fresh.sandbox.agents(record["channel"])
+                            if a["state"] in RUNNING], message="the agent stopped")
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/api/calls"), ("GET", "/api/calls/x"), ("POST", "/api/calls"),
+    ("GET", "/api/lines"), ("POST", "/api/lines"), ("DELETE", "/api/lines/+18005550100"),
+    ("POST", "/api/calls/x/hangup"), ("POST", "/api/calls/x/transfer"),
+    ("POST", "/api/calls/x/dtmf"),
+])
+@pytest.mark.parametrize("token", [None, "Bearer wrong", "sandbox-admin-token"])
+def test_every_api_route_needs_the_admin_token(fresh, method, path, token):
+    headers = {"Authorization": token} if token else {}
+    response = requests.request(method, f"{fresh.service.url}{path}", headers=headers,
+                                json={}, timeout=5)
+    assert response.status_code == 401 and response.json()["error"] == "unauthorized"
+
+
+def flask_cli(stack, *args):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.integration.harness import ROOT
+
+    return subprocess.run([str(Path(sys.executable).parent / "flask"), "--app", "app", *args],
+                          cwd=ROOT, env={**stack.env, "LOG_LEVEL": "WARNING"},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_provision_reserves_a_number_with_string_fields_and_a_valid_token(fresh):
+    result = flask_cli(fresh, "sip", "provision", "--region", "NA", "--persona", "tarot",
+                       "--label", "tarot line")
+    assert result.returncode == 0, result.stderr
+    assert "PIN " in result.stdout and "expires " in result.stdout
+    assert "persona tarot" in result.stdout
+    sent = [r for r in fresh.sandbox.requests("sip:inbound")]
+    assert len(sent) == 1 and sent[0]["status"] == 200
+    body = sent[0]["body"]
+    assert body["action"] == "inbound" and body["region"] == "AREA_CODE_NA"
+    assert all(isinstance(v, str) for k, v in body.items() if k != "video")
+    assert body["uid"] == "111" and body["channel"].startswith("pstn_tarot_")
+    # Calling the reserved number with its PIN reaches the channel, and the tarot persona.
+    numbers = api(fresh, "GET", "/api/numbers").json()["numbers"]
+    reservation = next(n for n in numbers if n["channel"] == body["channel"])
+    dialled = requests.post(f"{fresh.sandbox.url}/_sandbox/sip/dial", timeout=15, json={
+        "to": reservation["number"], "pin": reservation["pin"], "duration_s": 2}).json()
+    assert dialled["status"] == "bridged" and dialled["channel"] == body["channel"]
+    join = wait_until(lambda: [r for r in fresh.sandbox.requests("join")
+                               if r["body"]["properties"]["channel"] == body["channel"]],
+                      message="the agent's join")[0]
+    assert join["body"]["properties"]["labels"]["persona"] == "tarot"
+    released = flask_cli(fresh, "sip", "release", reservation["id"])
+    assert released.returncode == 0, released.stderr
+    assert not [n for n in api(fresh, "GET", "/api/numbers").json()["numbers"]
+                if n["id"] == reservation["id"]]
+
+
+def test_provision_refuses_an_unknown_persona_in_one_line(fresh):
+    result = flask_cli(fresh, "sip", "provision", "--persona", "nobody")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == "sip: unknown persona 'nobody'"
