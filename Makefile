@@ -30,7 +30,7 @@ lint: install
 
 bench: install
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
-	$(PY) bench/webhook_latency.py
+	$(PY) bench/run_all.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache

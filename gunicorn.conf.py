@@ -11,8 +11,10 @@ bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
 # Joins run inside the webhook request (AGENT_START_MODE=inline), so threads bound how many
-# callers can be joining at once; a thread waiting on ConvoAI costs little.
-threads = int(os.environ.get("GUNICORN_THREADS", "128"))
+# callers can be joining at once per worker: size it as peak calls per second x join seconds
+# (a hotline read out on air: 200 calls/s x 2 s slow joins, over 2 workers). A thread waiting
+# on ConvoAI costs little memory and no CPU.
+threads = int(os.environ.get("GUNICORN_THREADS", "256"))
 # NCS waits 10 s for an answer; a request still running after 30 s is stuck.
 timeout = 30
 graceful_timeout = 20

@@ -4,13 +4,16 @@
 
 Answers ``POST .../join`` with ``{"agent_id", "create_ts", "status": "RUNNING"}``,
 ``POST .../agents/<id>/leave`` with ``{}`` and ``GET .../agents`` with an empty list. For each
-join it records the channel and the arrival time, ``time.monotonic()`` taken as soon as the
-request line and headers are read (CLOCK_MONOTONIC is system-wide on Linux, so a client on the
-same machine can compare it with its own clock). Bench endpoints:
+join it records the channel, the agent id it hands out and the arrival time, ``time.monotonic()``
+taken as soon as the request line and headers are read (CLOCK_MONOTONIC is system-wide on Linux,
+so a client on the same machine can compare it with its own clock); for each leave, the agent id,
+that agent's channel and the arrival time. Bench endpoints:
 
-- ``GET /_bench/joins`` -> ``{"joins": [{"channel", "t"}...], "leaves": [...]}``
+- ``GET /_bench/joins`` -> ``{"joins": [{"channel", "agent_id", "t"}...], "leaves": [...]}``
+- ``GET /_bench/counts`` -> ``{"joins": n, "leaves": n}``
 - ``GET /_bench/wait?kind=join|leave&channel=C&timeout=S`` -> ``{"t": ...}`` once that join (or
   the leave of that channel's agent) has arrived, 404 after the timeout
+- ``POST /_bench/latency?ms=M`` sets the answer delay of joins and leaves
 - ``POST /_bench/reset`` forgets everything
 - ``GET /_bench/health``
 """
@@ -36,11 +39,18 @@ class Recorder:
         self.joins: list[dict] = []
         self.leaves: list[dict] = []
         self.by_key: dict[tuple[str, str], float] = {}
-        self.agent_channel: dict[str, str] = {}
+        self.agent_channel: dict[str, str | None] = {}
 
-    def add(self, kind: str, channel: str, t: float) -> None:
+    def add(self, kind: str, agent_id: str, t: float, channel: str | None = None) -> None:
+        """Record a join (``channel`` given: ``agent_id`` is the agent it starts) or the leave
+        of ``agent_id`` (its channel is looked up; an unknown agent's is ``None``)."""
         with self.cond:
-            (self.joins if kind == "join" else self.leaves).append({"channel": channel, "t": t})
+            if kind == "join":
+                self.agent_channel[agent_id] = channel
+            else:
+                channel = self.agent_channel.get(agent_id)
+            (self.joins if kind == "join" else self.leaves).append(
+                {"channel": channel, "agent_id": agent_id, "t": t})
             self.by_key.setdefault((kind, channel), t)
             self.cond.notify_all()
 
@@ -89,23 +99,22 @@ class Handler(BaseHTTPRequestHandler):
             except (ValueError, KeyError, TypeError):
                 self._send(400, {"reason": "InvalidRequest", "detail": "no properties.channel"})
                 return
-            rec.add("join", channel, t)
             agent_id = uuid.uuid4().hex
-            with rec.cond:
-                rec.agent_channel[agent_id] = channel
+            rec.add("join", agent_id, t, channel)
             self._delay()
             self._send(200, {"agent_id": agent_id, "create_ts": int(time.time()),
                              "status": "RUNNING"})
         elif path.endswith("/leave") and "/agents/" in path:
-            agent_id = path.rsplit("/", 2)[-2]
-            with rec.cond:
-                channel = rec.agent_channel.get(agent_id, agent_id)
-            rec.add("leave", channel, t)
+            rec.add("leave", path.rsplit("/", 2)[-2], t)
             self._delay()
             self._send(200, {})
         elif path == "/_bench/reset":
             rec.reset()
             self._send(200, {"status": "ok"})
+        elif path == "/_bench/latency":
+            query = parse_qs(urlsplit(self.path).query)
+            self.server.latency_s = float(query.get("ms", ["0"])[0]) / 1000
+            self._send(200, {"status": "ok", "latency_ms": self.server.latency_s * 1000})
         else:
             self._send(404, {"reason": "NotFound"})
 
@@ -114,6 +123,9 @@ class Handler(BaseHTTPRequestHandler):
         rec = self.server.recorder
         if url.path == "/_bench/health":
             self._send(200, {"status": "ok"})
+        elif url.path == "/_bench/counts":
+            with rec.cond:
+                self._send(200, {"joins": len(rec.joins), "leaves": len(rec.leaves)})
         elif url.path == "/_bench/joins":
             with rec.cond:
                 self._send(200, {"joins": list(rec.joins), "leaves": list(rec.leaves)})
@@ -137,7 +149,7 @@ class Handler(BaseHTTPRequestHandler):
 
 class FakeServer(ThreadingHTTPServer):
     daemon_threads = True
-    request_queue_size = 128
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], latency_s: float) -> None:
         super().__init__(address, Handler)

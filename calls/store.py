@@ -10,6 +10,7 @@ locks the participant row with ``SELECT ... FOR UPDATE``.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from calls import lifecycle
 from calls.lifecycle import CallerEvent, CallerJoined, Decision, LiveCall, Participant
 
+logger = logging.getLogger(__name__)
 metadata = sa.MetaData()
 
 calls = sa.Table(
@@ -315,29 +317,23 @@ class Store:
 
     def agent_started(self, call_id: str, agent_id: str) -> str:
         """Record a join that Agora accepted. Returns "active", or "stop" when the call ended
-        while the join was in flight (the caller must then stop the agent)."""
+        while the join was in flight (the caller must then stop the agent). On every call's
+        path, so it runs on the driver connection like apply_caller_event."""
         now = self.clock()
-        with self._write() as conn:
-            result = conn.execute(
-                calls.update()
-                .where(calls.c.id == call_id, calls.c.state.in_((lifecycle.STARTING,
-                                                                  lifecycle.GRACE)))
-                .values(agent_id=agent_id, agent_started_at=now, retry_at=None, updated_at=now,
-                        state=sa.case((calls.c.state == lifecycle.STARTING, lifecycle.ACTIVE),
-                                      else_=calls.c.state))
-            )
-            if result.rowcount:
-                self._event(conn, call_id, now, "service", "agent_started",
-                            {"agent_id": agent_id})
-                return "active"
-            conn.execute(
-                calls.update().where(calls.c.id == call_id)
-                .values(agent_id=agent_id, agent_started_at=now, updated_at=now,
-                        retry_at=now + WORK_LEASE_S)
-            )
-            self._event(conn, call_id, now, "service", "agent_started_after_leave",
-                        {"agent_id": agent_id})
-            return "stop"
+        sql = self._sql
+        with self._hot_write() as cursor:
+            cursor.execute(sql.agent_started, {"id": call_id, "agent_id": agent_id, "now": now})
+            if cursor.fetchone() is not None:
+                outcome, kind = "active", "agent_started"
+            else:
+                cursor.execute(sql.agent_started_late, {"id": call_id, "agent_id": agent_id,
+                                                        "now": now,
+                                                        "retry_at": now + WORK_LEASE_S})
+                outcome, kind = "stop", "agent_started_after_leave"
+            cursor.execute(sql.insert_event, {
+                "call_id": call_id, "at": now, "source": "service", "kind": kind,
+                "detail": json.dumps({"agent_id": agent_id}, separators=(",", ":"))})
+        return outcome
 
     def start_failed(self, call_id: str, *, state: str, reason: str) -> None:
         """The agent could not be started: the call ends as ``refused`` or ``failed``."""
@@ -353,14 +349,11 @@ class Store:
 
     def agent_stopped(self, call_id: str, *, already_gone: bool = False) -> None:
         now = self.clock()
-        with self._write() as conn:
-            conn.execute(
-                calls.update().where(calls.c.id == call_id)
-                .values(state=lifecycle.ENDED, retry_at=None, grace_until=None, updated_at=now,
-                        ended_at=sa.func.coalesce(calls.c.ended_at, now))
-            )
-            self._event(conn, call_id, now, "service", "agent_stopped",
-                        {"already_gone": already_gone})
+        with self._hot_write() as cursor:
+            cursor.execute(self._sql.agent_stopped, {"id": call_id, "now": now})
+            cursor.execute(self._sql.insert_event, {
+                "call_id": call_id, "at": now, "source": "service", "kind": "agent_stopped",
+                "detail": json.dumps({"already_gone": already_gone}, separators=(",", ":"))})
 
     def stop_failed(self, call_id: str, error: str, *, retry_in: float) -> None:
         now = self.clock()
@@ -572,9 +565,17 @@ class Store:
     def checkpoint(self) -> None:
         """SQLite: copy the write-ahead log into the database without blocking anyone. Done by
         the sweeper so that no webhook's commit pays for it (see make_engine)."""
-        if self.dialect == "sqlite":
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        if self.dialect != "sqlite":
+            return
+        # Outside any transaction (SQLite refuses a checkpoint inside one), on the bare driver
+        # connection. A busy database just means the next sweep does it.
+        raw = self.engine.raw_connection()
+        try:
+            raw.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+        except self._driver_errors as exc:
+            logger.debug("store.checkpoint_skipped", extra={"error": _short(exc)})
+        finally:
+            raw.close()
 
     def prune_notices(self, *, older_than_s: float) -> int:
         with self._write() as conn:
@@ -686,6 +687,21 @@ class _HotPathSql:
         self.end_call = sql("""
             UPDATE calls SET state = :state, grace_until = :grace_until, updated_at = :now,
                              end_reason = :end_reason, ended_at = :now, retry_at = :retry_at
+            WHERE id = :id""")
+        self.agent_started = sql(f"""
+            UPDATE calls SET agent_id = :agent_id, agent_started_at = :now, retry_at = NULL,
+                updated_at = :now,
+                state = CASE WHEN state = '{lifecycle.STARTING}' THEN '{lifecycle.ACTIVE}'
+                             ELSE state END
+            WHERE id = :id AND state IN ('{lifecycle.STARTING}', '{lifecycle.GRACE}')
+            RETURNING id""")
+        self.agent_started_late = sql("""
+            UPDATE calls SET agent_id = :agent_id, agent_started_at = :now, updated_at = :now,
+                retry_at = :retry_at
+            WHERE id = :id""")
+        self.agent_stopped = sql(f"""
+            UPDATE calls SET state = '{lifecycle.ENDED}', retry_at = NULL, grace_until = NULL,
+                updated_at = :now, ended_at = COALESCE(ended_at, :now)
             WHERE id = :id""")
         self.insert_event = sql("""
             INSERT INTO call_events (call_id, at, source, kind, detail)

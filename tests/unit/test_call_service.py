@@ -189,3 +189,9 @@ def test_agent_left_notification_ends_the_call(service, store, convoai):
     stranger = AgentEvent(kind="agent_left", event_type=102, agent_id="x", name="someone-else",
                           channel="ch", labels={}, payload={})
     assert service.handle_agent_event(stranger, notice_id="cv-2")["status"] == "ignored"
+
+
+def test_the_sweepers_checkpoint_runs_between_transactions(store):
+    """SQLite refuses a checkpoint inside a transaction; the store must not open one for it."""
+    store.checkpoint()
+    store.checkpoint()  # and again: nothing left open by the first
