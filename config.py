@@ -53,8 +53,11 @@ class ConfigError(Exception):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
-        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-        super().__init__(f"configuration is not valid ({count}):\n{lines}")
+        if len(problems) == 1:
+            # One problem, one line: what a platform's log viewer shows first.
+            super().__init__(f"configuration is not valid: {problems[0]}")
+        else:
+            super().__init__(f"configuration is not valid ({len(problems)} problems):\n{lines}")
 
 
 @dataclass(frozen=True)

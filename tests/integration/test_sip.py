@@ -191,3 +191,17 @@ def test_provision_refuses_an_unknown_persona_in_one_line(fresh):
     result = flask_cli(fresh, "sip", "provision", "--persona", "nobody")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == "sip: unknown persona 'nobody'"
+
+
+def test_the_sip_credentials_never_reach_the_output(fresh):
+    """The events path carries SIP_EVENTS_TOKEN and access logs print paths: it must be
+    redacted there, like the lookup token and every other secret."""
+    requests.post(f"{fresh.service.url}/sip/events/{EVENTS_TOKEN}", timeout=5,
+                  json={"event": "call_ringing", "callid": "none"})
+    lookup(fresh, "+18009990001")
+    from tests.integration.conftest import SECRETS
+
+    output = fresh.service.process.output()
+    leaked = [s for s in (LOOKUP_TOKEN, EVENTS_TOKEN, *SECRETS.values()) if s in output]
+    assert not leaked
+    assert "/sip/events/***" in output  # the request was logged, with the token redacted
