@@ -78,6 +78,7 @@ class Settings:
     pstn_uid: int = 111
     agent_uid: int = 222
     admin_token: str = field(default="", repr=False)
+    cron_secret: str = field(default="", repr=False)
     # The SIP gateway's hooks (sip/views.py).
     sip_lookup_token: str = field(default="", repr=False)
     sip_events_token: str = field(default="", repr=False)
@@ -245,8 +246,8 @@ class Settings:
         """Every configured secret, for log and error-body redaction."""
         names = ("agora_app_certificate", "agora_customer_secret", "agora_ncs_secret",
                  "agora_ncs_secret_previous", "agora_convoai_ncs_secret", "sip_auth",
-                 "admin_token", "openai_api_key", "elevenlabs_api_key", "sip_lookup_token",
-                 "sip_events_token")
+                 "admin_token", "cron_secret", "openai_api_key", "elevenlabs_api_key",
+                 "sip_lookup_token", "sip_events_token")
         values = [*(getattr(self, n) for n in names), *self.persona_keys.values()]
         return list(dict.fromkeys(v for v in values if v and len(v) >= 4))
 

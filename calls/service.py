@@ -69,10 +69,11 @@ class CallService:
             event_type=event_type, persona=self.personas.route(event.channel).name,
         )
         decision = applied.decision
+        # The join (or leave) goes out first: formatting a log line is dead air for the caller.
+        self._follow_up(applied)
         logger.info("call.event", extra={
             "outcome": decision.outcome, "call_id": applied.call_id, "channel": event.channel,
             "seq": event.seq, "notice_id": event.notice_id})
-        self._follow_up(applied)
         answer: dict[str, Any] = {"status": "ok" if decision.applied else "ignored",
                                   "outcome": decision.outcome}
         if applied.call_id:

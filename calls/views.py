@@ -11,10 +11,10 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from auth import require_admin
+from auth import bearer_token_matches, require_admin
 from calls import lifecycle
 from calls.store import CallRecord, Store
-from errors import BadRequest, NotFound
+from errors import BadRequest, NotFound, Unauthorized
 
 bp = Blueprint("calls_api", __name__, url_prefix="/api")
 MAX_LIMIT = 200
@@ -36,6 +36,23 @@ def list_calls() -> ResponseReturnValue:
     page, more = records[:limit], len(records) > limit
     next_cursor = _encode_cursor(page[-1]) if more and page else None
     return jsonify(calls=[call_json(r) for r in page], next=next_cursor)
+
+
+@bp.route("/reconcile", methods=["GET", "POST"])
+def reconcile() -> ResponseReturnValue:
+    """Do the sweeper's work once: for platforms with no background threads, where a cron
+    calls this (Vercel Cron sends GET with ``Authorization: Bearer CRON_SECRET``). The admin
+    token works too."""
+    settings = current_app.extensions["settings"]
+    header = request.headers.get("Authorization")
+    if not (bearer_token_matches(settings.cron_secret, header)
+            or bearer_token_matches(settings.admin_token, header)):
+        raise Unauthorized("missing or wrong bearer token (CRON_SECRET or ADMIN_TOKEN)")
+    store = _store()
+    swept = current_app.extensions["calls"].sweep()
+    pruned = store.prune_notices(older_than_s=settings.notice_retention_hours * 3600)
+    store.checkpoint()
+    return jsonify(status="ok", calls_handled=swept, notices_pruned=pruned)
 
 
 @bp.get("/calls/<call_id>")

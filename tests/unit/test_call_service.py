@@ -195,3 +195,17 @@ def test_the_sweepers_checkpoint_runs_between_transactions(store):
     """SQLite refuses a checkpoint inside a transaction; the store must not open one for it."""
     store.checkpoint()
     store.checkpoint()  # and again: nothing left open by the first
+
+
+def test_reconcile_endpoint_sweeps_once_and_needs_the_cron_secret(settings, clock):
+    from app import create_app
+
+    app = create_app(settings.replace(cron_secret="cron-secret-0123456789"))
+    web = app.test_client()
+    assert web.get("/api/reconcile").status_code == 401
+    assert web.get("/api/reconcile", headers={"Authorization": "Bearer wrong"}
+                   ).status_code == 401
+    for token in ("cron-secret-0123456789", "sandbox-admin-token"):
+        answer = web.get("/api/reconcile", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200
+        assert answer.get_json()["calls_handled"] == 0
