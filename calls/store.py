@@ -83,6 +83,8 @@ lines = sa.Table(
     sa.Column("label", sa.String(200)),
     sa.Column("variables", sa.Text),
     sa.Column("created_at", sa.Float, nullable=False),
+    # JSON {pin: persona}: a line whose callers enter a PIN can reach several personas.
+    sa.Column("pins", sa.Text),
 )
 
 participants = sa.Table(
@@ -491,9 +493,11 @@ class Store:
     # -- lines ---------------------------------------------------------------------------------
 
     def put_line(self, number: str, *, persona: str | None, label: str | None,
-                 variables: dict[str, str] | None) -> dict[str, Any]:
+                 variables: dict[str, str] | None,
+                 pins: dict[str, str] | None = None) -> dict[str, Any]:
         values = {"number": number, "persona": persona, "label": label,
                   "variables": json.dumps(variables or {}, separators=(",", ":")),
+                  "pins": json.dumps(pins or {}, separators=(",", ":")),
                   "created_at": self.clock()}
         with self._write() as conn:
             conn.execute(lines.delete().where(lines.c.number == number))
@@ -748,7 +752,8 @@ _CALL_COLUMNS = tuple(c.name for c in calls.columns)
 
 def _line(mapping: Any) -> dict[str, Any]:
     return {"number": mapping["number"], "persona": mapping["persona"],
-            "label": mapping["label"], "variables": json.loads(mapping["variables"] or "{}")}
+            "label": mapping["label"], "variables": json.loads(mapping["variables"] or "{}"),
+            "pins": json.loads(mapping.get("pins") or "{}")}
 
 
 def _record(mapping: Any) -> CallRecord:

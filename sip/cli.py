@@ -76,13 +76,16 @@ def init_app(app: Flask) -> None:
     @click.option("--label", help="A note for people (shown in lists).")
     @click.option("--var", "variables", multiple=True, metavar="NAME=VALUE",
                   help="A template variable for this number's calls (repeatable).")
+    @click.option("--pin", "pins", multiple=True, metavar="PIN=PERSONA",
+                  help="Callers who enter PIN reach PERSONA (repeatable).")
     def add(number: str, persona: str | None, label: str | None,
-            variables: tuple[str, ...]) -> None:
+            variables: tuple[str, ...], pins: tuple[str, ...]) -> None:
         """Register NUMBER (E.164, e.g. +18005550100) as a line."""
         from sip.views import add_line_from
 
         try:
-            line = add_line_from(number, persona, label, _pairs(variables))
+            line = add_line_from(number, persona, label, _pairs(variables),
+                                 _pairs(pins) or None)
         except ApiError as exc:
             _fail(exc.message)
         click.echo(f"line {line['number']}: persona {line['persona'] or '(routing default)'}")
@@ -95,7 +98,8 @@ def init_app(app: Flask) -> None:
             click.echo("no lines: add one with `flask sip lines add +18005550100`")
         for line in found:
             click.echo(f"{line['number']}  persona={line['persona'] or '-'}  "
-                       f"label={line['label'] or '-'}  variables={line['variables']}")
+                       f"label={line['label'] or '-'}  variables={line['variables']}"
+                       f"{'  pins=' + str(line['pins']) if line['pins'] else ''}")
 
     @lines.command("remove")
     @click.argument("number")

@@ -84,7 +84,8 @@ class SipService:
         except ValueError:
             caller = None  # withheld or a SIP URI: the call still goes ahead
         channel = f"line_{secrets.token_hex(8)}"
-        persona = self.personas.route(channel, persona=line["persona"])
+        # A PIN the caller entered may choose the persona (several services on one number).
+        persona = self.personas.route(channel, persona=line["pins"].get(pin) or line["persona"])
         variables = {**line["variables"], "called_number": called}
         if caller:
             variables["caller_number"] = caller

@@ -72,7 +72,7 @@ def list_lines() -> ResponseReturnValue:
 def add_line() -> ResponseReturnValue:
     body = _json_object()
     line = add_line_from(body.get("number"), body.get("persona"), body.get("label"),
-                         body.get("variables"))
+                         body.get("variables"), body.get("pins"))
     return jsonify(line), 201
 
 
@@ -190,21 +190,26 @@ def dtmf(call_id: str) -> ResponseReturnValue:
     return _control(call_id, lambda sip, call: sip.send_dtmf(call, digits) or "dtmf_sent")
 
 
-def add_line_from(number: Any, persona: Any, label: Any, variables: Any) -> dict[str, Any]:
+def add_line_from(number: Any, persona: Any, label: Any, variables: Any,
+                  pins: Any = None) -> dict[str, Any]:
     """Validate and store a line (shared by the API and `flask sip lines add`)."""
     try:
         number = normalise_number(number)
     except ValueError as exc:
         raise BadRequest(f"number: {exc}") from None
-    if persona is not None and persona not in current_app.extensions["personas"].names():
+    known = current_app.extensions["personas"].names()
+    if persona is not None and persona not in known:
         raise BadRequest(f"unknown persona {persona!r}")
+    if pins is not None and not (isinstance(pins, dict) and all(
+            isinstance(k, str) and k.isdigit() and v in known for k, v in pins.items())):
+        raise BadRequest("pins must map digits to known personas, e.g. {\"1\": \"tarot\"}")
     if variables is not None and not (isinstance(variables, dict) and all(
             isinstance(k, str) and isinstance(v, str) for k, v in variables.items())):
         raise BadRequest("variables must be an object of strings")
     if label is not None and not isinstance(label, str):
         raise BadRequest("label must be text")
     return current_app.extensions["store"].put_line(number, persona=persona, label=label,
-                                                    variables=variables)
+                                                    variables=variables, pins=pins)
 
 
 def events_url() -> str | None:

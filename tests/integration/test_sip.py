@@ -205,3 +205,21 @@ def test_the_sip_credentials_never_reach_the_output(fresh):
     leaked = [s for s in (LOOKUP_TOKEN, EVENTS_TOKEN, *SECRETS.values()) if s in output]
     assert not leaked
     assert "/sip/events/***" in output  # the request was logged, with the token redacted
+
+
+def test_a_pin_entered_on_a_line_can_choose_the_persona(fresh):
+    number = f"+1888{uuid.uuid4().int % 10**7:07d}"
+    assert api(fresh, "POST", "/api/lines", json={
+        "number": number, "persona": "support", "pins": {"2": "tarot"}}).status_code == 201
+    bad = api(fresh, "POST", "/api/lines", json={"number": number, "pins": {"2": "nobody"}})
+    assert bad.status_code == 400
+    for pin, persona in (("2", "tarot"), ("9", "support")):
+        answer = requests.post(f"{fresh.service.url}/sip/lookup", timeout=15, headers={
+            "Authorization": f"Bearer {LOOKUP_TOKEN}"}, json={
+            "did": number, "pin": pin, "callerid": "", "callid": uuid.uuid4().hex,
+            "sip_headers": {}})
+        channel = answer.json()["channel"]
+        join = wait_until(lambda ch=channel: [r for r in fresh.sandbox.requests("join")
+                                              if r["body"]["properties"]["channel"] == ch],
+                          message="the early join")[0]
+        assert join["body"]["properties"]["labels"]["persona"] == persona
