@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import atexit
+import hashlib
+import hmac
 import logging
 import sys
 import threading
@@ -52,6 +54,9 @@ def create_app(settings: Settings | None = None) -> Flask:
                    stream=sys.stderr if cli else sys.stdout)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.secret_key = _session_key(settings)
+    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+                      SESSION_COOKIE_SECURE=not settings.sandbox)
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     store = Store.from_url(settings.database_url)
@@ -120,6 +125,14 @@ def _start_sweeper_with_first_request(app: Flask, service: CallService, store: S
             sweeper.start()
             app.extensions["sweeper"] = sweeper
             atexit.register(sweeper.stopped.set)
+
+
+def _session_key(settings: Settings) -> bytes:
+    """The key signing dashboard sessions: the same in every worker and instance, derived from
+    the admin token (changing the token signs everyone out) and the app certificate, never
+    stored or shown."""
+    material = f"{settings.admin_token}\0{settings.agora_app_certificate}".encode()
+    return hmac.new(material, b"phone-agent session key", hashlib.sha256).digest()
 
 
 def _redactable(settings: Settings) -> list[str]:

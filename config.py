@@ -85,6 +85,8 @@ class Settings:
     start_agent_on_lookup: bool = True
     lookup_join_timeout_s: int = 30
     max_concurrent_calls: int = 20
+    #: Agent minutes per UTC day, across all calls; 0: no budget (calls/guards.py).
+    daily_agent_minutes: int = 0
     public_url: str = ""
     outbound_caller_id: str = ""
     try_page: bool = False
@@ -108,6 +110,16 @@ class Settings:
     sweep_interval_s: float = 2.0
     run_sweeper: bool = True
     notice_retention_hours: int = 48
+    # Operations (docs/operations.md).
+    reconcile_interval_s: int = 60
+    retention_days: int = 30
+    events_webhook_url: str = ""
+    events_webhook_secret: str = field(default="", repr=False)
+    metrics_token: str = field(default="", repr=False)
+    # Access (docs/security.md).
+    rate_limit_per_minute: int = 30
+    cors_origins: str = ""
+    proxy_hops: int = 0
     # Running.
     sandbox_url: str = SANDBOX_URL
     log_level: str = "INFO"
@@ -215,6 +227,29 @@ class Settings:
             found.append("SWEEP_INTERVAL_S must be above 0")
         if self.notice_retention_hours < 1:
             found.append("NOTICE_RETENTION_HOURS must be at least 1")
+        if self.daily_agent_minutes < 0:
+            found.append("DAILY_AGENT_MINUTES must be 0 (no budget) or more")
+        if not 10 <= self.reconcile_interval_s <= 86_400:
+            found.append("RECONCILE_INTERVAL_S must be between 10 and 86400")
+        if self.retention_days < 0:
+            found.append("RETENTION_DAYS must be 0 (keep records) or more")
+        if self.events_webhook_url:
+            if urlsplit(self.events_webhook_url).scheme not in ("http", "https"):
+                found.append("EVENTS_WEBHOOK_URL must be an http(s) URL")
+            if not self.events_webhook_secret:
+                found.append("EVENTS_WEBHOOK_SECRET is required when EVENTS_WEBHOOK_URL is set")
+        if self.events_webhook_secret and not _webhook_secret_ok(self.events_webhook_secret):
+            found.append("EVENTS_WEBHOOK_SECRET must be whsec_ followed by base64 of 24 to 64 "
+                         "random bytes (Standard Webhooks); `python -c \"import base64,os; "
+                         "print('whsec_'+base64.b64encode(os.urandom(32)).decode())\"` makes one")
+        if self.rate_limit_per_minute < 0:
+            found.append("RATE_LIMIT_PER_MINUTE must be 0 (no limit) or more")
+        if not 0 <= self.proxy_hops <= 5:
+            found.append("PROXY_HOPS must be between 0 and 5")
+        for origin in filter(None, (o.strip() for o in self.cors_origins.split(","))):
+            if urlsplit(origin).scheme not in ("http", "https") or urlsplit(origin).path:
+                found.append(f"CORS_ORIGINS: {origin!r} is not an origin such as "
+                             "https://admin.example.com")
         return found
 
     def _persona_setting_problems(self) -> list[str]:
@@ -247,7 +282,8 @@ class Settings:
         names = ("agora_app_certificate", "agora_customer_secret", "agora_ncs_secret",
                  "agora_ncs_secret_previous", "agora_convoai_ncs_secret", "sip_auth",
                  "admin_token", "cron_secret", "openai_api_key", "elevenlabs_api_key",
-                 "sip_lookup_token", "sip_events_token")
+                 "sip_lookup_token", "sip_events_token", "events_webhook_secret",
+                 "metrics_token")
         values = [*(getattr(self, n) for n in names), *self.persona_keys.values()]
         return list(dict.fromkeys(v for v in values if v and len(v) >= 4))
 
@@ -340,6 +376,19 @@ def _apply_mode(values: dict[str, object], *, explicit: set[str]) -> Settings:
         # Heroku's form; SQLAlchemy only knows postgresql://.
         values["database_url"] = "postgresql://" + database_url[len("postgres://"):]
     return Settings(**values, sandbox=sandbox)
+
+
+def _webhook_secret_ok(secret: str) -> bool:
+    import base64
+    import binascii
+
+    if not secret.startswith("whsec_"):
+        return False
+    try:
+        key = base64.b64decode(secret[len("whsec_"):], validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return 24 <= len(key) <= 64
 
 
 def _parse_bool(text: str) -> bool:

@@ -57,6 +57,8 @@ calls = sa.Table(
     sa.Column("gateway_callid", sa.String(128), index=True),
     sa.Column("variables", sa.Text),
     sa.Column("caller_joined_at", sa.Float),
+    # When the reconciler had the agent say goodbye at the persona's max_call_s (0004).
+    sa.Column("goodbye_at", sa.Float),
 )
 
 numbers = sa.Table(
@@ -111,10 +113,45 @@ call_events = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("call_id", sa.String(32), nullable=False, index=True),
-    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("at", sa.Float, nullable=False, index=True),
     sa.Column("source", sa.String(16), nullable=False),
     sa.Column("kind", sa.String(48), nullable=False),
     sa.Column("detail", sa.Text),
+)
+
+
+#: Events for the operator's EVENTS_WEBHOOK_URL, written in the transaction of the change they
+#: report and delivered later by the periodic runner (calls/outbox.py).
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("call_id", sa.String(32), index=True),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.Float, index=True),
+    sa.Column("delivered_at", sa.Float),
+    sa.Column("last_error", sa.String(300)),
+)
+
+#: Named leases: a job that must run in one worker at a time (the reconciler) holds one.
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(64), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+
+#: Fixed-window counters shared by every worker (security.py's rate limits).
+rate_limits = sa.Table(
+    "rate_limits",
+    metadata,
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("window_start", sa.Float, nullable=False),
+    sa.Column("hits", sa.Integer, nullable=False),
 )
 
 
@@ -146,6 +183,7 @@ class CallRecord:
     gateway_callid: str | None = None
     variables: str | None = None
     caller_joined_at: float | None = None
+    goodbye_at: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

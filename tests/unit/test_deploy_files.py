@@ -123,6 +123,9 @@ def test_app_json_defaults_are_env_examples_but_the_release_phase_migrates():
     for name, spec in read_json("app.json")["env"].items():
         if name == "MIGRATE_ON_START":
             assert spec["value"] == "false"
+        elif name == "PROXY_HOPS":
+            # Heroku's router adds one X-Forwarded-For entry in front of every dyno.
+            assert spec["value"] == "1"
         elif "value" in spec:
             assert spec["value"] == defaults[name], name
         elif not spec.get("generator") and name != "WEB_CONCURRENCY":
