@@ -12,18 +12,26 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import click
-from flask import Flask
+from flask import Flask, Request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 import health
 import logs
+import pages_security
+import security
+from calls import cli as calls_cli
 from calls import migrate
 from calls import views as calls_views
-from calls.service import CallService, Sweeper
+from calls.outbox import EventSender
+from calls.reconcile import PeriodicRunner, Reconciler
+from calls.service import CallService
 from calls.store import Store
 from config import ConfigError, Settings
 from convoai.client import ConvoAIClient
+from dashboard import bp as dashboard_bp
 from errors import register_error_handlers
 from home import views as home_views
+from ncs import cli as ncs_cli
 from ncs import views as ncs_views
 from ncs.signature import NamedSecret, NcsVerifier
 from personas import cli as personas_cli
@@ -55,11 +63,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.secret_key = _session_key(settings)
+    app.session_interface = CookieFreeFastPath()
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       SESSION_COOKIE_SECURE=not settings.sandbox)
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    store = Store.from_url(settings.database_url)
+    store = Store.from_url(settings.database_url, timeout_s=settings.store_timeout_s)
+    store.emit_events = bool(settings.events_webhook_url)
     if settings.database_url.startswith("sqlite:///"):
         Path(store.engine.url.database or ".").parent.mkdir(parents=True, exist_ok=True)
     if settings.migrate_on_start:
@@ -76,8 +86,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     gateway = GatewayClient(settings.sip_api_url, settings.sip_auth, settings.agora_app_id)
     sip = SipService(settings, store, service, personas, gateway,
                      run_async=settings.run_sweeper)
+    events = EventSender(settings.events_webhook_url, settings.events_webhook_secret, store) \
+        if settings.events_webhook_url else None
+    reconciler = Reconciler(settings, store, service, convoai, hang_up=sip.end_leg,
+                            events=events)
     app.extensions.update(
-        sip=sip, gateway=gateway,
+        sip=sip, gateway=gateway, reconciler=reconciler,
         settings=settings, store=store, convoai=convoai, calls=service, personas=personas,
         ncs_verifier=NcsVerifier([
             NamedSecret("AGORA_NCS_SECRET", settings.agora_ncs_secret),
@@ -92,39 +106,55 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(calls_views.bp)
     app.register_blueprint(sip_views.bp)
     app.register_blueprint(try_page.bp)
+    app.register_blueprint(dashboard_bp)
     # The sandbox page and its JSON at / (sandbox mode only); production answers one line.
     app.register_blueprint(home_views.sandbox_bp if settings.sandbox else home_views.production_bp)
     register_error_handlers(app)
+    security.init_app(app)
+    pages_security.init_app(app)  # CSRF tokens and the HTML pages' headers
     migrate.init_app(app)
     simulate_cli.init_app(app)
     personas_cli.init_app(app)
     sip_cli.init_app(app)
+    calls_cli.init_app(app)
+    ncs_cli.init_app(app)
 
     if settings.run_sweeper:
-        _start_sweeper_with_first_request(app, service, store, settings)
+        _start_reconciler_with_first_request(app, reconciler, settings)
 
     _announce(settings, background)
     return app
 
 
-def _start_sweeper_with_first_request(app: Flask, service: CallService, store: Store,
-                                      settings: Settings) -> None:
-    """The sweeper starts with the first request, in the process that serves it: not in a
-    gunicorn arbiter that forks (threads do not survive a fork), nor in `flask` CLI commands."""
+def _start_reconciler_with_first_request(app: Flask, reconciler: Reconciler,
+                                         settings: Settings) -> None:
+    """The periodic runner starts with the first request, in the process that serves it: not in
+    a gunicorn arbiter that forks (threads do not survive a fork), nor in `flask` commands."""
     lock = threading.Lock()
 
     @app.before_request
-    def _ensure_sweeper() -> None:
+    def _ensure_runner() -> None:
         if "sweeper" in app.extensions:
             return
         with lock:
             if "sweeper" in app.extensions:
                 return
-            sweeper = Sweeper(service, settings.sweep_interval_s, store=store,
-                              notice_retention_s=settings.notice_retention_hours * 3600)
-            sweeper.start()
-            app.extensions["sweeper"] = sweeper
-            atexit.register(sweeper.stopped.set)
+            runner = PeriodicRunner(reconciler, settings.sweep_interval_s,
+                                    notice_retention_s=settings.notice_retention_hours * 3600)
+            runner.start()
+            app.extensions["sweeper"] = runner
+            atexit.register(runner.stopped.set)
+
+
+class CookieFreeFastPath(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, minus the cost for requests that carry no session
+    cookie (every webhook): Flask would build a signing serializer (a key derivation) for each
+    one just to find there is nothing to read."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if app.secret_key and self.get_cookie_name(app) not in request.cookies:
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 def _session_key(settings: Settings) -> bytes:

@@ -75,6 +75,9 @@ class Settings:
     sip_api_url: str = DEFAULT_SIP_API_URL
     sip_auth: str = field(default="", repr=False)
     database_url: str = DEFAULT_DATABASE_URL
+    #: The longest one store operation waits for a lock (or for PostgreSQL to answer) before the
+    #: request fails with 503; an NCS delivery is answered inside NCS's 10 s either way.
+    store_timeout_s: float = 5.0
     pstn_uid: int = 111
     agent_uid: int = 222
     admin_token: str = field(default="", repr=False)
@@ -208,6 +211,8 @@ class Settings:
             found.append("AGENT_START_MODE must be 'background' or 'inline'")
         if not 0 <= self.rejoin_grace_s <= 3600:
             found.append("REJOIN_GRACE_S must be between 0 and 3600")
+        if not 1 <= self.store_timeout_s <= 8:
+            found.append("STORE_TIMEOUT_S must be between 1 and 8 (NCS waits 10 s for an answer)")
         if not 0 < self.join_budget_s <= 9:
             found.append("JOIN_BUDGET_S must be above 0 and at most 9 (NCS waits 10 s)")
         found += self._persona_setting_problems()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,17 @@ class NotFound(ApiError):
     code = "not_found"
 
 
+class TooManyRequests(ApiError):
+    """The client is over its rate limit; ``retry_after_s`` says when it may try again."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class Unavailable(ApiError):
     """A dependency (the store) is down; nothing was recorded, so the sender should retry."""
 
@@ -50,10 +61,28 @@ class Unavailable(ApiError):
     code = "unavailable"
 
 
+def api_error_response(exc: ApiError) -> Response:
+    """The JSON answer for ``exc``, with Retry-After when it says when to come back."""
+    response = jsonify(error=exc.code, message=exc.message)
+    response.status_code = exc.status
+    if isinstance(exc, TooManyRequests):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):  # type: ignore[no-untyped-def]
-        return jsonify(error=exc.code, message=exc.message), exc.status
+        return api_error_response(exc)
+
+    @app.errorhandler(Unauthorized)
+    def _unauthorized(exc: Unauthorized):  # type: ignore[no-untyped-def]
+        # Every failed authentication counts against the client's address (security.py); past
+        # the limit, the answer is 429 instead of 401.
+        from security import note_failed_authentication
+
+        refusal = note_failed_authentication()
+        return api_error_response(refusal or exc)
 
     from calls.store import StoreUnavailable
 

@@ -41,8 +41,13 @@ logconfig_dict = {
 }
 
 
+#: The prefix of the metrics directory on_starting makes when the operator set none.
+METRICS_DIR_PREFIX = "phone-agent-metrics-"
+
+
 def on_starting(server):  # noqa: ARG001 - gunicorn's hook signature
-    """Check the configuration once, in the arbiter, before any worker starts."""
+    """Check the configuration once, in the arbiter, before any worker starts; then give the
+    workers a fresh directory to share their metrics through."""
     from config import ConfigError, Settings
 
     try:
@@ -50,6 +55,48 @@ def on_starting(server):  # noqa: ARG001 - gunicorn's hook signature
     except ConfigError as exc:
         sys.stderr.write(f"phone-agent: {exc}\n")
         raise SystemExit(1) from None
+    _prepare_metrics_dir()
+
+
+def _prepare_metrics_dir():
+    """prometheus_client's multiprocess mode: every worker writes its counters to files in
+    PROMETHEUS_MULTIPROC_DIR and a scrape sums them. The variable must be set before a worker
+    imports prometheus_client (workers load the app after the fork, so setting it here in the
+    arbiter is early enough; preload_app would load it before this hook and must stay off).
+    The files must not outlive the run: counters start again from zero, as Prometheus expects
+    of a restarted target. An operator's own directory is emptied of our files, not removed."""
+    import glob
+    import tempfile
+
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:
+        os.makedirs(path, exist_ok=True)
+        for stale in glob.glob(os.path.join(path, "*.db")):
+            os.remove(stale)
+    else:
+        path = tempfile.mkdtemp(prefix=METRICS_DIR_PREFIX)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+
+
+def child_exit(server, worker):  # noqa: ARG001 - gunicorn's hook signature
+    """A worker is gone (restarted, or killed): its counters stay in the sum, as counters
+    must, and only its live-gauge files (none today) are dropped."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):  # noqa: ARG001 - gunicorn's hook signature
+    """Remove the metrics directory if on_starting made it. Told apart by its place and name,
+    not by a variable of this module: a reload (SIGHUP) runs this file again."""
+    import shutil
+    import tempfile
+
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+    if (os.path.dirname(path) == tempfile.gettempdir()
+            and os.path.basename(path).startswith(METRICS_DIR_PREFIX)):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def post_worker_init(worker):  # noqa: ARG001 - gunicorn's hook signature

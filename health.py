@@ -1,11 +1,15 @@
-"""GET /healthz (liveness: the process answers, no I/O) and GET /readyz (store and config)."""
+"""GET /healthz (liveness: the process answers, no I/O), GET /readyz (store and config) and
+GET /metrics (Prometheus; see metrics.py and docs/metrics.md)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
+import metrics
+from auth import bearer_token_matches
 from calls.store import StoreUnavailable
+from errors import Unauthorized
 
 bp = Blueprint("health", __name__)
 
@@ -29,3 +33,15 @@ def readyz() -> ResponseReturnValue:
     ready = all(v == "ok" for v in checks.values())
     return jsonify(status="ready" if ready else "not_ready", mode=settings.mode,
                    checks=checks), 200 if ready else 503
+
+
+@bp.get("/metrics")
+def prometheus_metrics() -> ResponseReturnValue:
+    """Every worker's counters and the store's open calls. Open unless METRICS_TOKEN is set."""
+    token = current_app.extensions["settings"].metrics_token
+    if token and not bearer_token_matches(token, request.headers.get("Authorization")):
+        raise Unauthorized("missing or wrong bearer token (METRICS_TOKEN)")
+    body, content_type = metrics.exposition(current_app.extensions["store"],
+                                            request.headers.get("Accept"))
+    return Response(body, content_type=content_type,
+                    headers={"Cache-Control": "no-store"})

@@ -9,26 +9,60 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import string
 import sys
 import time
 from collections.abc import Iterable
 from typing import TextIO
+from urllib.parse import quote, quote_plus
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 REDACTED = "***"
 
 
+#: Forms derived from a secret (encodings, pieces of base64) shorter than this are not redacted:
+#: they could match ordinary text.
+_MIN_DERIVED_CHARS = 8
+
+
 def secret_forms(secrets: Iterable[str], basic_pairs: Iterable[tuple[str, str]] = ()) -> set[str]:
-    """Every form in which a secret could leak: raw, JSON-escaped, and inside Basic headers."""
+    """Every form in which a secret could leak: raw, JSON-escaped, URL-encoded, hex, base64 (on
+    its own or inside a longer base64 text, such as a Basic header carrying it), and the whole
+    Basic credential of each (user, password) pair."""
     forms: set[str] = set()
     for secret in secrets:
-        if len(secret) >= 4:
-            forms.add(secret)
-            forms.add(json.dumps(secret)[1:-1])
+        if len(secret) < 4:
+            continue
+        forms.add(secret)
+        forms.add(json.dumps(secret)[1:-1])
+        raw = secret.encode()
+        derived = {quote(secret, safe=""), quote(secret), quote_plus(secret), raw.hex(),
+                   raw.hex().upper(), *base64_fragments(raw)}
+        if all(c in string.hexdigits for c in secret):
+            # A hex secret (the app certificate) may be printed in either case.
+            derived |= {secret.lower(), secret.upper()}
+        if secret.startswith("whsec_"):
+            derived.add(secret[len("whsec_"):])  # the key's base64, as Standard Webhooks uses it
+        forms |= {f for f in derived if len(f) >= _MIN_DERIVED_CHARS}
     for user, password in basic_pairs:
         if password:
             forms.add(base64.b64encode(f"{user}:{password}".encode()).decode())
     return {f for f in forms if f}
+
+
+def base64_fragments(data: bytes) -> set[str]:
+    """The base64 characters that encode ``data`` whatever precedes it, for each of the three
+    alignments it can have inside a longer encoded text, in the standard and URL-safe alphabets.
+
+    A base64 character carries 6 bits; only those whose bits all come from ``data`` are kept.
+    """
+    fragments: set[str] = set()
+    for offset in range(3):
+        first = -(-8 * offset // 6)  # ceil: the first character with no bit of the prefix
+        last = 8 * (offset + len(data)) // 6  # floor: the end of those with no bit after data
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            fragments.add(encode(bytes(offset) + data).decode()[first:last])
+    return {f for f in fragments if f}
 
 
 class JsonFormatter(logging.Formatter):

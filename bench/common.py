@@ -203,6 +203,9 @@ def child_env(fake_url: str, database_url: str, port: int, run_dir: Path) -> dic
         "CONVOAI_API_URL": fake_url, "DATABASE_URL": database_url,
         "AGENT_START_MODE": os.environ.get("AGENT_START_MODE", "inline"),
         "LOG_LEVEL": "WARNING",
+        # Bursts hold hundreds of calls open at once. A cap far above them keeps the cost
+        # guard's admission check on the measured path without refusing any call.
+        "MAX_CONCURRENT_CALLS": "1000000",
         "HOST": "127.0.0.1", "PORT": str(port), "PYTHONUNBUFFERED": "1",
         # gunicorn 27 opens a control socket at $XDG_RUNTIME_DIR/gunicorn.ctl (else
         # ~/.gunicorn/gunicorn.ctl): one directory per server, so they do not take each other's.

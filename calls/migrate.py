@@ -35,12 +35,19 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 @contextmanager
 def _migration_lock(engine: Engine, conn: Connection) -> Iterator[None]:
     if engine.dialect.name == "postgresql":
+        # The connection's STORE_TIMEOUT_S limits are for webhooks: a migration may wait for
+        # another instance's migration, and a schema change may take longer than a webhook.
+        conn.execute(text("SET lock_timeout = 0"))
+        conn.execute(text("SET statement_timeout = 0"))
         conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
         conn.commit()
         try:
             yield
         finally:
             conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
+            # Back to the connection's own limits before it returns to the pool.
+            conn.execute(text("RESET lock_timeout"))
+            conn.execute(text("RESET statement_timeout"))
             conn.commit()
         return
     database = engine.url.database

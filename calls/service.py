@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from calls import lifecycle
+import metrics
+from calls import guards, lifecycle
 from calls.lifecycle import CallerEvent
-from calls.store import Applied, CallRecord, Store
+from calls.store import Applied, CallRecord, Store, StoreUnavailable
 from config import Settings
 from convoai.client import ConvoAIClient
 from convoai.errors import AgentNotFound, ConvoAIError, LimitExceeded, TaskConflict
@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 #: How long after a failed leave the sweeper tries again.
 STOP_RETRY_S = 10.0
+#: The most the conversation fetch before a stop may delay that stop.
+HISTORY_BUDGET_S = 2.0
 
 
 def new_call_id() -> str:
@@ -58,6 +60,20 @@ class CallService:
         self.new_id = new_id
         self.executor = executor
         self.personas = personas or load_registry(settings)
+        self.limits = guards.Limits(max_concurrent_calls=settings.max_concurrent_calls,
+                                    daily_agent_minutes=settings.daily_agent_minutes)
+
+    def admission(self) -> str | None:
+        """The cost guard a call made now would break (for calls made before their caller
+        joins: the SIP lookup and outbound calls), or None."""
+        if not self.limits.active:
+            return None
+        return guards.refusal_reason(self.store.usage(), self.limits)
+
+    def refused(self, call_id: str | None, reason: str, **extra: Any) -> None:
+        """Count and log a call the cost guards kept from having an agent."""
+        metrics.call_refused(reason)
+        logger.warning("call.refused", extra={"call_id": call_id, "reason": reason, **extra})
 
     # -- caller events -----------------------------------------------------------------------
 
@@ -67,15 +83,21 @@ class CallService:
             event, grace_s=self.settings.rejoin_grace_s,
             agent_name_prefix=self.settings.agent_name_prefix, new_id=self.new_id,
             event_type=event_type, persona=self.personas.route(event.channel).name,
+            limits=self.limits,
         )
         decision = applied.decision
         # The join (or leave) goes out first: formatting a log line is dead air for the caller.
         self._follow_up(applied)
+        if applied.refused:
+            self.refused(applied.call_id, applied.refused, channel=event.channel)
         logger.info("call.event", extra={
             "outcome": decision.outcome, "call_id": applied.call_id, "channel": event.channel,
             "seq": event.seq, "notice_id": event.notice_id})
         answer: dict[str, Any] = {"status": "ok" if decision.applied else "ignored",
-                                  "outcome": decision.outcome}
+                                  "outcome": "call_refused" if applied.refused
+                                  else decision.outcome}
+        if applied.refused:
+            answer["reason"] = applied.refused
         if applied.call_id:
             answer["call_id"] = applied.call_id
         return answer
@@ -129,7 +151,7 @@ class CallService:
             # died): an agent may exist under this name from an earlier attempt.
             self._stop_by_name(call)
             return
-        persona = self._persona_of(call)
+        persona = self.persona_of(call)
         properties = build_join_properties(
             self.settings, persona, call_id=call.id, channel=call.channel,
             variables=json.loads(call.variables) if call.variables else None)
@@ -157,11 +179,13 @@ class CallService:
                                                       "status": exc.status})
             return
         outcome = self.store.agent_started(call.id, agent_id)
+        if outcome == "active":
+            metrics.agent_start(self.store.clock() - (call.caller_joined_at or call.created_at))
         logger.info("agent.started", extra={**extra, "agent_id": agent_id, "then": outcome})
         if outcome == "stop":
             self.stop_agent(call.id, agent_id)
 
-    def _persona_of(self, call: CallRecord) -> Persona:
+    def persona_of(self, call: CallRecord) -> Persona:
         """The persona recorded with the call; routing again only if it has since vanished."""
         if call.persona:
             try:
@@ -174,6 +198,7 @@ class CallService:
     def stop_agent(self, call_id: str, agent_id: str) -> None:
         """Stop an agent; a 404 means it is already gone."""
         extra = {"call_id": call_id, "agent_id": agent_id}
+        self._save_history(call_id, agent_id)
         try:
             self.convoai.leave(agent_id)
         except AgentNotFound:
@@ -187,6 +212,18 @@ class CallService:
             return
         self.store.agent_stopped(call_id)
         logger.info("agent.stopped", extra=extra)
+
+    def _save_history(self, call_id: str, agent_id: str) -> None:
+        """Keep the conversation before the agent goes: ConvoAI also sends it (productId 17,
+        event 103) after the stop, but a notification can be lost or not configured. Best
+        effort within HISTORY_BUDGET_S; the stop goes ahead either way."""
+        try:
+            history = self.convoai.history(agent_id, budget_s=HISTORY_BUDGET_S)
+            if history.contents:
+                self.store.record_history(call_id, list(history.contents))
+        except (ConvoAIError, StoreUnavailable) as exc:
+            logger.info("agent.history_unavailable", extra={
+                "call_id": call_id, "agent_id": agent_id, "error": type(exc).__name__})
 
     def _stop_by_name(self, call: CallRecord) -> None:
         try:
@@ -213,33 +250,6 @@ class CallService:
                 # the agent or, if the first attempt got through, answers 409 and we adopt it.
                 self.start_agent(call.id)
         return len(claimed)
-
-
-class Sweeper(threading.Thread):
-    """Runs CallService.sweep every few seconds in each worker; the store's claims keep two
-    workers from taking the same call. It also does the store's upkeep off the request path:
-    pruning old notices, and (SQLite) folding the write-ahead log back into the database."""
-
-    def __init__(self, service: CallService, interval_s: float, *, store: Store,
-                 notice_retention_s: float) -> None:
-        super().__init__(name="call-sweeper", daemon=True)
-        self.service = service
-        self.interval_s = interval_s
-        self.store = store
-        self.notice_retention_s = notice_retention_s
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        rounds = 0
-        while not self.stopped.wait(self.interval_s):
-            rounds += 1
-            try:
-                self.service.sweep()
-                self.store.checkpoint()
-                if rounds % 300 == 1:
-                    self.store.prune_notices(older_than_s=self.notice_retention_s)
-            except Exception:  # keep sweeping; the failure is logged with its cause
-                logger.exception("sweeper.failed")
 
 
 def _logged(work: Callable[..., None]) -> Callable[..., None]:

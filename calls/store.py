@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from calls import lifecycle
+from calls import guards, lifecycle
 from calls.lifecycle import CallerEvent, CallerJoined, Decision, LiveCall, Participant
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ calls = sa.Table(
     sa.Column("join_seq", sa.BigInteger),
     sa.Column("created_at", sa.Float, nullable=False, index=True),
     sa.Column("agent_started_at", sa.Float),
-    sa.Column("ended_at", sa.Float),
+    sa.Column("ended_at", sa.Float, index=True),
     sa.Column("end_reason", sa.String(64)),
     sa.Column("last_error", sa.String(500)),
     sa.Column("grace_until", sa.Float),
@@ -155,6 +156,11 @@ rate_limits = sa.Table(
 )
 
 
+#: The operator's event types (calls/outbox.py), by the short name the store writes them under.
+EVENT_TYPES = {"started": "call.started", "ended": "call.ended",
+               "transcript": "transcript.ready"}
+
+
 class StoreUnavailable(Exception):
     """The database could not be reached or stayed locked; nothing was recorded."""
 
@@ -199,7 +205,14 @@ class Applied:
     start: CallRecord | None = None
     #: (call id, agent id) to stop now
     stop: tuple[str, str] | None = None
+    #: the cost guard that kept the new call from getting an agent (calls/guards.py)
+    refused: str | None = None
 
+
+#: STORE_TIMEOUT_S's default: the longest an operation waits for a lock or for the database.
+DEFAULT_STORE_TIMEOUT_S = 5.0
+#: PostgreSQL's statement_timeout is the lock timeout plus this.
+STATEMENT_TIMEOUT_MARGIN_MS = 1000
 
 #: How long a worker owns a call's pending start or stop before the sweeper may take it over.
 #: It exceeds the longest a join can take inside its budget (retries plus per-request timeouts).
@@ -217,10 +230,15 @@ class Store:
         dbapi = engine.dialect.loaded_dbapi
         self._driver_errors: tuple[type[BaseException], ...] = (dbapi.OperationalError,
                                                                  dbapi.InterfaceError)
+        #: Write call.started/call.ended/transcript.ready into the outbox (EVENTS_WEBHOOK_URL).
+        self.emit_events = False
 
     @classmethod
-    def from_url(cls, url: str, *, clock: Callable[[], float] = time.time) -> Store:
-        return cls(make_engine(url), clock=clock)
+    def from_url(cls, url: str, *, clock: Callable[[], float] = time.time,
+                 timeout_s: float = DEFAULT_STORE_TIMEOUT_S) -> Store:
+        """A store on ``url`` whose operations wait at most about ``timeout_s`` for a lock or
+        for the database (STORE_TIMEOUT_S), then fail with StoreUnavailable."""
+        return cls(make_engine(url, timeout_s=timeout_s), clock=clock)
 
     # -- transactions ------------------------------------------------------------------------
 
@@ -257,6 +275,7 @@ class Store:
         persona: str | None = None,
         product_id: int = 1,
         event_type: int = 0,
+        limits: guards.Limits | None = None,
     ) -> Applied:
         """Record the notice and apply the event to the channel's live call, atomically.
 
@@ -301,6 +320,8 @@ class Store:
                                        "end_reason": change.end_reason,
                                        "retry_at": now + WORK_LEASE_S
                                        if change.state == lifecycle.STOPPING else None})
+                    if change.state == lifecycle.ENDED:
+                        self._emit(run, "ended", live.id, now)
                 else:
                     run(sql.update_call_state, {"id": live.id, "state": change.state,
                                                 "grace_until": change.grace_until, "now": now})
@@ -312,22 +333,51 @@ class Store:
                 row = run(sql.call_by_id, {"id": live.id})
                 start = _record(dict(zip(_CALL_COLUMNS, row, strict=True)))
             new_call = None
+            refused = None
             if decision.new_call:
+                if limits is not None and limits.active:
+                    if sql.admission_lock:
+                        # PostgreSQL: one admission at a time, or two callers on different
+                        # channels could both see the last free place.
+                        run(sql.admission_lock, {})
+                    refused = guards.refusal_reason(self._usage(run, now), limits)
                 new_call_id = new_id()
                 values = {
                     "id": new_call_id, "channel": event.channel, "caller_uid": event.uid,
-                    "state": lifecycle.STARTING,
+                    "state": lifecycle.REFUSED if refused else lifecycle.STARTING,
                     "agent_name": f"{agent_name_prefix}-{new_call_id}", "persona": persona,
-                    "join_seq": event.seq, "created_at": now, "retry_at": now + WORK_LEASE_S,
+                    "join_seq": event.seq, "created_at": now,
+                    "retry_at": None if refused else now + WORK_LEASE_S,
                     "updated_at": now, "caller_joined_at": now,
+                    "ended_at": now if refused else None, "end_reason": refused,
                 }
                 run(sql.insert_call, values)
                 run(sql.insert_event, {"call_id": new_call_id, "at": now, "source": "ncs",
                                        "kind": "caller_joined", "detail": detail})
+                if refused:
+                    run(sql.insert_event, {"call_id": new_call_id, "at": now,
+                                           "source": "service", "kind": "call_refused",
+                                           "detail": json.dumps({"reason": refused})})
+                    self._emit(run, "ended", new_call_id, now)
                 new_call = _record({c.name: values.get(c.name) for c in calls.columns})
-                start = new_call
+                start = None if refused else new_call
             call_id = new_call.id if new_call else (live.id if live else None)
-            return Applied(decision, call_id=call_id, start=start, stop=stop)
+            return Applied(decision, call_id=call_id, start=start, stop=stop, refused=refused)
+
+    def _usage(self, run: Callable[[str, dict[str, Any]], tuple[Any, ...] | None],
+               now: float) -> guards.Usage:
+        (open_calls,) = run(self._sql.count_open, {}) or (0,)
+        (seconds,) = run(self._sql.agent_seconds_since, {
+            "now": now, "day": guards.utc_day_start(now)}) or (0,)
+        return guards.Usage(open_calls=int(open_calls), agent_seconds_today=float(seconds or 0))
+
+    def usage(self) -> guards.Usage:
+        """Calls open now and agent seconds spent today (for the SIP lookup and outbound)."""
+        with self._read() as conn:
+            def run(statement: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+                return tuple(conn.exec_driver_sql(statement, params).one())
+
+            return self._usage(run, self.clock())
 
     @contextmanager
     def _hot_write(self) -> Iterator[Any]:
@@ -335,7 +385,8 @@ class Store:
         same transaction as _write, without SQLAlchemy's per-statement machinery."""
         try:
             raw = self.engine.raw_connection()
-        except sa.exc.OperationalError as exc:
+        except (sa.exc.OperationalError, *self._driver_errors) as exc:
+            # A pool that cannot connect raises the driver's own error, unwrapped.
             raise StoreUnavailable(_short(exc)) from exc
         cursor = raw.cursor()
         try:
@@ -365,6 +416,7 @@ class Store:
             cursor.execute(sql.agent_started, {"id": call_id, "agent_id": agent_id, "now": now})
             if cursor.fetchone() is not None:
                 outcome, kind = "active", "agent_started"
+                self._emit(cursor.execute, "started", call_id, now)
             else:
                 cursor.execute(sql.agent_started_late, {"id": call_id, "agent_id": agent_id,
                                                         "now": now,
@@ -386,11 +438,13 @@ class Store:
                         end_reason=sa.func.coalesce(calls.c.end_reason, state), updated_at=now)
             )
             self._event(conn, call_id, now, "service", f"agent_{state}", {"reason": reason})
+            self._emit(conn.exec_driver_sql, "ended", call_id, now)
 
     def agent_stopped(self, call_id: str, *, already_gone: bool = False) -> None:
         now = self.clock()
         with self._hot_write() as cursor:
             cursor.execute(self._sql.agent_stopped, {"id": call_id, "now": now})
+            self._emit(cursor.execute, "ended", call_id, now)
             cursor.execute(self._sql.insert_event, {
                 "call_id": call_id, "at": now, "source": "service", "kind": "agent_stopped",
                 "detail": json.dumps({"already_gone": already_gone}, separators=(",", ":"))})
@@ -424,6 +478,8 @@ class Store:
             if row is None:
                 return "unknown_call"
             self._event(conn, row.id, now, "convoai", kind, detail)
+            if kind == "agent_history":
+                self._emit(conn.exec_driver_sql, "transcript", row.id, now)
             if agent_left and row.state in lifecycle.OPEN_STATES and (
                     row.agent_id is None or row.agent_id == agent_id):
                 conn.execute(calls.update().where(calls.c.id == row.id).values(
@@ -431,6 +487,7 @@ class Store:
                     agent_id=sa.func.coalesce(calls.c.agent_id, agent_id),
                     ended_at=sa.func.coalesce(calls.c.ended_at, now),
                     end_reason=sa.func.coalesce(calls.c.end_reason, "agent_left")))
+                self._emit(conn.exec_driver_sql, "ended", row.id, now)
                 return "call_ended_by_agent"
             return "recorded"
 
@@ -496,6 +553,8 @@ class Store:
                 state=state, end_reason=reason, ended_at=now, grace_until=None, updated_at=now,
                 retry_at=now + WORK_LEASE_S if state == lifecycle.STOPPING else None))
             self._event(conn, call_id, now, "service", "call_ending", {"reason": reason})
+            if state == lifecycle.ENDED:
+                self._emit(conn.exec_driver_sql, "ended", call_id, now)
             return True, row.agent_id
 
     def count_open_calls(self) -> int:
@@ -595,6 +654,8 @@ class Store:
                     ending = lifecycle.ENDED if row.state == lifecycle.PENDING \
                         else lifecycle.STOPPING
                     values.update(state=ending, end_reason="caller_never_arrived", ended_at=now)
+                    if ending == lifecycle.ENDED:
+                        self._emit(conn.exec_driver_sql, "ended", row.id, now)
                 result = conn.execute(
                     calls.update().where(calls.c.id == row.id,
                                          calls.c.updated_at == row.updated_at).values(**values))
@@ -639,6 +700,7 @@ class Store:
         return [_record(r._mapping) for r in rows]
 
     def list_calls(self, *, states: list[str] | None = None, persona: str | None = None,
+                   number: str | None = None,
                    channel: str | None = None, since: float | None = None,
                    until: float | None = None, limit: int = 50,
                    after: tuple[float, str] | None = None) -> list[CallRecord]:
@@ -648,6 +710,10 @@ class Store:
             query = query.where(calls.c.state.in_(states))
         if persona:
             query = query.where(calls.c.persona == persona)
+        if number:
+            # The caller's or the called number: "every call with this customer".
+            query = query.where(sa.or_(calls.c.caller_number == number,
+                                       calls.c.called_number == number))
         if channel:
             query = query.where(calls.c.channel == channel)
         if since is not None:
@@ -662,12 +728,137 @@ class Store:
             rows = conn.execute(query.limit(limit)).all()
         return [_record(r._mapping) for r in rows]
 
+    def delete_call(self, call_id: str) -> bool:
+        """Erase a call: its record, its timeline (which holds the transcript) and its events
+        not yet delivered."""
+        with self._write() as conn:
+            conn.execute(call_events.delete().where(call_events.c.call_id == call_id))
+            conn.execute(outbox.delete().where(outbox.c.call_id == call_id))
+            return bool(conn.execute(calls.delete().where(calls.c.id == call_id)).rowcount)
+
+    def delete_calls_older_than(self, cutoff: float, *, batch: int = 500) -> int:
+        """RETENTION_DAYS: erase ended calls created before ``cutoff``, a batch per transaction
+        so a large backlog never holds the write lock for long. Returns how many."""
+        erased = 0
+        while True:
+            with self._write() as conn:
+                ids = [r.id for r in conn.execute(
+                    sa.select(calls.c.id).where(calls.c.created_at < cutoff,
+                                                calls.c.state.in_(lifecycle.FINAL_STATES))
+                    .limit(batch))]
+                if not ids:
+                    return erased
+                conn.execute(call_events.delete().where(call_events.c.call_id.in_(ids)))
+                conn.execute(outbox.delete().where(outbox.c.call_id.in_(ids)))
+                conn.execute(calls.delete().where(calls.c.id.in_(ids)))
+            erased += len(ids)
+
     def timeline(self, call_id: str) -> list[dict[str, Any]]:
         with self._read() as conn:
             rows = conn.execute(sa.select(call_events).where(call_events.c.call_id == call_id)
                                 .order_by(call_events.c.at, call_events.c.id)).all()
         return [{"at": r.at, "source": r.source, "kind": r.kind,
                  "detail": json.loads(r.detail) if r.detail else None} for r in rows]
+
+    def record_history(self, call_id: str, contents: list[dict[str, Any]]) -> None:
+        """The conversation fetched from ConvoAI just before its agent is stopped."""
+        now = self.clock()
+        with self._write() as conn:
+            self._event(conn, call_id, now, "service", "agent_history", {"contents": contents})
+            self._emit(conn.exec_driver_sql, "transcript", call_id, now)
+
+    def _emit(self, execute: Callable[[str, dict[str, Any]], Any], kind: str, call_id: str,
+              now: float) -> None:
+        """Queue an operator event in the current transaction. Its id is made from the call
+        and the kind, so the same change recorded twice is still one event."""
+        if self.emit_events:
+            execute(self._sql.insert_outbox, {"id": f"evt_{call_id}_{kind}",
+                                              "type": EVENT_TYPES[kind], "call_id": call_id,
+                                              "now": now})
+
+    # -- the outbox ----------------------------------------------------------------------------
+
+    def claim_outbox(self, *, limit: int, lease_s: float) -> list[dict[str, Any]]:
+        """Events due for delivery, each leased to the caller for ``lease_s`` (a conditional
+        update, so two workers never send one event at once)."""
+        now = self.clock()
+        due = sa.and_(outbox.c.delivered_at.is_(None), outbox.c.next_attempt_at <= now)
+        with self._read() as conn:
+            if conn.execute(sa.select(outbox.c.id).where(due).limit(1)).first() is None:
+                return []
+        claimed = []
+        with self._write() as conn:
+            rows = conn.execute(sa.select(outbox).where(due).order_by(outbox.c.created_at)
+                                .limit(limit)).all()
+            for row in rows:
+                taken = conn.execute(outbox.update().where(
+                    outbox.c.id == row.id, outbox.c.next_attempt_at == row.next_attempt_at)
+                    .values(next_attempt_at=now + lease_s)).rowcount
+                if taken:
+                    claimed.append(dict(row._mapping))
+        return claimed
+
+    def outbox_done(self, event_id: str) -> None:
+        with self._write() as conn:
+            conn.execute(outbox.update().where(outbox.c.id == event_id).values(
+                delivered_at=self.clock(), last_error=None))
+
+    def outbox_failed(self, event_id: str, error: str, *, retry_in: float | None) -> None:
+        """A failed delivery: try again in ``retry_in`` seconds, or never (None)."""
+        with self._write() as conn:
+            conn.execute(outbox.update().where(outbox.c.id == event_id).values(
+                attempts=outbox.c.attempts + 1, last_error=error[:300],
+                next_attempt_at=None if retry_in is None else self.clock() + retry_in))
+
+    def outbox_events(self, call_id: str | None = None) -> list[dict[str, Any]]:
+        query = sa.select(outbox).order_by(outbox.c.created_at, outbox.c.id)
+        if call_id:
+            query = query.where(outbox.c.call_id == call_id)
+        with self._read() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    # -- leases and the reconciler's reads -------------------------------------------------------
+
+    def take_lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        """Take the named lease if nobody holds it (or it ran out): one worker at a time runs
+        the job it guards, and it runs at most once per ``ttl_s`` across all workers."""
+        now = self.clock()
+        with self._write() as conn:
+            row = conn.execute(sa.select(leases).where(leases.c.name == name)
+                               .with_for_update()).first()
+            if row is None:
+                conn.execute(leases.insert().values(name=name, holder=holder,
+                                                    expires_at=now + ttl_s))
+                return True
+            if row.expires_at > now:
+                return False
+            conn.execute(leases.update().where(leases.c.name == name).values(
+                holder=holder, expires_at=now + ttl_s))
+            return True
+
+    def call_by_agent_id(self, agent_id: str) -> CallRecord | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(calls).where(calls.c.agent_id == agent_id)
+                               .order_by(calls.c.created_at.desc()).limit(1)).first()
+        return _record(row._mapping) if row else None
+
+    def calls_in_states(self, states: tuple[str, ...], *, limit: int = 1000) -> list[CallRecord]:
+        with self._read() as conn:
+            rows = conn.execute(sa.select(calls).where(calls.c.state.in_(states))
+                                .order_by(calls.c.created_at).limit(limit)).all()
+        return [_record(r._mapping) for r in rows]
+
+    def mark_goodbye(self, call_id: str) -> bool:
+        """Note that the call's goodbye is being spoken; False if another worker did it first."""
+        now = self.clock()
+        with self._write() as conn:
+            taken = conn.execute(calls.update().where(
+                calls.c.id == call_id, calls.c.goodbye_at.is_(None),
+                calls.c.state.in_((lifecycle.ACTIVE, lifecycle.GRACE)))
+                .values(goodbye_at=now, updated_at=now)).rowcount
+            if taken:
+                self._event(conn, call_id, now, "reconciler", "goodbye_spoken", None)
+            return bool(taken)
 
     def record_event(self, call_id: str, source: str, kind: str,
                      detail: dict[str, Any] | None = None) -> None:
@@ -715,9 +906,23 @@ class _HotPathSql:
             WHERE channel = :channel AND uid = :uid""")
         self.insert_call = sql("""
             INSERT INTO calls (id, channel, caller_uid, state, agent_name, persona, join_seq,
-                               created_at, retry_at, updated_at, caller_joined_at)
+                               created_at, retry_at, updated_at, caller_joined_at, ended_at,
+                               end_reason)
             VALUES (:id, :channel, :caller_uid, :state, :agent_name, :persona, :join_seq,
-                    :created_at, :retry_at, :updated_at, :caller_joined_at)""")
+                    :created_at, :retry_at, :updated_at, :caller_joined_at, :ended_at,
+                    :end_reason)""")
+        opened = ", ".join(f"'{state}'" for state in lifecycle.OPEN_STATES)
+        self.count_open = sql(f"SELECT COUNT(*) FROM calls WHERE state IN ({opened})")
+        # Agent seconds since midnight UTC: calls whose agent started, ended after midnight or
+        # still running, each counted from the later of its start and midnight.
+        self.agent_seconds_since = sql("""
+            SELECT COALESCE(SUM(COALESCE(ended_at, :now) -
+                                CASE WHEN agent_started_at > :day THEN agent_started_at
+                                     ELSE :day END), 0)
+            FROM calls WHERE agent_started_at IS NOT NULL
+                         AND (ended_at IS NULL OR ended_at > :day)""")
+        self.admission_lock = sql(
+            f"SELECT pg_advisory_xact_lock({_ADMISSION_LOCK_KEY})") if postgres else ""
         self.caller_seen = sql("""
             UPDATE calls SET caller_joined_at = COALESCE(caller_joined_at, :now)
             WHERE id = :id""")
@@ -745,18 +950,28 @@ class _HotPathSql:
             UPDATE calls SET state = '{lifecycle.ENDED}', retry_at = NULL, grace_until = NULL,
                 updated_at = :now, ended_at = COALESCE(ended_at, :now)
             WHERE id = :id""")
+        self.insert_outbox = sql("""
+            INSERT INTO outbox (id, type, call_id, payload, created_at, attempts,
+                                next_attempt_at)
+            VALUES (:id, :type, :call_id, '{}', :now, 0, :now) ON CONFLICT DO NOTHING""")
         self.insert_event = sql("""
             INSERT INTO call_events (call_id, at, source, kind, detail)
             VALUES (:call_id, :at, :source, :kind, :detail)""")
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, timeout_s: float = DEFAULT_STORE_TIMEOUT_S) -> Engine:
     """An engine tuned for this workload: SQLite in WAL mode with write transactions that take
     the lock up front (so two workers serialise instead of failing on upgrade), or PostgreSQL
-    with pre-pinged pooled connections."""
+    with pre-pinged pooled connections.
+
+    No operation waits much longer than ``timeout_s`` for a lock held by someone else (SQLite's
+    busy timeout; PostgreSQL's lock_timeout, plus a statement_timeout a little above it and a
+    bounded connect): the driver then raises an OperationalError, which the store turns into
+    StoreUnavailable, so a webhook answers 503 inside NCS's 10 s instead of hanging."""
+    timeout_ms = max(1, round(timeout_s * 1000))
     if url.startswith("sqlite"):
         engine = sa.create_engine(
-            url, connect_args={"timeout": 30, "check_same_thread": False},
+            url, connect_args={"timeout": timeout_s, "check_same_thread": False},
             pool_size=16, max_overflow=48)
 
         @sa.event.listens_for(engine, "connect")
@@ -766,7 +981,7 @@ def make_engine(url: str) -> Engine:
             cursor = dbapi_conn.cursor()
             # The busy timeout first: switching a new file to WAL needs a lock that another
             # worker starting at the same moment may hold.
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={timeout_ms}")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             # Checkpoints run in the sweeper (Store.checkpoint); the automatic one would land on
@@ -781,11 +996,19 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         return engine
+    # Session defaults sent with the connection itself (no extra round trip per checkout). The
+    # statement timeout sits above the lock timeout so that waiting on a lock reports as such.
+    options = (f"-c lock_timeout={timeout_ms} "
+               f"-c statement_timeout={timeout_ms + STATEMENT_TIMEOUT_MARGIN_MS}")
     return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=40,
-                            pool_recycle=1800)
+                            pool_recycle=1800,
+                            connect_args={"options": options,
+                                          "connect_timeout": max(2, math.ceil(timeout_s))})
 
 
 _CALL_COLUMNS = tuple(c.name for c in calls.columns)
+#: An arbitrary constant naming the lock new calls are admitted under (PostgreSQL).
+_ADMISSION_LOCK_KEY = 0x61646D6974  # "admit"
 
 
 def _line(mapping: Any) -> dict[str, Any]:

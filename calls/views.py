@@ -1,20 +1,28 @@
-"""The admin API over calls: GET /api/calls and GET /api/calls/<id> (bearer ADMIN_TOKEN)."""
+"""The admin API over calls (bearer ADMIN_TOKEN): list, read, export and erase call records,
+and the reconciler's endpoint for platforms with cron."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import csv
+import io
 import json
+import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from auth import bearer_token_matches, require_admin
 from calls import lifecycle
+from calls.records import EXPORT_FIELDS, call_detail, call_json, iso, transcript
 from calls.store import CallRecord, Store
-from errors import BadRequest, NotFound, Unauthorized
+from errors import ApiError, BadRequest, NotFound, Unauthorized
+
+__all__ = ["bp", "call_detail", "call_json", "iso", "transcript"]
 
 bp = Blueprint("calls_api", __name__, url_prefix="/api")
 MAX_LIMIT = 200
@@ -23,36 +31,81 @@ MAX_LIMIT = 200
 @bp.get("/calls")
 @require_admin
 def list_calls() -> ResponseReturnValue:
-    args = request.args
     limit = _int_arg("limit", 50, 1, MAX_LIMIT)
-    states = [s for s in args.get("state", "").split(",") if s]
-    unknown = set(states) - {*lifecycle.OPEN_STATES, *lifecycle.FINAL_STATES}
-    if unknown:
-        raise BadRequest(f"unknown state(s): {', '.join(sorted(unknown))}")
-    records = _store().list_calls(
-        states=states or None, persona=args.get("persona") or None,
-        channel=args.get("channel") or None, since=_time_arg("since"),
-        until=_time_arg("until"), limit=limit + 1, after=_cursor(args.get("cursor")))
+    records = _store().list_calls(**_filters(), limit=limit + 1,
+                                  after=_cursor(request.args.get("cursor")))
     page, more = records[:limit], len(records) > limit
     next_cursor = _encode_cursor(page[-1]) if more and page else None
     return jsonify(calls=[call_json(r) for r in page], next=next_cursor)
 
 
+@bp.get("/calls.jsonl")
+@require_admin
+def export_jsonl() -> ResponseReturnValue:
+    """Every call the filters match, newest first, one JSON object a line, with its transcript."""
+    store = _store()
+    filters = _filters()
+
+    def lines() -> Iterator[str]:
+        for record in _every_call(store, filters):
+            line = {**call_json(record), "transcript": transcript(store.timeline(record.id))}
+            yield json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+    return _download(lines(), "application/x-ndjson", "calls.jsonl")
+
+
+@bp.get("/calls.csv")
+@require_admin
+def export_csv() -> ResponseReturnValue:
+    """Every call the filters match, newest first, as CSV (no transcripts: one row per call)."""
+    store = _store()
+    filters = _filters()
+
+    def rows() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, EXPORT_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for record in _every_call(store, filters):
+            writer.writerow({k: _csv_safe(v) for k, v in call_json(record).items()})
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+        yield buffer.getvalue()
+
+    return _download(rows(), "text/csv; charset=utf-8", "calls.csv")
+
+
+@bp.delete("/calls/<call_id>")
+@require_admin
+def delete_call(call_id: str) -> ResponseReturnValue:
+    """Erase a call's record, timeline and transcript (and its undelivered events). A call still
+    in progress is refused: end it first."""
+    store = _store()
+    record = store.get_call(call_id)
+    if record is None:
+        raise NotFound(f"no call {call_id}")
+    if record.state in lifecycle.OPEN_STATES:
+        raise Conflict(f"call {call_id} is {record.state}; erase it once it has ended")
+    store.delete_call(call_id)
+    return "", 204
+
+
 @bp.route("/reconcile", methods=["GET", "POST"])
 def reconcile() -> ResponseReturnValue:
-    """Do the sweeper's work once: for platforms with no background threads, where a cron
-    calls this (Vercel Cron sends GET with ``Authorization: Bearer CRON_SECRET``). The admin
-    token works too."""
+    """Run the reconciler once (calls/reconcile.py): for platforms with no background threads,
+    where a cron calls this (Vercel Cron sends GET with ``Authorization: Bearer CRON_SECRET``;
+    the Hobby plan runs crons once a day). The admin token works too."""
     settings = current_app.extensions["settings"]
     header = request.headers.get("Authorization")
     if not (bearer_token_matches(settings.cron_secret, header)
             or bearer_token_matches(settings.admin_token, header)):
         raise Unauthorized("missing or wrong bearer token (CRON_SECRET or ADMIN_TOKEN)")
     store = _store()
-    swept = current_app.extensions["calls"].sweep()
+    report = current_app.extensions["reconciler"].run(force=True)
     pruned = store.prune_notices(older_than_s=settings.notice_retention_hours * 3600)
     store.checkpoint()
-    return jsonify(status="ok", calls_handled=swept, notices_pruned=pruned)
+    return jsonify(status="ok", calls_handled=report.swept, notices_pruned=pruned,
+                   **report.as_dict())
 
 
 @bp.get("/calls/<call_id>")
@@ -65,45 +118,52 @@ def get_call(call_id: str) -> ResponseReturnValue:
     return jsonify(call_detail(record, store.timeline(call_id)))
 
 
-def call_json(record: CallRecord) -> dict[str, Any]:
-    """A call as the API shows it: ISO times, and the figures an operator asks about."""
-    time_to_agent = None
-    if record.agent_started_at is not None:
-        time_to_agent = round((record.agent_started_at - record.created_at) * 1000)
-    duration = None
-    if record.ended_at is not None:
-        duration = round(record.ended_at - record.created_at, 3)
-    return {
-        "id": record.id, "channel": record.channel, "state": record.state,
-        "persona": record.persona, "caller_uid": record.caller_uid,
-        "started_at": iso(record.created_at), "ended_at": iso(record.ended_at),
-        "agent_id": record.agent_id, "agent_name": record.agent_name,
-        "time_to_agent_ms": time_to_agent, "duration_s": duration,
-        "end_reason": record.end_reason, "last_error": record.last_error,
-    }
+class Conflict(ApiError):
+    status = 409
+    code = "conflict"
 
 
-def call_detail(record: CallRecord, timeline: list[dict[str, Any]]) -> dict[str, Any]:
-    """A call with its timeline and transcript, as the API and the pages show it."""
-    return {**call_json(record), "timeline": [{**e, "at": iso(e["at"])} for e in timeline],
-            "transcript": transcript(timeline)}
+EXPORT_PAGE = 200
+#: A phone number in E.164 form is a plain number to a spreadsheet, not a formula.
+_E164 = re.compile(r"^\+[0-9]{6,15}$")
 
 
-def transcript(timeline: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """The conversation from ConvoAI's history notification (the latest one wins)."""
-    for event in reversed(timeline):
-        detail = event.get("detail") or {}
-        if event["kind"] == "agent_history" and isinstance(detail.get("contents"), list):
-            return [{"role": str(c.get("role", "")), "content": str(c.get("content", ""))}
-                    for c in detail["contents"] if isinstance(c, dict)]
-    return []
+def _filters() -> dict[str, Any]:
+    """The filters shared by the list and the exports: state, persona, number, channel, since,
+    until."""
+    args = request.args
+    states = [s for s in args.get("state", "").split(",") if s]
+    unknown = set(states) - {*lifecycle.OPEN_STATES, *lifecycle.FINAL_STATES}
+    if unknown:
+        raise BadRequest(f"unknown state(s): {', '.join(sorted(unknown))}")
+    return {"states": states or None, "persona": args.get("persona") or None,
+            "number": args.get("number") or None, "channel": args.get("channel") or None,
+            "since": _time_arg("since"), "until": _time_arg("until")}
 
 
-def iso(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z")
+def _every_call(store: Store, filters: dict[str, Any]) -> Iterator[CallRecord]:
+    after = None
+    while True:
+        page = store.list_calls(**filters, limit=EXPORT_PAGE, after=after)
+        yield from page
+        if len(page) < EXPORT_PAGE:
+            return
+        after = (page[-1].created_at, page[-1].id)
+
+
+def _download(body: Iterator[str], mimetype: str, filename: str) -> Response:
+    response = Response(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _csv_safe(value: Any) -> Any:
+    """Numbers and names come from callers: a cell starting with =, +, - or @ would be run as a
+    formula by spreadsheet programs, so it is quoted with a leading apostrophe."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") \
+            and not _E164.match(value):
+        return "'" + value
+    return value
 
 
 def _store() -> Store:
@@ -152,5 +212,6 @@ def _cursor(text: str | None) -> tuple[float, str] | None:
     try:
         created_at, call_id = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
         return float(created_at), str(call_id)
-    except (ValueError, TypeError, binascii.Error):
+    except (ValueError, TypeError, binascii.Error, OverflowError, RecursionError):
+        # OverflowError: a number too large for a float; RecursionError: nesting too deep.
         raise BadRequest("cursor is not one this API gave out") from None

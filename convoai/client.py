@@ -22,6 +22,8 @@ from urllib.parse import quote
 import requests
 from requests.auth import HTTPBasicAuth
 
+import metrics
+
 from .errors import AgentNotFound, UpstreamError, UpstreamUnavailable, error_from_response
 from .retry import NO_RETRY, RetryPolicy
 
@@ -112,7 +114,7 @@ class ConvoAIClient:
         retry: RetryPolicy = DEFAULT_RETRY,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
-        rand: Callable[[], float] = random.random,
+        rand: Callable[[], float] | None = None,
     ) -> None:
         if not base_url:
             raise ValueError("base_url is required")
@@ -125,7 +127,9 @@ class ConvoAIClient:
         self._retry = retry
         self._sleep = sleep
         self._clock = clock
-        self._rand = rand
+        # Jitter from a generator of the client's own: the global one is shared state that
+        # other code (and property tests) may rely on.
+        self._rand = rand or random.Random().random
         self._owns_session = session is None
         if session is None:
             session = requests.Session()
@@ -306,9 +310,9 @@ class ConvoAIClient:
 
     # -- conversation ----------------------------------------------------------------------
 
-    def history(self, agent_id: str) -> History:
+    def history(self, agent_id: str, *, budget_s: float | None = None) -> History:
         """The running agent's conversation (``role``/``content`` entries)."""
-        resp = self._request("GET", f"{_agent_path(agent_id)}/history")
+        resp = self._request("GET", f"{_agent_path(agent_id)}/history", budget_s=budget_s)
         body = _json_object(resp)
         contents = body.get("contents") or []
         if not isinstance(contents, list) or not all(isinstance(c, dict) for c in contents):
@@ -381,6 +385,9 @@ class ConvoAIClient:
                 error = error_from_response(resp)
             delay = policy.next_delay(attempt, error, self._clock() - started, self._rand())
             if delay is None:
+                # Counted once per request, when it fails for good: a retry that then succeeds
+                # is not an error anyone must act on (each retry is logged as convoai.retry).
+                metrics.upstream_error("convoai", type(error).__name__)
                 raise error
             logger.warning(
                 "convoai.retry",
@@ -508,7 +515,9 @@ def _opt_int(value: Any) -> int | None:
 
 
 def _malformed(what: str, problem: str, resp: requests.Response | None = None) -> UpstreamError:
-    """A 2xx whose body we cannot use: an upstream fault, but not one a retry would fix."""
+    """A 2xx whose body we cannot use: an upstream fault, but not one a retry would fix.
+    Always raised by the caller, so the request is counted as failed here."""
+    metrics.upstream_error("convoai", metrics.MALFORMED_RESPONSE)
     return UpstreamError(
         status=resp.status_code if resp is not None else None,
         reason="MalformedResponse",

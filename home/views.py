@@ -13,8 +13,8 @@ from flask import Blueprint, current_app, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 
 from calls import lifecycle
+from calls.records import call_detail, call_json
 from calls.store import Store
-from calls.views import call_detail, call_json
 from errors import BadRequest, NotFound, Unavailable
 from home.test_calls import TEST_CALL_DURATION_S, SandboxUnreachable, place_test_call
 

@@ -7,6 +7,7 @@ with meanings of its own (shared/reference/ncs-sip-token.md, A.6).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,9 @@ LEAVE_EVENTS = frozenset({104, 106, 108})
 CONVOAI_EVENTS = {101: "agent_joined", 102: "agent_left", 103: "agent_history",
                   104: "agent_token_expiring", 110: "agent_error", 111: "agent_metrics",
                   112: "turns_finished", 201: "inbound_call_state", 202: "outbound_call_state"}
+
+#: A whole number as text; ``\d`` is any Unicode decimal digit, all of which int() reads.
+_INTEGER_TEXT = re.compile(r"\s*-?\d+\s*")
 
 
 class EnvelopeError(ValueError):
@@ -63,7 +67,8 @@ def parse_envelope(body: bytes) -> Envelope:
     """Parse and shape-check the envelope; raise EnvelopeError with a specific message."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: nesting deeper than the parser's stack, a few kilobytes of "[[[[".
         raise EnvelopeError("body is not valid JSON") from exc
     if not isinstance(data, dict):
         raise EnvelopeError("body must be a JSON object")
@@ -72,7 +77,8 @@ def parse_envelope(body: bytes) -> Envelope:
         raise EnvelopeError(f"missing envelope field(s): {', '.join(missing)}")
     notice_id = data["noticeId"]
     if not isinstance(notice_id, str | int) or isinstance(notice_id, bool) or \
-            not str(notice_id).strip() or len(str(notice_id)) > 128:
+            not str(notice_id).strip() or len(str(notice_id)) > 128 or \
+            not _storable(str(notice_id)):
         raise EnvelopeError("noticeId must be a non-empty string of at most 128 characters")
     product_id = _as_int(data["productId"], "productId")
     event_type = _as_int(data["eventType"], "eventType")
@@ -101,7 +107,8 @@ def classify(envelope: Envelope, *, pstn_uid: int) -> Event:
     if uid != pstn_uid:
         return Ignored(f"uid is not the phone caller's (PSTN_UID {pstn_uid})")
     channel = payload.get("channelName")
-    if not isinstance(channel, str) or not channel or len(channel) > 128:
+    if not isinstance(channel, str) or not channel or len(channel) > 128 or \
+            not _storable(channel):
         return Ignored("payload.channelName is missing or not a channel name")
     seq = _sequence(payload, envelope)
     if seq is None:
@@ -123,7 +130,8 @@ def _agent_event(envelope: Envelope) -> AgentEvent | Ignored:
         agent_id=_optional_str(payload.get("agent_id")),
         name=_optional_str(payload.get("name")),
         channel=_optional_str(payload.get("channel")),
-        labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
+        labels={str(k): str(v) for k, v in labels.items() if _storable(str(k)) and
+                _storable(str(v))} if isinstance(labels, dict) else {},
         payload=payload,
     )
 
@@ -135,7 +143,9 @@ def _sequence(payload: dict[str, Any], envelope: Envelope) -> int | None:
     if seq is not None:
         return seq
     ts = _optional_int(payload.get("ts"))
-    return ts * 1000 if ts is not None else None
+    if ts is None or abs(ts) >= 2**63 // 1000:
+        return None  # a ts this large would not fit the store's 64-bit sequence column
+    return ts * 1000
 
 
 def _as_int(value: Any, name: str) -> int:
@@ -149,12 +159,25 @@ def _optional_int(value: Any) -> int | None:
     """An integer from a JSON number or a string of digits (NCS sends uid either way)."""
     if isinstance(value, bool):
         return None
+    if isinstance(value, str) and len(value) < 24 and _INTEGER_TEXT.fullmatch(value):
+        value = int(value)
     if isinstance(value, int):
+        # The store keeps these in 64-bit columns; anything wider is not a real NCS value.
         return value if abs(value) < 2**63 else None
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 20:
-        return int(value)
     return None
 
 
 def _optional_str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+    return value if isinstance(value, str) and value and _storable(value) else None
+
+
+def _storable(text: str) -> bool:
+    """Text a database can hold: no NUL (PostgreSQL refuses it) and no lone surrogate (JSON can
+    escape one, as \\ud800, but it has no UTF-8 form)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

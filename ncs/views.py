@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
 
+import metrics
 from calls.lifecycle import CallerJoined, CallerLeft
 from calls.store import StoreUnavailable
 from errors import BadRequest, Unauthorized, Unavailable
@@ -24,8 +28,42 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("ncs", __name__)
 
 
+#: The outcome label of a delivery refused with one of these errors (werkzeug's: a body over
+#: MAX_CONTENT_LENGTH, say). Any other exception is counted as "error".
+_REFUSAL_OUTCOMES: tuple[tuple[type[Exception], str], ...] = (
+    (Unauthorized, "bad_signature"), (BadRequest, "bad_request"), (Unavailable, "unavailable"),
+    (HTTPException, "bad_request"))
+
+
+@dataclass
+class _Delivery:
+    """What the metrics learn of one delivery: its envelope's fields, once it is read."""
+
+    product: int | None = None
+    event: int | None = None
+
+
 @bp.post("/webhook")
 def webhook() -> ResponseReturnValue:
+    """Handle one delivery and count it, whatever its answer (phone_agent_webhooks_total)."""
+    delivery = _Delivery()
+    try:
+        answer = _handle(delivery)
+    except Exception as exc:
+        outcome = next((name for cls, name in _REFUSAL_OUTCOMES if isinstance(exc, cls)),
+                       "error")
+        if outcome == "bad_signature":
+            metrics.signature_failure()
+        metrics.webhook(delivery.product, delivery.event, outcome)
+        raise
+    outcome = answer.get("outcome") or answer.get("status", "ok")
+    if outcome == "duplicate_notice":
+        metrics.duplicate()
+    metrics.webhook(delivery.product, delivery.event, outcome)
+    return jsonify(answer)
+
+
+def _handle(delivery: _Delivery) -> dict[str, Any]:
     raw = request.get_data(cache=False)
     ext = current_app.extensions
     try:
@@ -37,6 +75,7 @@ def webhook() -> ResponseReturnValue:
         envelope = parse_envelope(raw)
     except EnvelopeError as exc:
         raise BadRequest(str(exc), code="invalid_envelope") from None
+    delivery.product, delivery.event = envelope.product_id, envelope.event_type
     allowed = ext["ncs_secrets_for_product"](envelope.product_id)
     if secret.name not in allowed:
         logger.warning("ncs.wrong_secret", extra={"product": envelope.product_id,
@@ -48,7 +87,7 @@ def webhook() -> ResponseReturnValue:
            "event_type": envelope.event_type}
     if isinstance(event, Ignored):
         logger.info("ncs.ignored", extra={**log, "reason": event.reason})
-        return jsonify(status="ignored", reason=event.reason)
+        return {"status": "ignored", "reason": event.reason}
     try:
         if isinstance(event, AgentEvent):
             answer = ext["calls"].handle_agent_event(event, notice_id=envelope.notice_id)
@@ -59,7 +98,7 @@ def webhook() -> ResponseReturnValue:
         # Nothing was recorded, so NCS must send it again: answer with a status it retries on.
         logger.error("ncs.store_unavailable", extra={**log, "error": str(exc)})
         raise Unavailable("the call store is unavailable; retry later") from None
-    return jsonify(answer)
+    return answer
 
 
 def secrets_for_product(convoai_secret_set: bool):  # type: ignore[no-untyped-def]

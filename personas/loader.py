@@ -33,7 +33,8 @@ VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RESERVED_LABELS = ("call_id", "service", "persona")
 
 TOP_FIELDS = ("name", "description", "prompt", "greeting", "failure_message",
-              "silence_reminder", "silence_timeout_s", "idle_timeout", "max_call_s", "opt_out",
+              "silence_reminder", "silence_timeout_s", "idle_timeout", "max_call_s", "goodbye",
+              "opt_out",
               "variables", "labels", "llm", "tts", "asr", "turn_detection", "interruption")
 REQUIRED = ("name", "description", "prompt", "greeting", "failure_message", "llm", "tts")
 LLM_FIELDS = ("style", "vendor", "url", "api_key_env", "model", "max_history", "params",
@@ -41,11 +42,15 @@ LLM_FIELDS = ("style", "vendor", "url", "api_key_env", "model", "max_history", "
 TTS_FIELDS = ("vendor", "params", "url", "headers", "skip_patterns", "credential_mode")
 ASR_FIELDS = ("vendor", "language", "params", "keywords", "credential_mode")
 
+#: Spoken when a call reaches the persona's max_call_s, before the agent leaves.
+DEFAULT_GOODBYE = ("We have reached the time limit for this call. Thank you for calling, "
+                   "and goodbye.")
+
 #: (low, high, default) for the whole-number fields.
 RANGES = {
     "silence_timeout_s": (1, 60, 10),
     "idle_timeout": (0, 259_200, 30),
-    "max_call_s": (60, 86_400, 1800),  # a call's token lasts at most 24 hours
+    "max_call_s": (10, 86_400, 1800),  # a call's token lasts at most 24 hours
     "llm.max_history": (1, 1000, 32),
 }
 
@@ -133,6 +138,11 @@ class _Reader:
                                              allow_empty=True) or ""
         for key in ("silence_timeout_s", "idle_timeout", "max_call_s"):
             spec[key] = self.number(data, key, key)
+        spec["goodbye"] = self.text(data, "goodbye", spoken=True, allow_empty=True) \
+            or DEFAULT_GOODBYE
+        if VARIABLE.search(spec["goodbye"]):
+            # Spoken through the speak endpoint, which fills in no template variables.
+            self.problem("goodbye", "cannot use {{variables}}")
         spec["opt_out"] = self.flag(data, "opt_out", default=False)
         spec["variables"] = self.strings(data, "variables", "variables")
         spec["labels"] = self.strings(data, "labels", "labels")
@@ -388,6 +398,7 @@ def _build(spec: Mapping[str, Any], source: str, builtin: bool, resolve: Resolve
         tts=fill(spec["tts"], "tts"), asr=fill(spec["asr"], "asr"),
         turn_detection=spec["turn_detection"], interruption=spec["interruption"],
         idle_timeout=spec["idle_timeout"], max_call_s=spec["max_call_s"],
-        variables=spec["variables"], labels=spec["labels"], opt_out=spec["opt_out"],
+        goodbye=spec["goodbye"], variables=spec["variables"], labels=spec["labels"],
+        opt_out=spec["opt_out"],
         env=tuple(refs), secrets=tuple(values),
     )

@@ -58,6 +58,7 @@ class Persona:
     interruption: Mapping[str, Any] | None = None
     idle_timeout: int = 30
     max_call_s: int = 1800
+    goodbye: str = ""
     variables: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     opt_out: bool = False

@@ -23,6 +23,8 @@ from typing import Any
 
 import requests
 
+import metrics
+
 from .errors import GatewayAuthError, GatewayError, GatewayUnavailable, error_from_response
 
 logger = logging.getLogger(__name__)
@@ -388,6 +390,8 @@ class GatewayClient:
                 return self._exchange(payload, timeout or self._timeout, attempt, secrets)
             except GatewayError as exc:
                 if not should_retry(action, exc, attempt):
+                    # Counted once per action, when it fails for good (not per retry).
+                    metrics.upstream_error("sip_gateway", _metric_reason(exc))
                     raise
                 logger.warning(
                     "sip.retry",
@@ -514,8 +518,17 @@ def _json_object(resp: requests.Response, action: str) -> dict[str, Any]:
 def _result_str(body: dict[str, Any], key: str, action: str) -> str:
     value = body.get(key)
     if not isinstance(value, str) or not value:
+        # Read after _call returned, so not yet counted as a failed request.
+        metrics.upstream_error("sip_gateway", metrics.MALFORMED_RESPONSE)
         raise _malformed(action, f"missing {key}")
     return value
+
+
+def _metric_reason(error: GatewayError) -> str:
+    """The error's class name, or MalformedResponse for a 2xx we could not use."""
+    if type(error) is GatewayError and error.reason == "MalformedResponse":
+        return metrics.MALFORMED_RESPONSE
+    return type(error).__name__
 
 
 def _malformed(action: str, problem: str, resp: requests.Response | None = None) -> GatewayError:

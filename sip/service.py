@@ -44,6 +44,14 @@ def normalise_number(text: Any) -> str:
     return "+" + digits
 
 
+class GuardRefused(Exception):
+    """An outbound call would break a cost guard (calls/guards.py); nothing was dialled."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the {reason} cost guard is reached; no call was placed")
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class Placed:
     """An outbound call that has been accepted (the dialling happens after the answer)."""
@@ -76,9 +84,11 @@ class SipService:
         line = self.store.get_line(called)
         if line is None:
             raise Refusal(f"no line is registered for {mask_number(called)}")
-        cap = self.settings.max_concurrent_calls
-        if cap and self.store.count_open_calls() >= cap:
-            raise Refusal(f"the concurrency cap ({cap} calls) is reached")
+        refused = self.calls.admission()
+        if refused:
+            # Refused at ring time: the gateway turns the caller away, so no silent channel.
+            self.calls.refused(None, refused, called_number=mask_number(called))
+            raise Refusal(f"the {refused} cost guard is reached")
         try:
             caller = normalise_number(callerid)
         except ValueError:
@@ -143,6 +153,10 @@ class SipService:
             raise ValueError("from is required (or set OUTBOUND_CALLER_ID): the number the "
                              "callee sees")
         caller = normalise_number(caller_id)
+        refused = self.calls.admission()
+        if refused:
+            self.calls.refused(None, refused, direction="outbound")
+            raise GuardRefused(refused)
         channel = f"out_{secrets.token_hex(8)}"
         chosen = self.personas.route(channel, persona=persona)
         call = self.store.create_call(
@@ -234,6 +248,13 @@ class SipService:
         return renewed
 
     # -- call control --------------------------------------------------------------------------
+
+    def end_leg(self, callid: str) -> None:
+        """Hang up a phone leg at the gateway; one already gone is fine."""
+        try:
+            self.gateway.end_call(callid)
+        except CallNotFound:
+            pass
 
     def hangup(self, call: CallRecord) -> str:
         if call.gateway_callid:

@@ -12,9 +12,11 @@ from flask import Blueprint, current_app, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 
 from errors import ApiError, BadRequest, NotFound
+from security import request_address
 from sip.views import provision_from, reservation_json
 
-bp = Blueprint("try_page", __name__, template_folder="templates")
+bp = Blueprint("try_page", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/try/static")
 REGIONS = {"NA": "North America", "EU": "Europe", "AS": "Asia", "JP": "Japan", "IN": "India"}
 TRY_LABEL = "try:"
 
@@ -63,5 +65,5 @@ def _enabled():  # type: ignore[no-untyped-def]
 
 def _address_key(salt: str) -> str:
     """The client address, hashed (with a server secret as salt) so none is stored in clear."""
-    address = request.remote_addr or "unknown"
+    address = request_address()  # the client's, behind PROXY_HOPS proxies too
     return hashlib.sha256(f"{salt}|{address}".encode()).hexdigest()[:16]

@@ -11,14 +11,20 @@ from flask import Blueprint, current_app, has_request_context, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from auth import bearer_token_matches, require_admin
+from calls.records import call_json, iso
 from calls.store import CallRecord
-from calls.views import call_json, iso
 from errors import ApiError, BadRequest, NotFound, Unauthorized
 from sip.errors import GatewayError
-from sip.service import Refusal, SipService, normalise_number
+from sip.service import GuardRefused, Refusal, SipService, normalise_number
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("sip", __name__)
+
+
+class CallRefused(ApiError):
+    """A cost guard (MAX_CONCURRENT_CALLS, DAILY_AGENT_MINUTES) keeps the call from being made."""
+
+    status = 429
 
 
 class GatewayFailed(ApiError):
@@ -161,6 +167,8 @@ def place_call() -> ResponseReturnValue:
             prompt=str(body.get("prompt") or "false"), events_url=events_url())
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
+    except GuardRefused as exc:
+        raise CallRefused(str(exc), code=exc.reason) from None
     return jsonify(call_json(placed.call)), 202
 
 
@@ -240,7 +248,11 @@ def _sip() -> SipService:
 
 
 def _json_object() -> dict[str, Any]:
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:
+        # `silent` covers only ValueError; nesting deeper than the parser's stack is not one.
+        body = None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     return body

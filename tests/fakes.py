@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from convoai.client import Agent, AgentStatus
+from convoai.client import Agent, AgentStatus, AgentSummary, History
 from convoai.errors import AgentNotFound, ConvoAIError, TaskConflict
 
 
@@ -30,6 +30,8 @@ class FakeAgent:
     channel: str
     labels: dict[str, str]
     running: bool = True
+    history: list[dict[str, str]] = field(default_factory=list)
+    spoken: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -76,6 +78,49 @@ class FakeConvoAI:
                     return AgentStatus(agent_id=agent.agent_id, name=name, status="RUNNING",
                                        start_ts=0, stop_ts=None, message=None)
         return None
+
+    def history(self, agent_id: str, **_: Any) -> History:
+        with self._lock:
+            self.calls.append(("history", agent_id))
+            agent = self.agents.get(agent_id)
+            if agent is None or not agent.running:
+                raise AgentNotFound(status=404, reason="TaskNotFound", detail="no such agent")
+            return History(agent_id=agent_id, status="RUNNING", start_ts=0,
+                           contents=tuple(agent.history))
+
+    def speak(self, agent_id: str, text: str, **_: Any) -> dict[str, Any]:
+        with self._lock:
+            self.calls.append(("speak", agent_id))
+            agent = self.agents.get(agent_id)
+            if agent is None or not agent.running:
+                raise AgentNotFound(status=404, reason="TaskNotFound", detail="no such agent")
+            agent.spoken.append(text)
+            agent.history.append({"role": "assistant", "content": text})
+            return {"agent_id": agent_id}
+
+    def query(self, agent_id: str) -> AgentStatus:
+        with self._lock:
+            self.calls.append(("query", agent_id))
+            agent = self.agents.get(agent_id)
+            if agent is None:
+                raise AgentNotFound(status=404, reason="TaskNotFound", detail="no such agent")
+            return AgentStatus(agent_id=agent_id, name=agent.name,
+                               status="RUNNING" if agent.running else "STOPPED", start_ts=0,
+                               stop_ts=None, message=None)
+
+    def iter_agents(self, **_: Any) -> Any:
+        """Like ConvoAI's list: ids and states, no names."""
+        with self._lock:
+            self.calls.append(("list", ""))
+            return [AgentSummary(agent_id=a.agent_id, status="RUNNING", start_ts=0)
+                    for a in self.agents.values() if a.running]
+
+    def add_foreign(self, name: str, channel: str = "elsewhere") -> str:
+        """An agent this service did not start (another service, or a lost record)."""
+        with self._lock:
+            agent_id = f"agent-{next(self._ids)}"
+            self.agents[agent_id] = FakeAgent(agent_id, name, channel, {})
+            return agent_id
 
     def running(self) -> list[FakeAgent]:
         return [a for a in self.agents.values() if a.running]

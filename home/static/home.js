@@ -9,6 +9,7 @@
   const placeButton = document.getElementById("place-call");
   const detail = document.getElementById("call-detail");
   let selectedId = null;
+  const csrfToken = document.querySelector('meta[name="csrf-token"]').content;
 
   const COLUMNS = [
     ["id", (c) => c.id, "mono"],
@@ -130,7 +131,8 @@
     try {
       const data = await getJson("/home/test-call", {
         method: "POST",
-        headers: { "Content-Type": "application/json" },
+        // The session's CSRF token (pages_security.py): this request carries the cookie.
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken },
         body: "{}",
       });
       setStatus(`Test call placed in channel ${data.channel}; the caller hangs up after ${data.duration_s} s.`, "ok");

@@ -115,8 +115,8 @@ class Sandbox:
         agents = data["agents"] if isinstance(data, dict) else data
         return [a for a in agents if channel is None or a["channel"] == channel]
 
-    def requests(self, kind: str) -> list[dict[str, Any]]:
-        data = self.control("GET", "requests", params={"kind": kind})
+    def requests(self, kind: str | None = None) -> list[dict[str, Any]]:
+        data = self.control("GET", "requests", params={"kind": kind} if kind else None)
         return data["requests"] if isinstance(data, dict) else data
 
 
@@ -172,10 +172,15 @@ def base_env(database_url: str, sandbox_port: int, secrets: dict[str, str]) -> d
         "REJOIN_GRACE_S": "2",
         # A user persona (PERSONAS_DIR) with a short idle timeout, and routes to built-ins.
         "PERSONAS_DIR": str(ROOT / "tests" / "integration" / "personas"),
-        "PERSONA_ROUTES": "idle_*=quick,tarot_*=tarot,orders_*=orders",
+        "PERSONA_ROUTES": "idle_*=quick,brief_*=brief,tarot_*=tarot,orders_*=orders",
         # The SIP gateway's hooks, shared with the sandbox's gateway.
         "SIP_LOOKUP_TOKEN": LOOKUP_TOKEN, "SANDBOX_LOOKUP_TOKEN": LOOKUP_TOKEN,
         "SIP_EVENTS_TOKEN": EVENTS_TOKEN, "SANDBOX_OUTBOUND_ANSWER_DELAY_S": "0.5",
         "SANDBOX_OUTBOUND_CALL_DURATION_S": "2",
+        # Every test client is 127.0.0.1 and the suite fails authentication on purpose many
+        # times a minute; tests/integration/test_rate_limits.py runs with a low limit of its own.
+        "RATE_LIMIT_PER_MINUTE": "10000",
+        # Storms of 40 simultaneous calls; the cost guards' own test sets a low cap.
+        "MAX_CONCURRENT_CALLS": "1000",
     })
     return env

@@ -96,7 +96,9 @@ def test_lifecycle_rules_hold_under_any_delivery(shared_store, settings, scenari
     convoai = FakeConvoAI()
     executor = DeferredExecutor()
     ids = (f"{channel}-{n}" for n in itertools.count())
-    service = CallService(settings.replace(rejoin_grace_s=GRACE_S), store, convoai,
+    # No cost guard: examples share one store, and the rules under test are the lifecycle's.
+    service = CallService(settings.replace(rejoin_grace_s=GRACE_S, max_concurrent_calls=0),
+                          store, convoai,
                           new_id=lambda: next(ids), executor=executor)
 
     state = {"highest": 0}

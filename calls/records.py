@@ -1,0 +1,108 @@
+"""Calls as operators see them: plain dicts with ISO times and the figures they ask about.
+
+Shared by the admin API, the exports, the dashboard and the outbound events, so all four tell the
+same story. No Flask here."""
+
+from __future__ import annotations
+
+import statistics
+from datetime import UTC, datetime
+from typing import Any
+
+from calls.store import CallRecord
+
+#: The columns of the CSV export, in order (the JSON forms carry these and more).
+EXPORT_FIELDS = ("id", "channel", "state", "persona", "direction", "caller_number",
+                 "called_number", "started_at", "ended_at", "agent_id", "time_to_agent_ms",
+                 "duration_s", "end_reason", "last_error")
+
+
+def time_to_agent_ms(record: CallRecord) -> int | None:
+    """From the caller reaching the channel to ConvoAI accepting the agent's join. An agent
+    started at ring time (the SIP lookup) is already there when the caller arrives: 0."""
+    if record.agent_started_at is None:
+        return None
+    caller_at = record.caller_joined_at or record.created_at
+    return max(0, round((record.agent_started_at - caller_at) * 1000))
+
+
+def call_json(record: CallRecord) -> dict[str, Any]:
+    """A call as the API shows it."""
+    duration = None
+    if record.ended_at is not None:
+        duration = round(record.ended_at - record.created_at, 3)
+    return {
+        "id": record.id, "channel": record.channel, "state": record.state,
+        "persona": record.persona, "caller_uid": record.caller_uid,
+        "direction": record.direction or "inbound", "caller_number": record.caller_number,
+        "called_number": record.called_number,
+        "started_at": iso(record.created_at), "ended_at": iso(record.ended_at),
+        "caller_joined_at": iso(record.caller_joined_at),
+        "agent_started_at": iso(record.agent_started_at),
+        "agent_id": record.agent_id, "agent_name": record.agent_name,
+        "time_to_agent_ms": time_to_agent_ms(record), "duration_s": duration,
+        "end_reason": record.end_reason, "last_error": record.last_error,
+    }
+
+
+def call_detail(record: CallRecord, timeline: list[dict[str, Any]]) -> dict[str, Any]:
+    """A call with its timeline, transcript, ConvoAI's errors (event 110) and per-turn latency
+    (event 111), as the API and the pages show it."""
+    return {**call_json(record), "timeline": [{**e, "at": iso(e["at"])} for e in timeline],
+            "transcript": transcript(timeline), "agent_errors": agent_errors(timeline),
+            "turn_latency": turn_latency(timeline)}
+
+
+def transcript(timeline: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The conversation from the latest history: ConvoAI's notification (productId 17, event
+    103) or the history the service fetched just before stopping the agent."""
+    for event in reversed(timeline):
+        detail = event.get("detail") or {}
+        if event["kind"] == "agent_history" and isinstance(detail.get("contents"), list):
+            return [{"role": str(c.get("role", "")), "content": str(c.get("content", ""))}
+                    for c in detail["contents"] if isinstance(c, dict)]
+    return []
+
+
+def agent_errors(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every error ConvoAI reported for the call (event 110): module, code, message, turn."""
+    found = []
+    for event in timeline:
+        detail = event.get("detail") or {}
+        if event["kind"] != "agent_error":
+            continue
+        for error in detail.get("errors") or [detail]:
+            if isinstance(error, dict):
+                found.append({"at": iso(event["at"]), "module": error.get("module"),
+                              "code": error.get("code"), "message": error.get("message"),
+                              "turn_id": error.get("turn_id", detail.get("turn_id"))})
+    return found
+
+
+#: The per-turn figures of event 111, in milliseconds.
+LATENCY_FIELDS = ("asr_ttlw", "llm_ttfb", "llm_ttfs", "tts_ttfb")
+
+
+def turn_latency(timeline: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-turn latency from event 111: every turn's figures, and the median of each."""
+    turns = []
+    for event in timeline:
+        detail = event.get("detail") or {}
+        if event["kind"] != "agent_metrics":
+            continue
+        for metric in detail.get("metrics") or []:
+            if isinstance(metric, dict):
+                turns.append({k: metric.get(k) for k in ("turn_id", *LATENCY_FIELDS)})
+    medians = {}
+    for name in LATENCY_FIELDS:
+        values = [t[name] for t in turns if isinstance(t[name], int | float)
+                  and not isinstance(t[name], bool)]
+        medians[name] = statistics.median(values) if values else None
+    return {"turns": turns, "median_ms": medians}
+
+
+def iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")

@@ -1,0 +1,151 @@
+"""The operator's dashboard in headless Chromium, against the real stack (gunicorn and the
+sandbox): sign in with the admin token, find a simulated call, open it (timeline, transcript,
+time to agent), see the charts, watch a live call come and go without reloading, sign out.
+Every page is checked for configured secrets and for Content-Security-Policy violations."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from playwright.sync_api import ConsoleMessage, Page, expect
+
+from dashboard.display import milliseconds
+from tests.e2e.conftest import ADMIN_TOKEN, Stack
+from tests.integration.harness import wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+SCREENSHOT = "/tmp/dashboard.png"
+
+
+def api(stack: Stack, path: str) -> Any:
+    response = requests.get(f"{stack.service.url}/api/{path}", timeout=10,
+                            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    response.raise_for_status()
+    return response.json()
+
+
+def place_call(stack: Stack, duration_s: float) -> str:
+    """A simulated caller through the sandbox; returns its channel."""
+    return stack.sandbox.control("POST", "calls", json={"duration_s": duration_s})["channel"]
+
+
+def call_in(stack: Stack, channel: str) -> dict[str, Any] | None:
+    found = api(stack, f"calls?channel={channel}")["calls"]
+    return found[0] if found else None
+
+
+@pytest.fixture(scope="module")
+def finished_call(stack: Stack) -> dict[str, Any]:
+    """A call that has ended and whose transcript the service has recorded."""
+    channel = place_call(stack, 3)
+    call = wait_until(lambda: call_in(stack, channel), timeout=10, message="the call")
+
+    def transcribed() -> dict[str, Any] | None:
+        detail = api(stack, f"calls/{call['id']}")
+        return detail if detail["state"] == "ended" and detail["transcript"] else None
+
+    return wait_until(transcribed, timeout=30, message="the call to end with its transcript")
+
+
+@pytest.fixture
+def watched(page: Page) -> Iterator[list[str]]:
+    """The page, with every console message about a Content-Security-Policy violation."""
+    violations: list[str] = []
+
+    def note(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            violations.append(message.text)
+
+    page.on("console", note)
+    yield violations
+    assert not violations, f"the pages broke their own CSP: {violations}"
+
+
+def assert_no_secret(page: Page, stack: Stack) -> None:
+    html = page.content()
+    leaked = [secret for secret in stack.secret_values if secret in html]
+    assert not leaked, f"{page.url} shows configured secret(s): {leaked}"
+
+
+def sign_in(page: Page, token: str = ADMIN_TOKEN) -> None:
+    page.get_by_label("Admin token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_a_wrong_token_keeps_the_dashboard_closed(page: Page, stack: Stack,
+                                                 watched: list[str]) -> None:
+    page.goto("/dashboard/")
+    expect(page).to_have_url(re.compile(r"/dashboard/login\?next="))
+    with page.expect_response(re.compile(r"/dashboard/login$")) as answer:
+        sign_in(page, "not-the-admin-token")
+    assert answer.value.status == 401
+    expect(page.locator("#login-message")).to_have_text("That token is not the admin token.")
+    expect(page.get_by_label("Admin token")).to_be_visible()
+    assert_no_secret(page, stack)
+
+
+def test_an_operator_follows_a_call_from_the_list_to_its_transcript(
+        page: Page, stack: Stack, finished_call: dict[str, Any], watched: list[str]) -> None:
+    page.goto("/dashboard/")
+    sign_in(page)
+    expect(page).to_have_url(re.compile(r"/dashboard/$"))
+
+    row = page.locator(f'#recent-calls tr[data-call-id="{finished_call["id"]}"]')
+    expect(row).to_have_attribute("data-state", "ended")
+    expect(row.locator('td[data-col="time_to_agent"]')).to_have_text(
+        milliseconds(finished_call["time_to_agent_ms"]))
+    assert_no_secret(page, stack)
+
+    row.get_by_role("link", name=finished_call["id"]).click()
+    expect(page).to_have_url(re.compile(f"/dashboard/calls/{finished_call['id']}$"))
+    expect(page.locator("#time-to-agent")).to_have_text(
+        re.compile(r"^\d+(\.\d+)? m?s$"))
+    expect(page.locator("#time-to-agent")).to_have_text(
+        milliseconds(finished_call["time_to_agent_ms"]))
+    expect(page.locator("#end-reason")).not_to_have_text("—")
+    timeline = page.locator("#timeline")
+    for kind in ("caller_joined", "agent_started", "agent_history", "agent_stopped"):
+        expect(timeline.locator(f'tr[data-kind="{kind}"]').first).to_be_visible()
+    turns = page.locator("#transcript .turn")
+    expect(turns).to_have_count(len(finished_call["transcript"]))
+    first = finished_call["transcript"][0]
+    expect(turns.first).to_contain_text(first["content"])
+    expect(turns.first.locator(".role")).to_have_text(
+        "Caller" if first["role"] == "user" else "Agent")
+    assert_no_secret(page, stack)
+    page.screenshot(path=SCREENSHOT, full_page=True)
+
+    page.get_by_role("link", name="Charts").click()
+    expect(page.locator("svg.chart")).to_have_count(3)
+    expect(page.locator("#chart-per-hour rect.bar")).to_have_count(24)
+    counts = page.locator("#chart-per-hour rect.bar").evaluate_all(
+        "bars => bars.map(b => Number(b.dataset.value))")
+    assert sum(counts) >= 1
+    assert page.locator("#chart-time-to-agent rect.bar").count() > 0
+    assert page.locator("#chart-per-hour rect.bar").first.bounding_box()["width"] > 0
+    assert_no_secret(page, stack)
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.locator("#login-message")).to_have_text("You are signed out.")
+    page.goto("/dashboard/charts")
+    expect(page).to_have_url(re.compile(r"/dashboard/login"))
+
+
+def test_a_live_call_appears_and_leaves_without_a_reload(page: Page, stack: Stack,
+                                                        watched: list[str]) -> None:
+    page.goto("/dashboard/login")
+    sign_in(page)
+    expect(page.locator("#live")).to_be_visible()
+    page.evaluate("window.__notReloaded = true")
+
+    channel = place_call(stack, 8)
+    live_row = page.locator("#live-calls tbody tr").filter(has_text=channel)
+    expect(live_row).to_have_count(1, timeout=15_000)
+    expect(page.locator("#live")).to_have_attribute("data-refreshed-at", re.compile(r"^\d{4}-"))
+    expect(live_row).to_have_count(0, timeout=30_000)
+    assert page.evaluate("window.__notReloaded") is True

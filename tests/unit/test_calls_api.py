@@ -1,0 +1,102 @@
+"""The admin API over call records: filters, exports, erasure, and the token."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+
+import pytest
+
+from calls import lifecycle as lc
+
+TOKEN = {"Authorization": "Bearer sandbox-admin-token"}
+
+
+@pytest.fixture
+def app(settings):
+    from app import create_app
+
+    return create_app(settings)
+
+
+@pytest.fixture
+def calls(app):
+    """Three ended calls and a live one, with numbers."""
+    store = app.extensions["store"]
+    ids = (f"c{n}" for n in itertools.count(1))
+    made = []
+    for caller, state in (("+15550001111", "ended"), ("+15550002222", "ended"),
+                          ("=cmd|' /C calc'!A0", "ended"), ("+15550001111", "live")):
+        call = store.create_call(channel=f"line_{len(made)}", direction="inbound",
+                                 state=lc.PENDING, persona="support",
+                                 agent_name_prefix="phoneagent", new_id=lambda: next(ids),
+                                 caller_uid=111, caller_number=caller,
+                                 called_number="+15559990000")
+        if state == "ended":
+            store.end_call(call.id, "test")
+        made.append(call.id)
+    return made
+
+
+def test_the_api_needs_the_admin_token(app, calls):
+    web = app.test_client()
+    for method, path in (("get", "/api/calls"), ("get", "/api/calls/c1"),
+                         ("get", "/api/calls.jsonl"), ("get", "/api/calls.csv"),
+                         ("delete", "/api/calls/c1")):
+        for headers in ({}, {"Authorization": "Bearer not-the-token"},
+                        {"Authorization": "Basic c2FuZGJveC1hZG1pbi10b2tlbg=="}):
+            answer = getattr(web, method)(path, headers=headers)
+            assert answer.status_code == 401, (method, path, headers)
+            assert answer.get_json()["error"] == "unauthorized"
+    assert app.extensions["store"].get_call("c1") is not None
+
+
+def test_calls_can_be_filtered_by_number(app, calls):
+    web = app.test_client()
+    found = web.get("/api/calls?number=%2B15550001111", headers=TOKEN).get_json()["calls"]
+    assert sorted(c["id"] for c in found) == ["c1", "c4"]
+    found = web.get("/api/calls?number=%2B15559990000&state=ended", headers=TOKEN).get_json()
+    assert sorted(c["id"] for c in found["calls"]) == ["c1", "c2", "c3"]
+
+
+def test_exports_hold_every_matching_call(app, calls):
+    web = app.test_client()
+    answer = web.get("/api/calls.jsonl?state=ended", headers=TOKEN)
+    assert answer.status_code == 200 and answer.mimetype == "application/x-ndjson"
+    lines = [json.loads(line) for line in answer.get_data(as_text=True).splitlines()]
+    assert sorted(c["id"] for c in lines) == ["c1", "c2", "c3"]
+    assert all(c["transcript"] == [] and c["state"] == "ended" for c in lines)
+
+    answer = web.get("/api/calls.csv", headers=TOKEN)
+    assert answer.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(answer.get_data(as_text=True))))
+    assert sorted(r["id"] for r in rows) == ["c1", "c2", "c3", "c4"]
+    by_id = {r["id"]: r for r in rows}
+    assert by_id["c1"]["caller_number"] == "+15550001111"  # a number stays a number
+    assert by_id["c3"]["caller_number"].startswith("'=")   # a formula is defused
+
+
+def test_a_call_can_be_erased_once_it_has_ended(app, calls):
+    web = app.test_client()
+    store = app.extensions["store"]
+    assert web.delete("/api/calls/c4", headers=TOKEN).status_code == 409
+    assert web.delete("/api/calls/c1", headers=TOKEN).status_code == 204
+    assert store.get_call("c1") is None and store.timeline("c1") == []
+    assert web.get("/api/calls/c1", headers=TOKEN).status_code == 404
+    assert web.delete("/api/calls/c1", headers=TOKEN).status_code == 404
+
+
+def test_bad_filters_are_clear_errors(app, calls):
+    web = app.test_client()
+    for path, query in itertools.product(("/api/calls", "/api/calls.jsonl", "/api/calls.csv"),
+                                         ("state=nonsense", "since=yesterday")):
+        answer = web.get(f"{path}?{query}", headers=TOKEN)
+        assert answer.status_code == 400, (path, query)
+        assert answer.get_json()["error"] == "bad_request"
+    for query in ("cursor=%%%", "limit=0", "limit=x"):
+        for path in ("/api/calls",):
+            answer = web.get(f"{path}?{query}", headers=TOKEN)
+            assert answer.status_code == 400, (path, query)
+            assert answer.get_json()["error"] == "bad_request"
