@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install run call test lint bench clean
+.PHONY: install run call test lint fuzz bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+
+# A long hypothesis run of the fuzz suite alone (tests/fuzz), on SQLite and PostgreSQL; `make test`
+# runs the same tests with a small, fixed set of examples.
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz bash scripts/with_postgres.sh $(VENV)/bin/pytest tests/fuzz
 
 bench: install
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,18 @@ def api_error_response(exc: ApiError) -> Response:
     return response
 
 
+def json_object() -> dict[str, Any]:
+    """The request's body as a JSON object, or BadRequest."""
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:
+        # `silent` covers only ValueError; nesting deeper than the parser's stack is not one.
+        body = None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):  # type: ignore[no-untyped-def]
@@ -92,6 +105,23 @@ def register_error_handlers(app: Flask) -> None:
         logger.error("store.unavailable", extra={"error": str(exc)})
         return jsonify(error="unavailable", message="the call store is unavailable; retry "
                        "later"), 503
+
+    import sqlalchemy as sa
+
+    def _unstorable(exc: Exception):  # type: ignore[no-untyped-def]
+        # A value the database refuses (PostgreSQL takes no NUL character in text): the
+        # transaction was rolled back, so nothing was recorded.
+        return jsonify(error="bad_request", message="the request holds a value the store "
+                       "cannot take (such as a NUL character)"), 400
+
+    # SQLAlchemy's wrapper, and the driver's own error from the hot path's raw connection.
+    app.register_error_handler(sa.exc.DataError, _unstorable)
+    try:
+        import psycopg
+
+        app.register_error_handler(psycopg.DataError, _unstorable)
+    except ImportError:  # SQLite-only installs
+        pass
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]

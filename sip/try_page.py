@@ -11,7 +11,7 @@ import time
 from flask import Blueprint, current_app, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 
-from errors import ApiError, BadRequest, NotFound
+from errors import ApiError, BadRequest, NotFound, json_object
 from security import request_address
 from sip.views import provision_from, reservation_json
 
@@ -40,7 +40,7 @@ def reserve() -> ResponseReturnValue:
     # JSON only: a cross-site form cannot send it without a CORS preflight, which we never allow.
     if not request.is_json:
         raise BadRequest("send Content-Type: application/json")
-    region = str((request.get_json(silent=True) or {}).get("region") or "")
+    region = str(json_object().get("region") or "")
     if region not in REGIONS:
         raise BadRequest(f"region must be one of {', '.join(REGIONS)}")
     store = current_app.extensions["store"]

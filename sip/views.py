@@ -13,7 +13,7 @@ from flask.typing import ResponseReturnValue
 from auth import bearer_token_matches, require_admin
 from calls.records import call_json, iso
 from calls.store import CallRecord
-from errors import ApiError, BadRequest, NotFound, Unauthorized
+from errors import ApiError, BadRequest, NotFound, Unauthorized, json_object
 from sip.errors import GatewayError
 from sip.service import GuardRefused, Refusal, SipService, normalise_number
 
@@ -41,7 +41,7 @@ def lookup() -> ResponseReturnValue:
         raise NotFound("the lookup hook is off: set SIP_LOOKUP_TOKEN")
     if not bearer_token_matches(settings.sip_lookup_token, request.headers.get("Authorization")):
         raise Unauthorized("missing or wrong bearer token")
-    body = _json_object()
+    body = json_object()
     try:
         answer = _sip().lookup(
             did=body.get("did"), pin=str(body.get("pin") or ""),
@@ -63,7 +63,7 @@ def gateway_event(token: str) -> ResponseReturnValue:
     # indistinguishable from a path that does not exist.
     if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
         raise NotFound("no such path")
-    outcome = _sip().gateway_event(_json_object())
+    outcome = _sip().gateway_event(json_object())
     return jsonify(status="ok", outcome=outcome)
 
 
@@ -76,7 +76,7 @@ def list_lines() -> ResponseReturnValue:
 @bp.post("/api/lines")
 @require_admin
 def add_line() -> ResponseReturnValue:
-    body = _json_object()
+    body = json_object()
     line = add_line_from(body.get("number"), body.get("persona"), body.get("label"),
                          body.get("variables"), body.get("pins"))
     return jsonify(line), 201
@@ -104,7 +104,7 @@ def list_numbers() -> ResponseReturnValue:
 @bp.post("/api/numbers")
 @require_admin
 def provision_number() -> ResponseReturnValue:
-    body = _json_object()
+    body = json_object()
     reservation = provision_from(str(body.get("region") or "NA"), body.get("persona"),
                                  body.get("label"))
     return jsonify(reservation_json(reservation)), 201
@@ -151,7 +151,7 @@ def reservation_json(reservation: dict[str, Any]) -> dict[str, Any]:
 @bp.post("/api/calls")
 @require_admin
 def place_call() -> ResponseReturnValue:
-    body = _json_object()
+    body = json_object()
     variables = body.get("variables") or {}
     if not isinstance(variables, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in variables.items()):
@@ -181,7 +181,7 @@ def hangup(call_id: str) -> ResponseReturnValue:
 @bp.post("/api/calls/<call_id>/transfer")
 @require_admin
 def transfer(call_id: str) -> ResponseReturnValue:
-    body = _json_object()
+    body = json_object()
     destination = body.get("destination")
     if not isinstance(destination, str) or not destination.strip():
         raise BadRequest("destination is required: a phone number or a SIP URI")
@@ -192,7 +192,7 @@ def transfer(call_id: str) -> ResponseReturnValue:
 @bp.post("/api/calls/<call_id>/dtmf")
 @require_admin
 def dtmf(call_id: str) -> ResponseReturnValue:
-    digits = _json_object().get("digits")
+    digits = json_object().get("digits")
     if not isinstance(digits, str) or not digits or any(c not in "0123456789*#" for c in digits):
         raise BadRequest("digits must be one or more of 0-9, * and #")
     return _control(call_id, lambda sip, call: sip.send_dtmf(call, digits) or "dtmf_sent")
@@ -245,14 +245,3 @@ def _control(call_id: str, action: Any) -> ResponseReturnValue:
 
 def _sip() -> SipService:
     return current_app.extensions["sip"]
-
-
-def _json_object() -> dict[str, Any]:
-    try:
-        body = request.get_json(silent=True)
-    except RecursionError:
-        # `silent` covers only ValueError; nesting deeper than the parser's stack is not one.
-        body = None
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
-    return body
