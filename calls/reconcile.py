@@ -187,13 +187,12 @@ class Reconciler:
                 report.foreign_agents += 1  # not ours: never touched
                 return
             call = self.store.get_call(name[len(self.prefix):])
-            if call is not None and call.agent_name == name and call.agent_id is None \
-                    and call.state in lifecycle.OPEN_STATES:
-                # A start still in flight, or one whose worker died: the sweeper finishes it
-                # once its lease runs out (joining again adopts this agent on 409).
-                return
-        elif call.state in lifecycle.OPEN_STATES:
-            return  # a live call's own agent
+            # An open call under this name owns the agent even if the store does not have its
+            # id yet: a start still in flight (or recorded since the list was taken), or one
+            # whose worker died, which the sweeper finishes once its lease runs out (joining
+            # again adopts this agent on 409). Names are unique, so it cannot be another's.
+        if call is not None and call.state in lifecycle.OPEN_STATES:
+            return
         self._stop_orphan(agent_id, call, report)
 
     def _stop_orphan(self, agent_id: str, call: CallRecord | None, report: Report) -> None:

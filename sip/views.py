@@ -14,6 +14,7 @@ from auth import bearer_token_matches, require_admin
 from calls.records import call_json, iso
 from calls.store import CallRecord
 from errors import ApiError, BadRequest, NotFound, Unauthorized, json_object
+from sip.client import LEGS
 from sip.errors import GatewayError
 from sip.service import GuardRefused, Refusal, SipService, normalise_number
 
@@ -32,6 +33,13 @@ class GatewayFailed(ApiError):
 
     status = 502
     code = "gateway_error"
+
+
+class NoPhoneLeg(ApiError):
+    """The call has no leg at the SIP gateway (yet) to control."""
+
+    status = 409
+    code = "no_phone_leg"
 
 
 @bp.post("/sip/lookup")
@@ -185,8 +193,11 @@ def transfer(call_id: str) -> ResponseReturnValue:
     destination = body.get("destination")
     if not isinstance(destination, str) or not destination.strip():
         raise BadRequest("destination is required: a phone number or a SIP URI")
-    return _control(call_id, lambda sip, call: sip.transfer(call, destination.strip(),
-                                                            body.get("leg")))
+    leg = body.get("leg")
+    if leg is not None and (not isinstance(leg, str) or leg not in LEGS):
+        raise BadRequest(f"leg must be one of {', '.join(sorted(LEGS))}")
+    return _control(call_id, lambda sip, call: sip.transfer(call, destination.strip(), leg),
+                    phone_leg=True)
 
 
 @bp.post("/api/calls/<call_id>/dtmf")
@@ -195,7 +206,8 @@ def dtmf(call_id: str) -> ResponseReturnValue:
     digits = json_object().get("digits")
     if not isinstance(digits, str) or not digits or any(c not in "0123456789*#" for c in digits):
         raise BadRequest("digits must be one or more of 0-9, * and #")
-    return _control(call_id, lambda sip, call: sip.send_dtmf(call, digits) or "dtmf_sent")
+    return _control(call_id, lambda sip, call: sip.send_dtmf(call, digits) or "dtmf_sent",
+                    phone_leg=True)
 
 
 def add_line_from(number: Any, persona: Any, label: Any, variables: Any,
@@ -232,10 +244,13 @@ def events_url() -> str | None:
     return f"{base.rstrip('/')}/sip/events/{settings.sip_events_token}"
 
 
-def _control(call_id: str, action: Any) -> ResponseReturnValue:
+def _control(call_id: str, action: Any, *, phone_leg: bool = False) -> ResponseReturnValue:
     call: CallRecord | None = current_app.extensions["store"].get_call(call_id)
     if call is None:
         raise NotFound(f"no call {call_id}")
+    if phone_leg and not call.gateway_callid:
+        # Nothing was asked of the gateway: not a 502, the call is not a phone call (yet).
+        raise NoPhoneLeg(f"call {call_id} has no gateway call id: it is not a phone call yet")
     try:
         outcome = action(_sip(), call)
     except GatewayError as exc:

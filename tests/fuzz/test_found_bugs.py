@@ -79,6 +79,29 @@ def test_json_routes_refuse_a_body_nested_past_the_parsers_stack_with_400(
     assert answer.status_code == 400
 
 
+@pytest.mark.parametrize(("action", "body"), [
+    ("transfer", {"destination": "+15555550100"}), ("dtmf", {"digits": "12#"})])
+def test_controlling_a_call_with_no_phone_leg_is_a_409_not_a_502(
+        service: FuzzedService, action: str, body: dict) -> None:
+    # The call made by an NCS join has no gateway call id: nothing to ask the gateway.
+    call_id = service.known["call_id"][0]
+    answer = service.send("POST", f"/api/calls/{call_id}/{action}", json.dumps(body).encode(),
+                          headers={"Content-Type": "application/json", **service.admin()})
+    service.check(answer, action)
+    assert answer.status_code == 409 and answer.get_json()["error"] == "no_phone_leg"
+
+
+@pytest.mark.parametrize("leg", [5, "cleg", ["aleg"]])
+def test_a_transfer_to_an_unknown_leg_is_a_400(service: FuzzedService, leg: object) -> None:
+    # It reached the gateway client, whose ValueError answered 500.
+    call_id = service.known["call_id"][1]  # the outbound call: it has a gateway call id
+    body = json.dumps({"destination": "+15555550100", "leg": leg}).encode()
+    answer = service.send("POST", f"/api/calls/{call_id}/transfer", body,
+                          headers={"Content-Type": "application/json", **service.admin()})
+    service.check(answer, "transfer")
+    assert answer.status_code == 400 and "leg" in answer.get_json()["message"]
+
+
 # -- fixed: calls/views.py -------------------------------------------------------------------
 
 @pytest.mark.parametrize("cursor", [b"[" + b"9" * 400 + b", \"c\"]", deep_nesting(50_000)],

@@ -127,7 +127,9 @@ def capped(stack, tmp_path):
     """A second service on the same sandbox with MAX_CONCURRENT_CALLS=2, its own database."""
     if stack.backend != "sqlite":
         pytest.skip("one backend is enough for a second service")
-    env = {**stack.env, "MAX_CONCURRENT_CALLS": "2",
+    # Its own agent name prefix too: two deployments on one ConvoAI project must not share one,
+    # or each one's reconciler would take the other's agents for orphans.
+    env = {**stack.env, "MAX_CONCURRENT_CALLS": "2", "AGENT_NAME_PREFIX": "capped",
            "DATABASE_URL": f"sqlite:///{tmp_path / 'capped.db'}"}
     service = Service(tmp_path, env, free_port(), name="capped")
     yield service

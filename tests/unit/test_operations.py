@@ -276,3 +276,21 @@ def test_no_events_are_queued_unless_a_url_is_set(settings, store, convoai):
     send(service, join("quiet"))
     send(service, leave("quiet"))
     assert store.outbox_events() == []
+
+
+def test_an_agent_whose_start_is_recorded_while_the_reconciler_looks_is_not_stopped(
+        settings, store, convoai, clock):
+    """The list is taken while a join is in flight; by the time the reconciler asks for the
+    agent's name, the start has been recorded. The agent belongs to a live call."""
+    service = make_service(settings, store, convoai)
+    reconciler = make_reconciler(settings, store, service, convoai, clock)
+    send(service, join("racing"))
+    call = store.calls_in_channel("racing")[0]
+    real_lookup = store.call_by_agent_id
+    store.call_by_agent_id = lambda agent_id: None  # as it was when the list was taken
+    try:
+        report = reconciler.run(force=True)
+    finally:
+        store.call_by_agent_id = real_lookup
+    assert report.orphans_stopped == 0
+    assert convoai.agents[call.agent_id].running
