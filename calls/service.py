@@ -68,7 +68,7 @@ class CallService:
         joins: the SIP lookup and outbound calls), or None."""
         if not self.limits.active:
             return None
-        return guards.refusal_reason(self.store.usage(), self.limits)
+        return guards.refusal_reason(self.store.usage(self.limits), self.limits)
 
     def refused(self, call_id: str | None, reason: str, **extra: Any) -> None:
         """Count and log a call the cost guards kept from having an agent."""

@@ -41,7 +41,7 @@ calls = sa.Table(
     sa.Column("join_seq", sa.BigInteger),
     sa.Column("created_at", sa.Float, nullable=False, index=True),
     sa.Column("agent_started_at", sa.Float),
-    sa.Column("ended_at", sa.Float, index=True),
+    sa.Column("ended_at", sa.Float),
     sa.Column("end_reason", sa.String(64)),
     sa.Column("last_error", sa.String(500)),
     sa.Column("grace_until", sa.Float),
@@ -114,7 +114,7 @@ call_events = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("call_id", sa.String(32), nullable=False, index=True),
-    sa.Column("at", sa.Float, nullable=False, index=True),
+    sa.Column("at", sa.Float, nullable=False),
     sa.Column("source", sa.String(16), nullable=False),
     sa.Column("kind", sa.String(48), nullable=False),
     sa.Column("detail", sa.Text),
@@ -340,7 +340,7 @@ class Store:
                         # PostgreSQL: one admission at a time, or two callers on different
                         # channels could both see the last free place.
                         run(sql.admission_lock, {})
-                    refused = guards.refusal_reason(self._usage(run, now), limits)
+                    refused = guards.refusal_reason(self._usage(run, now, limits), limits)
                 new_call_id = new_id()
                 values = {
                     "id": new_call_id, "channel": event.channel, "caller_uid": event.uid,
@@ -365,19 +365,24 @@ class Store:
             return Applied(decision, call_id=call_id, start=start, stop=stop, refused=refused)
 
     def _usage(self, run: Callable[[str, dict[str, Any]], tuple[Any, ...] | None],
-               now: float) -> guards.Usage:
-        (open_calls,) = run(self._sql.count_open, {}) or (0,)
-        (seconds,) = run(self._sql.agent_seconds_since, {
-            "now": now, "day": guards.utc_day_start(now)}) or (0,)
+               now: float, limits: guards.Limits | None = None) -> guards.Usage:
+        """What the limits in force need: each query runs only when its limit is set (the
+        day's agent time reads every call of the day)."""
+        open_calls = seconds = 0
+        if limits is None or limits.max_concurrent_calls:
+            (open_calls,) = run(self._sql.count_open, {}) or (0,)
+        if limits is None or limits.daily_agent_minutes:
+            (seconds,) = run(self._sql.agent_seconds_since, {
+                "now": now, "day": guards.utc_day_start(now)}) or (0,)
         return guards.Usage(open_calls=int(open_calls), agent_seconds_today=float(seconds or 0))
 
-    def usage(self) -> guards.Usage:
+    def usage(self, limits: guards.Limits | None = None) -> guards.Usage:
         """Calls open now and agent seconds spent today (for the SIP lookup and outbound)."""
         with self._read() as conn:
             def run(statement: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
                 return tuple(conn.exec_driver_sql(statement, params).one())
 
-            return self._usage(run, self.clock())
+            return self._usage(run, self.clock(), limits)
 
     @contextmanager
     def _hot_write(self) -> Iterator[Any]:
@@ -914,12 +919,15 @@ class _HotPathSql:
         opened = ", ".join(f"'{state}'" for state in lifecycle.OPEN_STATES)
         self.count_open = sql(f"SELECT COUNT(*) FROM calls WHERE state IN ({opened})")
         # Agent seconds since midnight UTC: calls whose agent started, ended after midnight or
-        # still running, each counted from the later of its start and midnight.
+        # still running, each counted from the later of its start and midnight. An agent lives
+        # at most 72 hours, so only calls made since then can count (created_at's index); an
+        # index on ended_at would cost every call's commit a page for a query few deployments
+        # run.
         self.agent_seconds_since = sql("""
             SELECT COALESCE(SUM(COALESCE(ended_at, :now) -
                                 CASE WHEN agent_started_at > :day THEN agent_started_at
                                      ELSE :day END), 0)
-            FROM calls WHERE agent_started_at IS NOT NULL
+            FROM calls WHERE created_at > :day - 259200 AND agent_started_at IS NOT NULL
                          AND (ended_at IS NULL OR ended_at > :day)""")
         self.admission_lock = sql(
             f"SELECT pg_advisory_xact_lock({_ADMISSION_LOCK_KEY})") if postgres else ""

@@ -18,9 +18,6 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("calls") as batch:
         batch.add_column(sa.Column("goodbye_at", sa.Float))
-    op.create_index("ix_call_events_at", "call_events", ["at"])
-    # The daily agent-minutes budget sums calls that ended today or are still running.
-    op.create_index("ix_calls_ended_at", "calls", ["ended_at"])
     op.create_table(
         "outbox",
         sa.Column("id", sa.String(40), primary_key=True),
@@ -51,7 +48,5 @@ def downgrade() -> None:
     op.drop_table("rate_limits")
     op.drop_table("leases")
     op.drop_table("outbox")
-    op.drop_index("ix_calls_ended_at", "calls")
-    op.drop_index("ix_call_events_at", "call_events")
     with op.batch_alter_table("calls") as batch:
         batch.drop_column("goodbye_at")
