@@ -828,6 +828,13 @@ class Store:
         """Take the named lease if nobody holds it (or it ran out): one worker at a time runs
         the job it guards, and it runs at most once per ``ttl_s`` across all workers."""
         now = self.clock()
+        # Look first, with a read: every worker asks every few seconds and the answer is
+        # nearly always no, which must not cost a write lock that webhooks would wait for.
+        with self._read() as conn:
+            held = conn.execute(sa.select(leases.c.expires_at).where(
+                leases.c.name == name)).scalar()
+        if held is not None and held > now:
+            return False
         with self._write() as conn:
             row = conn.execute(sa.select(leases).where(leases.c.name == name)
                                .with_for_update()).first()
