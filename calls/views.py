@@ -46,8 +46,10 @@ def export_jsonl() -> ResponseReturnValue:
     store = _store()
     filters = _filters()
 
+    records = _every_call(store, filters)
+
     def lines() -> Iterator[str]:
-        for record in _every_call(store, filters):
+        for record in records:
             line = {**call_json(record), "transcript": transcript(store.timeline(record.id))}
             yield json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n"
 
@@ -61,11 +63,13 @@ def export_csv() -> ResponseReturnValue:
     store = _store()
     filters = _filters()
 
+    records = _every_call(store, filters)
+
     def rows() -> Iterator[str]:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, EXPORT_FIELDS, extrasaction="ignore")
         writer.writeheader()
-        for record in _every_call(store, filters):
+        for record in records:
             writer.writerow({k: _csv_safe(v) for k, v in call_json(record).items()})
             yield buffer.getvalue()
             buffer.seek(0)
@@ -142,13 +146,20 @@ def _filters() -> dict[str, Any]:
 
 
 def _every_call(store: Store, filters: dict[str, Any]) -> Iterator[CallRecord]:
-    after = None
-    while True:
-        page = store.list_calls(**filters, limit=EXPORT_PAGE, after=after)
-        yield from page
-        if len(page) < EXPORT_PAGE:
-            return
-        after = (page[-1].created_at, page[-1].id)
+    """Every matching call, page by page. The first page is read now, before the download
+    starts: a filter the store refuses is then an error answer, not a 200 cut short."""
+    first = store.list_calls(**filters, limit=EXPORT_PAGE)
+
+    def pages() -> Iterator[CallRecord]:
+        page = first
+        while True:
+            yield from page
+            if len(page) < EXPORT_PAGE:
+                return
+            page = store.list_calls(**filters, limit=EXPORT_PAGE,
+                                    after=(page[-1].created_at, page[-1].id))
+
+    return pages()
 
 
 def _download(body: Iterator[str], mimetype: str, filename: str) -> Response:

@@ -133,6 +133,8 @@ def nul_requests(service: FuzzedService) -> dict[str, tuple[str, str, bytes, byt
         "list_calls_filter": ("GET", "/api/calls", b"persona=p%00", b"", admin),
         "list_calls_cursor": ("GET", "/api/calls", b"cursor=WzEuMCwgImNcdTAwMDAiXQ", b"",
                               admin),
+        "export_csv_filter": ("GET", "/api/calls.csv", b"persona=%00", b"", admin),
+        "export_jsonl_filter": ("GET", "/api/calls.jsonl", b"channel=%00", b"", admin),
         "hangup": ("POST", "/api/calls/c%00/hangup", b"", b"", admin),
         "home_call": ("GET", "/home/calls/c%00", b"", b"", {}),
         "release_number": ("DELETE", "/api/numbers/r%00", b"", b"", admin),
@@ -145,11 +147,14 @@ def nul_requests(service: FuzzedService) -> dict[str, tuple[str, str, bytes, byt
     }
 
 
-NUL_CASES = ["get_call", "list_calls_filter", "list_calls_cursor", "hangup", "home_call",
+NUL_CASES = ["get_call", "list_calls_filter", "list_calls_cursor", "export_csv_filter",
+             "export_jsonl_filter", "hangup", "home_call",
              "release_number", "line_label", "gateway_event", "lookup_callid"]
 
 
-# -- fixed: errors.py (PostgreSQL refuses NUL in text: a 400, nothing recorded) ----------------
+# -- fixed: errors.py (PostgreSQL refuses NUL in text: a 400, nothing recorded); the exports
+# (calls/views.py) read their first page before the download starts, so they answer 400 too
+# rather than a 200 cut short.
 
 @pytest.mark.parametrize("case", NUL_CASES)
 def test_nul_in_a_value_the_store_looks_up_or_keeps_is_not_a_5xx(
