@@ -215,4 +215,41 @@ def _json_rewrites(body: bytes) -> list[tuple[str, bytes]]:
         if candidate != body and candidate not in found:
             found[candidate] = f"the JSON is written out {form.changes_from(received)}" \
                 f"{newline} (it was re-serialised)"
+    # A body whose keys were reordered (sorted, say) has lost the order Agora wrote them in;
+    # Agora's own order is the best guess at it.
+    in_agora_order = _agora_order(data)
+    if in_agora_order is not None:
+        for form in JSON_FORMS:
+            if form.sort_keys:
+                continue
+            candidate = form.dump(in_agora_order)
+            if candidate != body and candidate not in found:
+                changes = form.changes_from(received)
+                found[candidate] = "the JSON's keys are put back in Agora's order" \
+                    f"{', and it is written out ' + changes if changes else ''}{newline} " \
+                    "(it was re-serialised)"
     return [(label, candidate) for candidate, label in found.items()]
+
+
+#: The order Agora writes an NCS envelope's fields and an RTC payload's fields in (from the
+#: NCS reference's field tables and examples; keys it does not list keep their received order,
+#: after these).
+ENVELOPE_ORDER = ("noticeId", "productId", "eventType", "notifyMs", "sid", "payload")
+PAYLOAD_ORDER = ("channelName", "uid", "platform", "clientType", "clientSeq", "ts", "reason",
+                 "duration", "lastUid")
+
+
+def _agora_order(data: Any) -> Any | None:
+    """The envelope with its keys (and its payload's) in Agora's order, or None if it is not
+    an envelope."""
+    if not isinstance(data, dict) or "noticeId" not in data:
+        return None
+
+    def ordered(mapping: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
+        keys = [k for k in order if k in mapping] + [k for k in mapping if k not in order]
+        return {k: mapping[k] for k in keys}
+
+    out = ordered(data, ENVELOPE_ORDER)
+    if isinstance(out.get("payload"), dict):
+        out["payload"] = ordered(out["payload"], PAYLOAD_ORDER)
+    return out

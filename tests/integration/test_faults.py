@@ -656,6 +656,12 @@ def test_a_hanging_outbound_dial_fails_its_call_stops_its_agent_and_blocks_nothi
     hung = place_outbound(second.service, "+15557650001")
     # 202 before the dial is over: the call is still open when the answer arrives.
     assert record(second.service, hung["id"])["state"] in ("starting", "active")
+    # The gateway hands out its faults in the order dials arrive: the first call's dial follows
+    # the start of its agent, so the second call is placed only once that has happened (and a
+    # moment more), or the second dial could take the "hang" meant for the first.
+    wait_until(lambda: record(second.service, hung["id"])["agent_id"], timeout=15,
+               message="the first call's agent")
+    time.sleep(0.5)
     other = place_outbound(second.service, "+15557650002")
 
     def ended(call_id: str) -> dict[str, Any] | None:

@@ -142,8 +142,12 @@ UNICODE = envelope(channel="café_☎")
     (compact(UNICODE) + b"\n", compact(UNICODE), "trailing newline removed"),
     (json.dumps(UNICODE, indent=1).encode(), json.dumps(UNICODE, indent=1).encode().replace(
         b"\n", b"\r\n"), "CRLF"),
+    # A framework that sorts keys: the original order is lost, Agora's is put back.
+    (compact(UNICODE), compact(UNICODE, sort_keys=True), "Agora's order"),
+    (compact(UNICODE), json.dumps(UNICODE, sort_keys=True, indent=2).encode(),
+     "Agora's order"),
 ], ids=["spaced", "compacted", "escaped", "unescaped", "reordered", "newline-added",
-        "newline-removed", "crlf"])
+        "newline-removed", "crlf", "sorted", "sorted-and-pretty"])
 def test_a_re_serialised_body_is_recognised_and_the_change_named(
         signed: bytes, received: bytes, words: str) -> None:
     result = run(received, sign(CURRENT, signed))
