@@ -152,7 +152,9 @@ class CookieFreeFastPath(SecureCookieSessionInterface):
     one just to find there is nothing to read."""
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if app.secret_key and self.get_cookie_name(app) not in request.cookies:
+        # No Cookie header at all (machines never send one) skips parsing the cookies too.
+        if app.secret_key and ("HTTP_COOKIE" not in request.environ
+                               or self.get_cookie_name(app) not in request.cookies):
             return self.session_class()
         return super().open_session(app, request)
 

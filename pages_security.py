@@ -66,13 +66,19 @@ def rotate_csrf_token() -> str:
 def needs_csrf_check(*, method: str, path: str, mimetype: str, has_session_cookie: bool,
                      authorization: str | None) -> bool:
     """Whether a request must carry the CSRF token (a pure rule, tested directly)."""
-    if method.upper() not in UNSAFE_METHODS:
-        return False
-    if path in EXEMPT_PATHS or path.startswith(EXEMPT_PREFIXES):
+    if csrf_exempt(method=method, path=path):
         return False
     if authorization and authorization.split(" ", 1)[0].lower() == "bearer":
         return False
     return mimetype in FORM_TYPES or has_session_cookie
+
+
+def csrf_exempt(*, method: str, path: str) -> bool:
+    """Requests never asked for a token, whatever else they carry: safe methods, and the machine
+    hooks. Decided from the method and path alone, before any header or cookie is parsed (every
+    NCS delivery comes through here on its way to the caller's agent)."""
+    return (method.upper() not in UNSAFE_METHODS or path in EXEMPT_PATHS
+            or path.startswith(EXEMPT_PREFIXES))
 
 
 def token_matches(expected: object, given: str | None) -> bool:
@@ -98,6 +104,8 @@ def init_app(app: Flask) -> None:
 
 
 def _enforce_csrf() -> Response | None:
+    if csrf_exempt(method=request.method, path=request.path):
+        return None
     cookie_name = current_app.config["SESSION_COOKIE_NAME"]
     if not needs_csrf_check(method=request.method, path=request.path,
                             mimetype=request.mimetype,

@@ -34,6 +34,7 @@ if str(ROOT) not in sys.path:
 
 import requests  # noqa: E402
 
+from calls.store import SQLITE_PAGE_SIZE  # noqa: E402
 from ncs.signature import sign  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
@@ -188,6 +189,8 @@ def prepare_sqlite(path: Path) -> None:
     in the file, so setting it once here makes start-up reliable (the service still migrates)."""
     con = sqlite3.connect(path)
     try:
+        # The store's page size first: the WAL switch writes the header, which fixes it.
+        con.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
         con.execute("PRAGMA journal_mode=WAL")
     finally:
         con.close()

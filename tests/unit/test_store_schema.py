@@ -33,3 +33,28 @@ def test_every_migration_can_be_undone(tmp_path: Path) -> None:
         command.downgrade(config, "base")
         conn.commit()
     assert set(sa.inspect(engine).get_table_names()) <= {"alembic_version"}
+
+
+def test_a_new_sqlite_file_gets_small_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    import sqlite3
+
+    from calls.store import SQLITE_PAGE_SIZE, make_engine
+
+    def created(path: Path) -> tuple[int, str]:
+        engine = make_engine(f"sqlite:///{path}")
+        migrate.upgrade(engine)
+        engine.dispose()
+        con = sqlite3.connect(path)
+        try:
+            return (con.execute("PRAGMA page_size").fetchone()[0],
+                    con.execute("PRAGMA journal_mode").fetchone()[0])
+        finally:
+            con.close()
+
+    assert created(tmp_path / "new.db") == (SQLITE_PAGE_SIZE, "wal")
+    old = tmp_path / "old.db"
+    con = sqlite3.connect(old)
+    con.execute("PRAGMA page_size=4096")
+    con.execute("CREATE TABLE kept (x)")
+    con.close()
+    assert created(old) == (4096, "wal")
