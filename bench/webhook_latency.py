@@ -1,6 +1,6 @@
 """Webhook overhead: how much later ConvoAI hears of a call from the service than from the floor.
 
-    .venv/bin/python bench/webhook_latency.py [--calls 1000] [--rounds 5] [--out FILE.md]
+    .venv/bin/python bench/webhook_latency.py [--calls 1000] [--rounds 50] [--out FILE.md]
 
 Three processes on 127.0.0.1: a fake ConvoAI (bench/fake_convoai.py) that notes when each join
 arrives; the service under its production gunicorn configuration (``gunicorn app:app``); and the
@@ -11,7 +11,8 @@ the join body and POSTs it inline. A client sends signed caller-join events one 
 - join latency: until the join arrives at the fake ConvoAI (both clocks are CLOCK_MONOTONIC);
 - answer time: until the webhook's answer arrives.
 
-The two targets alternate in rounds so machine noise hits both alike. The result is written as the
+The two targets alternate in short rounds (20 calls by default) so machine noise, which on a
+shared machine comes and goes over seconds, hits both alike. The result is written as the
 "## Webhook overhead" section of --out (other "## " sections are kept) with a plot beside it.
 """
 
@@ -156,7 +157,7 @@ def render_section(args: argparse.Namespace, results: dict[str, Target], stack: 
         "followed, once the join has reached ConvoAI, by its leave (not timed). *Join latency* "
         "runs from just before the client's POST to the join's arrival at a fake ConvoAI "
         "(`bench/fake_convoai.py`; both ends read CLOCK_MONOTONIC); *answer* runs to the "
-        "webhook's answer. The targets alternate in rounds so machine noise hits both alike.",
+        "webhook's answer. The targets alternate in short rounds so machine noise hits both alike.",
         "",
         machine_line(load),
         stack.config_line(args.service_app, args.latency_ms) + " The floor runs under the same "
@@ -224,7 +225,8 @@ def plot(results: dict[str, Target], path: Path, title: str) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=1000, help="measured calls per target")
-    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds")
+    parser.add_argument("--rounds", type=int, default=50,
+                        help="alternating rounds (short ones spread noise evenly)")
     parser.add_argument("--warmup", type=int, default=30, help="discarded calls per target")
     parser.add_argument("--latency-ms", type=float, default=0.0,
                         help="the fake ConvoAI's fixed answer delay")

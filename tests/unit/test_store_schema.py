@@ -58,3 +58,17 @@ def test_a_new_sqlite_file_gets_small_pages_and_an_old_one_keeps_its_own(tmp_pat
     con.execute("CREATE TABLE kept (x)")
     con.close()
     assert created(old) == (4096, "wal")
+
+
+def test_lookups_by_agent_or_gateway_id_use_the_partial_indexes(tmp_path: Path) -> None:
+    # The indexes skip the NULLs every new call has (0005); equality lookups must still use them.
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'schema.db'}")
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        for column in ("agent_id", "gateway_callid"):
+            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN SELECT id FROM calls WHERE {column} = ?", ("x",)))
+            assert f"USING INDEX ix_calls_{column}" in plan, plan
+        sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = "
+                                   "'ix_calls_agent_id'").scalar_one()
+    assert "WHERE agent_id IS NOT NULL" in sql

@@ -1,0 +1,35 @@
+"""partial indexes on calls.agent_id and calls.gateway_callid
+
+A new call has neither id yet (and a call placed through NCS never gets a gateway id), so their
+indexes held an entry for NULL that every new call's commit had to write: one page each on the
+webhook's hot path. Lookups are always by equality, which a partial index on the non-NULL rows
+still serves.
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-24
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+COLUMNS = ("agent_id", "gateway_callid")
+
+
+def upgrade() -> None:
+    for column in COLUMNS:
+        op.drop_index(f"ix_calls_{column}", table_name="calls")
+        condition = sa.text(f"{column} IS NOT NULL")
+        op.create_index(f"ix_calls_{column}", "calls", [column],
+                        sqlite_where=condition, postgresql_where=condition)
+
+
+def downgrade() -> None:
+    for column in COLUMNS:
+        op.drop_index(f"ix_calls_{column}", table_name="calls")
+        op.create_index(f"ix_calls_{column}", "calls", [column])
