@@ -9,7 +9,6 @@ locks the participant row with ``SELECT ... FOR UPDATE``.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -18,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -172,8 +171,11 @@ class StoreUnavailable(Exception):
     """The database could not be reached or stayed locked; nothing was recorded."""
 
 
-@dataclass(frozen=True)
-class CallRecord:
+class CallRecord(NamedTuple):
+    """A row of the calls table. A named tuple rather than a frozen dataclass: every read of the
+    table makes these (the sweeper, every few seconds, all open calls), and a tuple is built
+    several times faster."""
+
     id: str
     channel: str
     caller_uid: int
@@ -199,7 +201,7 @@ class CallRecord:
     goodbye_at: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return self._asdict()
 
 
 @dataclass(frozen=True)
@@ -1044,7 +1046,7 @@ def make_engine(url: str, *, timeout_s: float = DEFAULT_STORE_TIMEOUT_S) -> Engi
 
 _CALL_COLUMNS = tuple(c.name for c in calls.columns)
 # A row of `SELECT <_CALL_COLUMNS>` is a CallRecord's positional arguments.
-assert _CALL_COLUMNS == tuple(f.name for f in dataclasses.fields(CallRecord))
+assert _CALL_COLUMNS == CallRecord._fields
 #: An arbitrary constant naming the lock new calls are admitted under (PostgreSQL).
 _ADMISSION_LOCK_KEY = 0x61646D6974  # "admit"
 
@@ -1056,7 +1058,7 @@ def _line(mapping: Any) -> dict[str, Any]:
 
 
 def _record(mapping: Any) -> CallRecord:
-    return CallRecord(**{name: mapping[name] for name in _CALL_COLUMNS})
+    return CallRecord._make([mapping[name] for name in _CALL_COLUMNS])
 
 
 def _short(exc: BaseException) -> str:
