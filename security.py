@@ -224,8 +224,9 @@ def _before_request() -> Response | None:
     if _is_preflight():
         return _preflight()
     if request.endpoint == NCS_ENDPOINT:
-        # Signed by Agora and never throttled (a refused delivery is a caller left waiting):
-        # nothing below applies, and every call's first webhook comes through here.
+        # Authenticated by its signature, and a signed delivery is never throttled (a refused
+        # one is a caller left waiting; a bad signature still counts as a failed credential,
+        # in errors.py). Nothing below applies, and every call's first webhook comes this way.
         return None
     limiter: RateLimiter = current_app.extensions["rate_limiter"]
     settings: Settings = current_app.extensions["settings"]

@@ -225,8 +225,9 @@ def plot(results: dict[str, Target], path: Path, title: str) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=1000, help="measured calls per target")
-    parser.add_argument("--rounds", type=int, default=50,
-                        help="alternating rounds (short ones spread noise evenly)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="alternating rounds (default 50, or one per call if fewer; short "
+                             "rounds spread noise evenly)")
     parser.add_argument("--warmup", type=int, default=30, help="discarded calls per target")
     parser.add_argument("--latency-ms", type=float, default=0.0,
                         help="the fake ConvoAI's fixed answer delay")
@@ -237,6 +238,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="give up after this many seconds")
     add_output_args(parser, PLOT_NAME)
     args = parser.parse_args(argv)
+    if args.rounds is None:
+        args.rounds = max(1, min(50, args.calls))
     if args.calls < 1 or args.rounds < 1 or args.rounds > args.calls or args.warmup < 0:
         parser.error("need --calls >= --rounds >= 1 and --warmup >= 0")
     return args

@@ -5,6 +5,11 @@ indexes held an entry for NULL that every new call's commit had to write: one pa
 webhook's hot path. Lookups are always by equality, which a partial index on the non-NULL rows
 still serves.
 
+On PostgreSQL each index is rebuilt under a lock that holds back writes to calls while it builds
+(a plain CREATE INDEX; CONCURRENTLY cannot run in the migration's transaction). That takes well
+under STORE_TIMEOUT_S for the call records a retention period keeps; on a much larger table,
+run `flask db upgrade` in a quiet hour.
+
 Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-24
