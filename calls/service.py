@@ -20,7 +20,7 @@ from typing import Any
 import metrics
 from calls import guards, lifecycle
 from calls.lifecycle import CallerEvent
-from calls.store import Applied, CallRecord, Store, StoreUnavailable
+from calls.store import Applied, CallRecord, Notice, Store, StoreUnavailable
 from config import Settings
 from convoai.client import ConvoAIClient
 from convoai.errors import AgentNotFound, ConvoAIError, LimitExceeded, TaskConflict
@@ -107,7 +107,7 @@ class CallService:
             call_id, agent_id = applied.stop
             self._run(self.stop_agent, call_id, agent_id)
         if applied.start:
-            self._run(self.start_agent, applied.start.id, applied.start)
+            self._run(self.start_agent, applied.start.id, applied.start, applied.notice)
 
     def start_in_background_or_inline(self, call: CallRecord) -> None:
         """Start the agent of a call made before its caller joined, per AGENT_START_MODE."""
@@ -139,16 +139,22 @@ class CallService:
 
     # -- starting and stopping ---------------------------------------------------------------
 
-    def start_agent(self, call_id: str, call: CallRecord | None = None) -> None:
+    def start_agent(self, call_id: str, call: CallRecord | None = None,
+                    notice: Notice | None = None) -> None:
         """Start the call's agent; adopt it on 409; stop it at once if the call ended meanwhile.
-        ``call`` is the record just written, when the caller has it (saves a read)."""
+        ``call`` is the record just written, when the caller has it (saves a read); ``notice``
+        the caller event that asked for the agent, recorded with the outcome."""
         call = call or self.store.get_call(call_id)
         if call is None or call.state not in (lifecycle.STARTING, lifecycle.GRACE,
                                               lifecycle.STOPPING):
+            if notice is not None:
+                self.store.record_notice(notice)
             return
         if call.state == lifecycle.STOPPING and call.agent_id is None:
             # The caller left before we got here (or the sweeper took over a start whose worker
             # died): an agent may exist under this name from an earlier attempt.
+            if notice is not None:
+                self.store.record_notice(notice)
             self._stop_by_name(call)
             return
         persona = self.persona_of(call)
@@ -164,21 +170,24 @@ class CallService:
             found = self.convoai.find_by_name(call.agent_name, channel=call.channel)
             if found is None:
                 self.store.start_failed(call.id, state=lifecycle.FAILED,
-                                        reason="TaskConflict but no live agent has our name")
+                                        reason="TaskConflict but no live agent has our name",
+                                        notice=notice)
                 logger.error("agent.start_failed", extra={**extra, "reason": "TaskConflict"})
                 return
             agent_id = found.agent_id
             logger.info("agent.adopted", extra={**extra, "agent_id": agent_id})
         except LimitExceeded as exc:
-            self.store.start_failed(call.id, state=lifecycle.REFUSED, reason=str(exc))
+            self.store.start_failed(call.id, state=lifecycle.REFUSED, reason=str(exc),
+                                    notice=notice)
             logger.warning("agent.refused", extra={**extra, "reason": exc.reason})
             return
         except ConvoAIError as exc:
-            self.store.start_failed(call.id, state=lifecycle.FAILED, reason=str(exc))
+            self.store.start_failed(call.id, state=lifecycle.FAILED, reason=str(exc),
+                                    notice=notice)
             logger.error("agent.start_failed", extra={**extra, "reason": exc.reason,
                                                       "status": exc.status})
             return
-        outcome = self.store.agent_started(call.id, agent_id)
+        outcome = self.store.agent_started(call.id, agent_id, notice=notice)
         if outcome == "active":
             metrics.agent_start(self.store.clock() - (call.caller_joined_at or call.created_at))
         logger.info("agent.started", extra={**extra, "agent_id": agent_id, "then": outcome})

@@ -35,7 +35,8 @@ calls = sa.Table(
     sa.Column("channel", sa.String(128), nullable=False, index=True),
     sa.Column("caller_uid", sa.Integer, nullable=False),
     sa.Column("state", sa.String(16), nullable=False, index=True),
-    sa.Column("agent_name", sa.String(64), nullable=False, unique=True),
+    # Unique by construction (the prefix and the call's id), so no index of its own (0006).
+    sa.Column("agent_name", sa.String(64), nullable=False),
     sa.Column("agent_id", sa.String(64)),
     sa.Column("persona", sa.String(64)),
     sa.Column("join_seq", sa.BigInteger),
@@ -60,6 +61,9 @@ calls = sa.Table(
     sa.Column("caller_joined_at", sa.Float),
     # When the reconciler had the agent say goodbye at the persona's max_call_s (0004).
     sa.Column("goodbye_at", sa.Float),
+    # The notice of the join that began the call (0006): with join_seq and created_at it is the
+    # timeline's caller_joined entry, which therefore costs the join's commit no row of its own.
+    sa.Column("join_notice_id", sa.String(128)),
     # Only rows that have the id (0005): a new call has neither, and an index entry for NULL
     # would be one more page for its commit to write.
     *(sa.Index(f"ix_calls_{column}", column,
@@ -104,6 +108,8 @@ participants = sa.Table(
     sa.Column("last_seq", sa.BigInteger),
     sa.Column("present", sa.Boolean, nullable=False, default=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+    # Keyed by its primary key alone (SQLite): one B-tree to write instead of two (0006).
+    sqlite_with_rowid=False,
 )
 
 notices = sa.Table(
@@ -113,6 +119,7 @@ notices = sa.Table(
     sa.Column("product_id", sa.Integer, nullable=False),
     sa.Column("event_type", sa.Integer, nullable=False),
     sa.Column("received_at", sa.Float, nullable=False, index=True),
+    sqlite_with_rowid=False,
 )
 
 call_events = sa.Table(
@@ -199,9 +206,23 @@ class CallRecord(NamedTuple):
     variables: str | None = None
     caller_joined_at: float | None = None
     goodbye_at: float | None = None
+    join_notice_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return self._asdict()
+
+
+class Notice(NamedTuple):
+    """A processed NCS notice, as the notices table keeps it for spotting copies."""
+
+    notice_id: str
+    product_id: int
+    event_type: int
+    received_at: float
+
+    def params(self) -> dict[str, Any]:
+        return {"notice_id": self.notice_id, "product_id": self.product_id,
+                "event_type": self.event_type, "now": self.received_at}
 
 
 @dataclass(frozen=True)
@@ -216,6 +237,9 @@ class Applied:
     stop: tuple[str, str] | None = None
     #: the cost guard that kept the new call from getting an agent (calls/guards.py)
     refused: str | None = None
+    #: the event's notice, to record with the outcome of ``start`` (Store.agent_started,
+    #: Store.start_failed or Store.record_notice)
+    notice: Notice | None = None
 
 
 #: STORE_TIMEOUT_S's default: the longest an operation waits for a lock or for the database.
@@ -299,31 +323,31 @@ class Store:
         statements are plain SQL written once per dialect and handed straight to the driver."""
         now = self.clock()
         sql = self._sql
+        notice = Notice(event.notice_id, product_id, event_type, now)
         with self._hot_write() as cursor:
 
             def run(statement: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
                 cursor.execute(statement, params)
                 return cursor.fetchone() if cursor.description else None
 
-            if run(sql.insert_notice, {"notice_id": event.notice_id, "product_id": product_id,
-                                       "event_type": event_type, "now": now}) is None:
+            if run(sql.notice_seen, {"notice_id": event.notice_id}) is not None:
                 return Applied(Decision(outcome="duplicate_notice", applied=False))
-            # Creating or touching the participant row locks it until commit (PostgreSQL), so
-            # every event of this channel's caller is decided one at a time.
-            last_seq, present, seen_at = run(sql.upsert_participant, {
+            # PostgreSQL: creating or touching the participant row locks it until commit, so
+            # every event of this channel's caller is decided one at a time. SQLite: a plain
+            # read, as BEGIN IMMEDIATE already holds the database's write lock.
+            seen = run(sql.read_participant, {
                 "channel": event.channel, "uid": event.uid, "absent": False, "now": now})
-            participant = None if last_seq is None else Participant(
-                last_seq=last_seq, present=bool(present), updated_at=seen_at)
+            participant = None if seen is None or seen[0] is None else Participant(
+                last_seq=seen[0], present=bool(seen[1]), updated_at=seen[2])
             live_row = run(sql.live_call, {"channel": event.channel})
             live = LiveCall(*live_row) if live_row else None
             decision = lifecycle.decide(event, participant, live, now=now, grace_s=grace_s)
             if not decision.applied:
+                run(sql.insert_notice, notice.params())
                 return Applied(decision, call_id=live.id if live else None)
-            run(sql.update_participant, {"seq": event.seq, "now": now, "channel": event.channel,
-                                         "uid": event.uid,
-                                         "present": isinstance(event, CallerJoined)})
-            detail = json.dumps({"seq": event.seq, "notice_id": event.notice_id},
-                                separators=(",", ":"))
+            run(sql.save_participant, {"seq": event.seq, "now": now, "channel": event.channel,
+                                       "uid": event.uid,
+                                       "present": isinstance(event, CallerJoined)})
             stop = None
             start = None
             if live is not None and isinstance(event, CallerJoined):
@@ -342,7 +366,8 @@ class Store:
                     run(sql.update_call_state, {"id": live.id, "state": change.state,
                                                 "grace_until": change.grace_until, "now": now})
                 run(sql.insert_event, {"call_id": live.id, "at": now, "source": "ncs",
-                                       "kind": decision.outcome, "detail": detail})
+                                       "kind": decision.outcome,
+                                       "detail": _notice_detail(event.seq, event.notice_id)})
                 if decision.stop_agent_id:
                     stop = (live.id, decision.stop_agent_id)
             if decision.start_live_call and live is not None:
@@ -359,27 +384,30 @@ class Store:
                         run(sql.admission_lock, {})
                     refused = guards.refusal_reason(self._usage(run, now, limits), limits)
                 new_call_id = new_id()
-                values = {
-                    "id": new_call_id, "channel": event.channel, "caller_uid": event.uid,
-                    "state": lifecycle.REFUSED if refused else lifecycle.STARTING,
-                    "agent_name": f"{agent_name_prefix}-{new_call_id}", "persona": persona,
-                    "join_seq": event.seq, "created_at": now,
-                    "retry_at": None if refused else now + WORK_LEASE_S,
-                    "updated_at": now, "caller_joined_at": now,
-                    "ended_at": now if refused else None, "end_reason": refused,
-                }
-                run(sql.insert_call, values)
-                run(sql.insert_event, {"call_id": new_call_id, "at": now, "source": "ncs",
-                                       "kind": "caller_joined", "detail": detail})
+                new_call = CallRecord(
+                    id=new_call_id, channel=event.channel, caller_uid=event.uid,
+                    state=lifecycle.REFUSED if refused else lifecycle.STARTING,
+                    agent_name=f"{agent_name_prefix}-{new_call_id}", agent_id=None,
+                    persona=persona, join_seq=event.seq, created_at=now, agent_started_at=None,
+                    ended_at=now if refused else None, end_reason=refused, last_error=None,
+                    grace_until=None, retry_at=None if refused else now + WORK_LEASE_S,
+                    updated_at=now, caller_joined_at=now, join_notice_id=event.notice_id)
+                # The row is the timeline's caller_joined entry too (Store.timeline).
+                run(sql.insert_call, new_call._asdict())
                 if refused:
                     run(sql.insert_event, {"call_id": new_call_id, "at": now,
                                            "source": "service", "kind": "call_refused",
                                            "detail": json.dumps({"reason": refused})})
                     self._emit(run, "ended", new_call_id, now)
-                new_call = CallRecord(**{name: values.get(name) for name in _CALL_COLUMNS})
-                start = None if refused else new_call
+                else:
+                    start = new_call
+            if start is None:
+                run(sql.insert_notice, notice.params())
             call_id = new_call.id if new_call else (live.id if live else None)
-            return Applied(decision, call_id=call_id, start=start, stop=stop, refused=refused)
+            # An agent to start: its notice is written with the start's outcome, after the join
+            # has gone out (until then a copy of this event is a duplicate by its clientSeq).
+            return Applied(decision, call_id=call_id, start=start, stop=stop, refused=refused,
+                           notice=notice if start is not None else None)
 
     def _usage(self, run: Callable[[str, dict[str, Any]], tuple[Any, ...] | None],
                now: float, limits: guards.Limits | None = None) -> guards.Usage:
@@ -428,13 +456,16 @@ class Store:
 
     # -- agent start and stop outcomes -------------------------------------------------------
 
-    def agent_started(self, call_id: str, agent_id: str) -> str:
-        """Record a join that Agora accepted. Returns "active", or "stop" when the call ended
-        while the join was in flight (the caller must then stop the agent). On every call's
-        path, so it runs on the driver connection like apply_caller_event."""
+    def agent_started(self, call_id: str, agent_id: str, *, notice: Notice | None = None) -> str:
+        """Record a join that Agora accepted (and ``notice``, the event that asked for it).
+        Returns "active", or "stop" when the call ended while the join was in flight (the
+        caller must then stop the agent). On every call's path, so it runs on the driver
+        connection like apply_caller_event."""
         now = self.clock()
         sql = self._sql
         with self._hot_write() as cursor:
+            if notice is not None:
+                cursor.execute(sql.insert_notice, notice.params())
             cursor.execute(sql.agent_started, {"id": call_id, "agent_id": agent_id, "now": now})
             if cursor.fetchone() is not None:
                 outcome, kind = "active", "agent_started"
@@ -449,10 +480,13 @@ class Store:
                 "detail": json.dumps({"agent_id": agent_id}, separators=(",", ":"))})
         return outcome
 
-    def start_failed(self, call_id: str, *, state: str, reason: str) -> None:
+    def start_failed(self, call_id: str, *, state: str, reason: str,
+                     notice: Notice | None = None) -> None:
         """The agent could not be started: the call ends as ``refused`` or ``failed``."""
         now = self.clock()
         with self._write() as conn:
+            if notice is not None:
+                conn.exec_driver_sql(self._sql.insert_notice, notice.params())
             conn.execute(
                 calls.update().where(calls.c.id == call_id, calls.c.state.in_(
                     lifecycle.OPEN_STATES))
@@ -461,6 +495,11 @@ class Store:
             )
             self._event(conn, call_id, now, "service", f"agent_{state}", {"reason": reason})
             self._emit(conn.exec_driver_sql, "ended", call_id, now)
+
+    def record_notice(self, notice: Notice) -> None:
+        """Remember a processed notice whose event started nothing after all."""
+        with self._write() as conn:
+            conn.exec_driver_sql(self._sql.insert_notice, notice.params())
 
     def agent_stopped(self, call_id: str, *, already_gone: bool = False) -> None:
         now = self.clock()
@@ -777,10 +816,20 @@ class Store:
 
     def timeline(self, call_id: str) -> list[dict[str, Any]]:
         with self._read() as conn:
+            joined = conn.execute(sa.select(calls.c.created_at, calls.c.join_seq,
+                                            calls.c.join_notice_id)
+                                  .where(calls.c.id == call_id)).first()
             rows = conn.execute(sa.select(call_events).where(call_events.c.call_id == call_id)
                                 .order_by(call_events.c.at, call_events.c.id)).all()
-        return [{"at": r.at, "source": r.source, "kind": r.kind,
-                 "detail": json.loads(r.detail) if r.detail else None} for r in rows]
+        entries = [{"at": r.at, "source": r.source, "kind": r.kind,
+                    "detail": json.loads(r.detail) if r.detail else None} for r in rows]
+        if joined is not None and joined.join_notice_id is not None:
+            # Kept in the call row since 0006 (see calls.join_notice_id); nothing on the
+            # timeline comes before the join that made the call.
+            entries.insert(0, {"at": joined.created_at, "source": "ncs", "kind": "caller_joined",
+                               "detail": {"seq": joined.join_seq,
+                                          "notice_id": joined.join_notice_id}})
+        return entries
 
     def record_history(self, call_id: str, contents: list[dict[str, Any]]) -> None:
         """The conversation fetched from ConvoAI just before its agent is stopped."""
@@ -921,25 +970,30 @@ class _HotPathSql:
             INSERT INTO notices (notice_id, product_id, event_type, received_at)
             VALUES (:notice_id, :product_id, :event_type, :now)
             ON CONFLICT DO NOTHING RETURNING notice_id""")
-        self.upsert_participant = sql("""
+        self.notice_seen = sql("SELECT 1 FROM notices WHERE notice_id = :notice_id")
+        self.read_participant = sql("""
             INSERT INTO participants (channel, uid, last_seq, present, updated_at)
             VALUES (:channel, :uid, NULL, :absent, :now)
             ON CONFLICT (channel, uid) DO UPDATE SET channel = excluded.channel
-            RETURNING last_seq, present, updated_at""")
+            RETURNING last_seq, present, updated_at""") if postgres else sql("""
+            SELECT last_seq, present, updated_at FROM participants
+            WHERE channel = :channel AND uid = :uid""")
         self.live_call = sql(f"""
             SELECT id, state, agent_id, grace_until FROM calls
             WHERE channel = :channel AND state IN ({live})
             ORDER BY created_at DESC LIMIT 1{" FOR UPDATE" if postgres else ""}""")
-        self.update_participant = sql("""
-            UPDATE participants SET last_seq = :seq, present = :present, updated_at = :now
-            WHERE channel = :channel AND uid = :uid""")
+        self.save_participant = sql("""
+            INSERT INTO participants (channel, uid, last_seq, present, updated_at)
+            VALUES (:channel, :uid, :seq, :present, :now)
+            ON CONFLICT (channel, uid) DO UPDATE SET last_seq = excluded.last_seq,
+                present = excluded.present, updated_at = excluded.updated_at""")
         self.insert_call = sql("""
             INSERT INTO calls (id, channel, caller_uid, state, agent_name, persona, join_seq,
                                created_at, retry_at, updated_at, caller_joined_at, ended_at,
-                               end_reason)
+                               end_reason, join_notice_id)
             VALUES (:id, :channel, :caller_uid, :state, :agent_name, :persona, :join_seq,
                     :created_at, :retry_at, :updated_at, :caller_joined_at, :ended_at,
-                    :end_reason)""")
+                    :end_reason, :join_notice_id)""")
         opened = ", ".join(f"'{state}'" for state in lifecycle.OPEN_STATES)
         self.count_open = sql(f"SELECT COUNT(*) FROM calls WHERE state IN ({opened})")
         # Agent seconds since midnight UTC: calls whose agent started, ended after midnight or
@@ -1059,6 +1113,11 @@ def _line(mapping: Any) -> dict[str, Any]:
 
 def _record(mapping: Any) -> CallRecord:
     return CallRecord._make([mapping[name] for name in _CALL_COLUMNS])
+
+
+def _notice_detail(seq: int, notice_id: str) -> str:
+    """The detail of a timeline entry made by a caller's event."""
+    return json.dumps({"seq": seq, "notice_id": notice_id}, separators=(",", ":"))
 
 
 def _short(exc: BaseException) -> str:

@@ -118,6 +118,40 @@ def test_concurrency_limit_refuses_the_call_without_retrying(service, store, con
     assert convoai.count("join") == 1
 
 
+@pytest.mark.parametrize("failure", [
+    LimitExceeded(status=422, reason="ConcurrencyLimitExceeded", detail="too many agents"),
+    UpstreamError(status=400, reason="InvalidRequest", detail="bad body"),
+])
+def test_a_join_whose_start_failed_is_still_a_known_notice(service, store, convoai, failure):
+    # A join that starts an agent records its notice with the start's outcome (after the
+    # join went out); a failed start must record it too, or a copy would look new.
+    convoai.join_errors.append(failure)
+    send(service, join(1))
+    assert send(service, join(1))["outcome"] == "duplicate_notice"
+    assert convoai.count("join") == 1
+
+
+def test_a_join_answered_while_its_call_ends_is_still_a_known_notice(service, store, convoai):
+    # The call the join would start is already over when its start runs (the background
+    # start of a call the caller left at once): nothing starts, the notice is still kept.
+    applied = store.apply_caller_event(join(1), grace_s=0, agent_name_prefix="phoneagent",
+                                       new_id=lambda: "call0001", event_type=103)
+    assert applied.notice is not None and applied.start is not None
+    store.start_failed("call0001", state=lc.FAILED, reason="gone")
+    service.start_agent("call0001", None, applied.notice)
+    assert convoai.count("join") == 0
+    assert send(service, join(1))["outcome"] == "duplicate_notice"
+
+
+def test_the_timeline_begins_with_the_join_that_made_the_call(service, store):
+    send(service, join(7, notice="first-notice"))
+    timeline = store.timeline("call0001")
+    assert timeline[0]["kind"] == "caller_joined" and timeline[0]["source"] == "ncs"
+    assert timeline[0]["detail"] == {"seq": 7, "notice_id": "first-notice"}
+    assert timeline[0]["at"] == store.get_call("call0001").created_at
+    assert [e["kind"] for e in timeline].count("caller_joined") == 1
+
+
 def test_a_join_whose_first_attempt_got_through_is_adopted_on_conflict(service, store, convoai):
     # The first join reached ConvoAI but its answer was lost; the retry gets 409.
     original_join = convoai.join

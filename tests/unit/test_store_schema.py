@@ -81,3 +81,57 @@ def test_the_agent_and_gateway_id_indexes_skip_nulls_and_serve_lookups(
                 {"name": f"ix_calls_{column}"}).scalar_one()
             assert f"{column} IS NOT NULL" in definition, definition
     engine.dispose()
+
+
+def test_0006_keeps_every_row_and_the_timeline_of_older_calls(database_url: str) -> None:
+    # Rows written under 0005 survive the rebuild (SQLite) or the constraint drop (PostgreSQL);
+    # a call made before 0006 keeps its stored caller_joined entry, once.
+    from calls.store import Store
+
+    engine = sa.create_engine(database_url)
+    migrate.upgrade(engine, "0005")
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO calls (id, channel, caller_uid, state, agent_name, created_at, "
+            "updated_at, join_seq, agent_id) VALUES ('old1', 'ch', 111, 'ended', 'pa-old1', 1.0,"
+            " 2.0, 5, 'agent-old')"))
+        conn.execute(sa.text(
+            "INSERT INTO call_events (call_id, at, source, kind, detail) VALUES "
+            "('old1', 1.0, 'ncs', 'caller_joined', '{\"seq\": 5}')"))
+        conn.execute(sa.text("INSERT INTO participants VALUES ('ch', 111, 6, false, 3.0)"))
+        conn.execute(sa.text("INSERT INTO notices VALUES ('n-1', 1, 103, 1.0)"))
+    migrate.upgrade(engine)
+    store = Store(engine)
+    old = store.get_call("old1")
+    assert (old.agent_name, old.agent_id, old.join_notice_id) == ("pa-old1", "agent-old", None)
+    assert [e["kind"] for e in store.timeline("old1")] == ["caller_joined"]
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT last_seq FROM participants")).scalar_one() == 6
+        assert conn.execute(sa.text("SELECT notice_id FROM notices")).scalar_one() == "n-1"
+        if engine.dialect.name == "sqlite":
+            # The partial indexes of 0005 were rebuilt with the table, predicates and all.
+            definition = conn.execute(sa.text(
+                "SELECT sql FROM sqlite_master WHERE name = 'ix_calls_agent_id'")).scalar_one()
+            assert "agent_id IS NOT NULL" in definition
+    engine.dispose()
+
+
+def test_the_join_commit_writes_no_page_it_does_not_need(database_url: str) -> None:
+    # 0006: notices and participants live in their primary key's B-tree (SQLite), and no
+    # index is kept of calls.agent_name, which the call id already makes unique.
+    engine = sa.create_engine(database_url)
+    migrate.upgrade(engine)
+    inspector = sa.inspect(engine)
+    assert not [u for u in inspector.get_unique_constraints("calls")
+                if u["column_names"] == ["agent_name"]]
+    assert not [i for i in inspector.get_indexes("calls") if i["column_names"] == ["agent_name"]]
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            for table in ("notices", "participants"):
+                create = conn.execute(sa.text(
+                    "SELECT sql FROM sqlite_master WHERE name = :t"), {"t": table}).scalar_one()
+                assert create.rstrip().endswith("WITHOUT ROWID"), create
+            assert conn.execute(sa.text(
+                "SELECT COUNT(*) FROM sqlite_master WHERE tbl_name = 'calls' "
+                "AND name LIKE 'sqlite_autoindex_%'")).scalar_one() == 1  # the primary key's
+    engine.dispose()
