@@ -343,7 +343,7 @@ class Store:
             live = LiveCall(*live_row) if live_row else None
             decision = lifecycle.decide(event, participant, live, now=now, grace_s=grace_s)
             if not decision.applied:
-                run(sql.insert_notice, notice.params())
+                run(sql.remember_notice, notice.params())
                 return Applied(decision, call_id=live.id if live else None)
             run(sql.save_participant, {"seq": event.seq, "now": now, "channel": event.channel,
                                        "uid": event.uid,
@@ -402,7 +402,7 @@ class Store:
                 else:
                     start = new_call
             if start is None:
-                run(sql.insert_notice, notice.params())
+                run(sql.remember_notice, notice.params())
             call_id = new_call.id if new_call else (live.id if live else None)
             # An agent to start: its notice is written with the start's outcome, after the join
             # has gone out (until then a copy of this event is a duplicate by its clientSeq).
@@ -464,8 +464,6 @@ class Store:
         now = self.clock()
         sql = self._sql
         with self._hot_write() as cursor:
-            if notice is not None:
-                cursor.execute(sql.insert_notice, notice.params())
             cursor.execute(sql.agent_started, {"id": call_id, "agent_id": agent_id, "now": now})
             if cursor.fetchone() is not None:
                 outcome, kind = "active", "agent_started"
@@ -478,6 +476,10 @@ class Store:
             cursor.execute(sql.insert_event, {
                 "call_id": call_id, "at": now, "source": "service", "kind": kind,
                 "detail": json.dumps({"agent_id": agent_id}, separators=(",", ":"))})
+            if notice is not None:
+                # Last, after the call row: every transaction that writes a caller's notice
+                # takes the call row's lock first (PostgreSQL), so none waits on the other.
+                cursor.execute(sql.remember_notice, notice.params())
         return outcome
 
     def start_failed(self, call_id: str, *, state: str, reason: str,
@@ -485,8 +487,6 @@ class Store:
         """The agent could not be started: the call ends as ``refused`` or ``failed``."""
         now = self.clock()
         with self._write() as conn:
-            if notice is not None:
-                conn.exec_driver_sql(self._sql.insert_notice, notice.params())
             conn.execute(
                 calls.update().where(calls.c.id == call_id, calls.c.state.in_(
                     lifecycle.OPEN_STATES))
@@ -495,11 +495,14 @@ class Store:
             )
             self._event(conn, call_id, now, "service", f"agent_{state}", {"reason": reason})
             self._emit(conn.exec_driver_sql, "ended", call_id, now)
+            if notice is not None:
+                # After the call row, as in agent_started.
+                conn.exec_driver_sql(self._sql.remember_notice, notice.params())
 
     def record_notice(self, notice: Notice) -> None:
         """Remember a processed notice whose event started nothing after all."""
         with self._write() as conn:
-            conn.exec_driver_sql(self._sql.insert_notice, notice.params())
+            conn.exec_driver_sql(self._sql.remember_notice, notice.params())
 
     def agent_stopped(self, call_id: str, *, already_gone: bool = False) -> None:
         now = self.clock()
@@ -971,6 +974,10 @@ class _HotPathSql:
             VALUES (:notice_id, :product_id, :event_type, :now)
             ON CONFLICT DO NOTHING RETURNING notice_id""")
         self.notice_seen = sql("SELECT 1 FROM notices WHERE notice_id = :notice_id")
+        # A caller's notice, recorded once its event is decided (a copy may have beaten it).
+        self.remember_notice = sql("""
+            INSERT INTO notices (notice_id, product_id, event_type, received_at)
+            VALUES (:notice_id, :product_id, :event_type, :now) ON CONFLICT DO NOTHING""")
         self.read_participant = sql("""
             INSERT INTO participants (channel, uid, last_seq, present, updated_at)
             VALUES (:channel, :uid, NULL, :absent, :now)
