@@ -242,6 +242,58 @@ class Applied:
     notice: Notice | None = None
 
 
+class HeldCommit:
+    """The commit of an open hot-path transaction, which its holder may bring forward.
+
+    Calling it commits, once, and hands the connection back to the pool (the next transaction
+    of this thread then finds it with its cache warm); it never raises, as it may run inside
+    urllib3 (convoai/wire.py): a failure rolls back and is kept for :meth:`check`, which raises
+    it as StoreUnavailable."""
+
+    def __init__(self, raw: Any, cursor: Any,
+                 driver_errors: tuple[type[BaseException], ...]) -> None:
+        self._raw = raw
+        self._cursor = cursor
+        self._driver_errors = driver_errors
+        self.done = False
+        self.error: StoreUnavailable | None = None
+
+    def __call__(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        try:
+            self._raw.commit()
+        except self._driver_errors as exc:
+            self.error = StoreUnavailable(_short(exc))
+            self._rollback()
+        finally:
+            self._release()
+
+    def check(self) -> None:
+        """Commit if not done yet; raise StoreUnavailable if the commit failed."""
+        self()
+        if self.error is not None:
+            raise self.error
+
+    def abandon(self) -> None:
+        """Roll back, unless already committed (or failed, which rolled back)."""
+        if not self.done:
+            self.done = True
+            self._rollback()
+            self._release()
+
+    def _rollback(self) -> None:
+        try:
+            self._raw.rollback()
+        except self._driver_errors:
+            pass  # the connection is broken; the pool discards it on return
+
+    def _release(self) -> None:
+        self._cursor.close()
+        self._raw.close()  # back to the pool
+
+
 #: STORE_TIMEOUT_S's default: the longest an operation waits for a lock or for the database.
 DEFAULT_STORE_TIMEOUT_S = 5.0
 #: PostgreSQL's statement_timeout is the lock timeout plus this.
@@ -305,7 +357,14 @@ class Store:
 
     # -- caller events -----------------------------------------------------------------------
 
-    def apply_caller_event(
+    def apply_caller_event(self, event: CallerEvent, **options: Any) -> Applied:
+        """Record the notice and apply the event to the channel's live call, atomically
+        (the options are caller_event's)."""
+        with self.caller_event(event, **options) as (applied, _commit):
+            return applied
+
+    @contextmanager
+    def caller_event(
         self,
         event: CallerEvent,
         *,
@@ -316,98 +375,135 @@ class Store:
         product_id: int = 1,
         event_type: int = 0,
         limits: guards.Limits | None = None,
-    ) -> Applied:
-        """Record the notice and apply the event to the channel's live call, atomically.
+    ) -> Iterator[tuple[Applied, HeldCommit]]:
+        """Decide a caller's event under the store's write lock and yield what it did, with the
+        transaction still open: it commits when the caller calls the yielded HeldCommit (the
+        webhook does so once the agent's join is on the wire) and at the latest on leaving the
+        block; it rolls back if the block raises first. Nothing else may use the store inside
+        the block before the commit: the lock is held.
 
         This is the webhook's hot path (every millisecond is dead air for the caller), so its
         statements are plain SQL written once per dialect and handed straight to the driver."""
         now = self.clock()
-        sql = self._sql
         notice = Notice(event.notice_id, product_id, event_type, now)
-        with self._hot_write() as cursor:
+        with self._hot_write() as (cursor, commit):
 
             def run(statement: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
                 cursor.execute(statement, params)
-                return cursor.fetchone() if cursor.description else None
+                if cursor.description is None:
+                    return None
+                # Read to the end: on SQLite a RETURNING statement left unfinished would keep
+                # the transaction from committing.
+                rows = cursor.fetchall()
+                return rows[0] if rows else None
 
-            if run(sql.notice_seen, {"notice_id": event.notice_id}) is not None:
-                return Applied(Decision(outcome="duplicate_notice", applied=False))
-            # PostgreSQL: creating or touching the participant row locks it until commit, so
-            # every event of this channel's caller is decided one at a time. SQLite: a plain
-            # read, as BEGIN IMMEDIATE already holds the database's write lock.
-            seen = run(sql.read_participant, {
-                "channel": event.channel, "uid": event.uid, "absent": False, "now": now})
-            participant = None if seen is None or seen[0] is None else Participant(
-                last_seq=seen[0], present=bool(seen[1]), updated_at=seen[2])
-            live_row = run(sql.live_call, {"channel": event.channel})
-            live = LiveCall(*live_row) if live_row else None
-            decision = lifecycle.decide(event, participant, live, now=now, grace_s=grace_s)
-            if not decision.applied:
-                run(sql.remember_notice, notice.params())
-                return Applied(decision, call_id=live.id if live else None)
-            run(sql.save_participant, {"seq": event.seq, "now": now, "channel": event.channel,
-                                       "uid": event.uid,
-                                       "present": isinstance(event, CallerJoined)})
-            stop = None
-            start = None
-            if live is not None and isinstance(event, CallerJoined):
-                run(sql.caller_seen, {"id": live.id, "now": now})
-            if live is not None and decision.change is not None:
-                change = decision.change
-                if change.state in (lifecycle.STOPPING, lifecycle.ENDED):
-                    run(sql.end_call, {"id": live.id, "state": change.state, "now": now,
-                                       "grace_until": change.grace_until,
-                                       "end_reason": change.end_reason,
-                                       "retry_at": now + WORK_LEASE_S
-                                       if change.state == lifecycle.STOPPING else None})
-                    if change.state == lifecycle.ENDED:
-                        self._emit(run, "ended", live.id, now)
-                else:
-                    run(sql.update_call_state, {"id": live.id, "state": change.state,
-                                                "grace_until": change.grace_until, "now": now})
-                run(sql.insert_event, {"call_id": live.id, "at": now, "source": "ncs",
-                                       "kind": decision.outcome,
-                                       "detail": _notice_detail(event.seq, event.notice_id)})
-                if decision.stop_agent_id:
-                    stop = (live.id, decision.stop_agent_id)
-            if decision.start_live_call and live is not None:
-                row = run(sql.call_by_id, {"id": live.id})
-                assert row is not None  # read under the same lock a moment ago
-                start = CallRecord(*row)
-            new_call = None
-            refused = None
-            if decision.new_call:
-                if limits is not None and limits.active:
-                    if sql.admission_lock:
-                        # PostgreSQL: one admission at a time, or two callers on different
-                        # channels could both see the last free place.
-                        run(sql.admission_lock, {})
-                    refused = guards.refusal_reason(self._usage(run, now, limits), limits)
-                new_call_id = new_id()
-                new_call = CallRecord(
-                    id=new_call_id, channel=event.channel, caller_uid=event.uid,
-                    state=lifecycle.REFUSED if refused else lifecycle.STARTING,
-                    agent_name=f"{agent_name_prefix}-{new_call_id}", agent_id=None,
-                    persona=persona, join_seq=event.seq, created_at=now, agent_started_at=None,
-                    ended_at=now if refused else None, end_reason=refused, last_error=None,
-                    grace_until=None, retry_at=None if refused else now + WORK_LEASE_S,
-                    updated_at=now, caller_joined_at=now, join_notice_id=event.notice_id)
-                # The row is the timeline's caller_joined entry too (Store.timeline).
-                run(sql.insert_call, new_call._asdict())
-                if refused:
-                    run(sql.insert_event, {"call_id": new_call_id, "at": now,
-                                           "source": "service", "kind": "call_refused",
-                                           "detail": json.dumps({"reason": refused})})
-                    self._emit(run, "ended", new_call_id, now)
-                else:
-                    start = new_call
-            if start is None:
-                run(sql.remember_notice, notice.params())
-            call_id = new_call.id if new_call else (live.id if live else None)
-            # An agent to start: its notice is written with the start's outcome, after the join
-            # has gone out (until then a copy of this event is a duplicate by its clientSeq).
-            return Applied(decision, call_id=call_id, start=start, stop=stop, refused=refused,
-                           notice=notice if start is not None else None)
+            yield self._decide_caller_event(
+                run, event, notice, grace_s=grace_s, agent_name_prefix=agent_name_prefix,
+                new_id=new_id, persona=persona, limits=limits), commit
+
+    def _decide_caller_event(
+        self,
+        run: Callable[[str, dict[str, Any]], tuple[Any, ...] | None],
+        event: CallerEvent,
+        notice: Notice,
+        *,
+        grace_s: float,
+        agent_name_prefix: str,
+        new_id: Callable[[], str],
+        persona: str | None,
+        limits: guards.Limits | None,
+    ) -> Applied:
+        """caller_event's statements, run inside its transaction."""
+        now = notice.received_at
+        sql = self._sql
+        if run(sql.notice_seen, {"notice_id": event.notice_id}) is not None:
+            return Applied(Decision(outcome="duplicate_notice", applied=False))
+        # PostgreSQL: creating or touching the participant row locks it until commit, so
+        # every event of this channel's caller is decided one at a time. SQLite: a plain
+        # read, as BEGIN IMMEDIATE already holds the database's write lock.
+        seen = run(sql.read_participant, {
+            "channel": event.channel, "uid": event.uid, "absent": False, "now": now})
+        participant = None if seen is None or seen[0] is None else Participant(
+            last_seq=seen[0], present=bool(seen[1]), updated_at=seen[2])
+        live_row = run(sql.live_call, {"channel": event.channel})
+        live = LiveCall(*live_row) if live_row else None
+        decision = lifecycle.decide(event, participant, live, now=now, grace_s=grace_s)
+        if not decision.applied:
+            run(sql.remember_notice, notice.params())
+            return Applied(decision, call_id=live.id if live else None)
+        run(sql.save_participant, {"seq": event.seq, "now": now, "channel": event.channel,
+                                   "uid": event.uid,
+                                   "present": isinstance(event, CallerJoined)})
+        stop = None
+        start = None
+        if live is not None and isinstance(event, CallerJoined):
+            run(sql.caller_seen, {"id": live.id, "now": now})
+        if live is not None and decision.change is not None:
+            change = decision.change
+            if change.state in (lifecycle.STOPPING, lifecycle.ENDED):
+                run(sql.end_call, {"id": live.id, "state": change.state, "now": now,
+                                   "grace_until": change.grace_until,
+                                   "end_reason": change.end_reason,
+                                   "retry_at": now + WORK_LEASE_S
+                                   if change.state == lifecycle.STOPPING else None})
+                if change.state == lifecycle.ENDED:
+                    self._emit(run, "ended", live.id, now)
+            else:
+                run(sql.update_call_state, {"id": live.id, "state": change.state,
+                                            "grace_until": change.grace_until, "now": now})
+            run(sql.insert_event, {"call_id": live.id, "at": now, "source": "ncs",
+                                   "kind": decision.outcome,
+                                   "detail": _notice_detail(event.seq, event.notice_id)})
+            if decision.stop_agent_id:
+                stop = (live.id, decision.stop_agent_id)
+        if decision.start_live_call and live is not None:
+            row = run(sql.call_by_id, {"id": live.id})
+            assert row is not None  # read under the same lock a moment ago
+            start = CallRecord(*row)
+        new_call = None
+        refused = None
+        if decision.new_call:
+            if limits is not None and limits.active:
+                if sql.admission_lock:
+                    # PostgreSQL: one admission at a time, or two callers on different
+                    # channels could both see the last free place.
+                    run(sql.admission_lock, {})
+                refused = guards.refusal_reason(self._usage(run, now, limits), limits)
+            new_call_id = new_id()
+            new_call = CallRecord(
+                id=new_call_id, channel=event.channel, caller_uid=event.uid,
+                state=lifecycle.REFUSED if refused else lifecycle.STARTING,
+                agent_name=f"{agent_name_prefix}-{new_call_id}", agent_id=None,
+                persona=persona, join_seq=event.seq, created_at=now, agent_started_at=None,
+                ended_at=now if refused else None, end_reason=refused, last_error=None,
+                grace_until=None, retry_at=None if refused else now + WORK_LEASE_S,
+                updated_at=now, caller_joined_at=now, join_notice_id=event.notice_id)
+            # The row is the timeline's caller_joined entry too (Store.timeline). An id already
+            # taken (new_id may derive it from the event) is replaced by new_id's next one.
+            while not self._inserted(run, new_call):
+                replacement = new_id()
+                new_call = new_call._replace(id=replacement,
+                                             agent_name=f"{agent_name_prefix}-{replacement}")
+            new_call_id = new_call.id
+            if refused:
+                run(sql.insert_event, {"call_id": new_call_id, "at": now,
+                                       "source": "service", "kind": "call_refused",
+                                       "detail": json.dumps({"reason": refused})})
+                self._emit(run, "ended", new_call_id, now)
+            else:
+                start = new_call
+        if start is None:
+            run(sql.remember_notice, notice.params())
+        call_id = new_call.id if new_call else (live.id if live else None)
+        # An agent to start: its notice is written with the start's outcome, after the join
+        # has gone out (until then a copy of this event is a duplicate by its clientSeq).
+        return Applied(decision, call_id=call_id, start=start, stop=stop, refused=refused,
+                       notice=notice if start is not None else None)
+
+    def _inserted(self, run: Callable[[str, dict[str, Any]], tuple[Any, ...] | None],
+                  call: CallRecord) -> bool:
+        """Insert a new call's row; False if its id is taken."""
+        return run(self._sql.insert_call, call._asdict()) is not None
 
     def _usage(self, run: Callable[[str, dict[str, Any]], tuple[Any, ...] | None],
                now: float, limits: guards.Limits | None = None) -> guards.Usage:
@@ -430,29 +526,30 @@ class Store:
             return self._usage(run, self.clock(), limits)
 
     @contextmanager
-    def _hot_write(self) -> Iterator[Any]:
+    def _hot_write(self) -> Iterator[tuple[Any, HeldCommit]]:
         """A write transaction on the pooled driver connection itself, for the hot path: the
-        same transaction as _write, without SQLAlchemy's per-statement machinery."""
+        same transaction as _write, without SQLAlchemy's per-statement machinery. Yields the
+        cursor and the transaction's HeldCommit, which commits early if called (the cursor is
+        then closed); leaving the block commits otherwise (raising StoreUnavailable if that
+        fails), an exception in it rolls back whatever is not committed yet."""
         try:
             raw = self.engine.raw_connection()
         except (sa.exc.OperationalError, *self._driver_errors) as exc:
             # A pool that cannot connect raises the driver's own error, unwrapped.
             raise StoreUnavailable(_short(exc)) from exc
         cursor = raw.cursor()
+        commit = HeldCommit(raw, cursor, self._driver_errors)
         try:
-            if self.dialect == "sqlite":
-                cursor.execute("BEGIN IMMEDIATE")
-            yield cursor
-            raw.commit()
-        except self._driver_errors as exc:
-            raw.rollback()
-            raise StoreUnavailable(_short(exc)) from exc
+            try:
+                if self.dialect == "sqlite":
+                    cursor.execute("BEGIN IMMEDIATE")
+                yield cursor, commit
+            except self._driver_errors as exc:
+                raise StoreUnavailable(_short(exc)) from exc
+            commit.check()
         except BaseException:
-            raw.rollback()
+            commit.abandon()
             raise
-        finally:
-            cursor.close()
-            raw.close()  # back to the pool
 
     # -- agent start and stop outcomes -------------------------------------------------------
 
@@ -463,7 +560,7 @@ class Store:
         connection like apply_caller_event."""
         now = self.clock()
         sql = self._sql
-        with self._hot_write() as cursor:
+        with self._hot_write() as (cursor, _commit):
             cursor.execute(sql.agent_started, {"id": call_id, "agent_id": agent_id, "now": now})
             if cursor.fetchone() is not None:
                 outcome, kind = "active", "agent_started"
@@ -506,7 +603,7 @@ class Store:
 
     def agent_stopped(self, call_id: str, *, already_gone: bool = False) -> None:
         now = self.clock()
-        with self._hot_write() as cursor:
+        with self._hot_write() as (cursor, _commit):
             cursor.execute(self._sql.agent_stopped, {"id": call_id, "now": now})
             self._emit(cursor.execute, "ended", call_id, now)
             cursor.execute(self._sql.insert_event, {
@@ -1000,7 +1097,8 @@ class _HotPathSql:
                                end_reason, join_notice_id)
             VALUES (:id, :channel, :caller_uid, :state, :agent_name, :persona, :join_seq,
                     :created_at, :retry_at, :updated_at, :caller_joined_at, :ended_at,
-                    :end_reason, :join_notice_id)""")
+                    :end_reason, :join_notice_id)
+            ON CONFLICT (id) DO NOTHING RETURNING id""")
         opened = ", ".join(f"'{state}'" for state in lifecycle.OPEN_STATES)
         self.count_open = sql(f"SELECT COUNT(*) FROM calls WHERE state IN ({opened})")
         # Agent seconds since midnight UTC: calls whose agent started, ended after midnight or

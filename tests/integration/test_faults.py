@@ -421,6 +421,30 @@ def test_a_timed_out_join_that_did_start_an_agent_ends_with_that_one_agent_stopp
     assert len(fresh.sandbox.agents(channel)) == 1
 
 
+def test_a_slow_join_keeps_no_lock_so_other_calls_are_decided_while_it_is_in_flight(fresh):
+    # A call's decision commits once its join is on the wire, not once ConvoAI answers: were
+    # the store's lock held for the round trip, every other webhook would wait behind it.
+    fresh.sandbox.faults(join_latency_s=4)
+    first, second = fresh.channel("slowjoin"), fresh.channel("meanwhile")
+    answers: dict[str, requests.Response] = {}
+    senders = {channel: threading.Thread(target=lambda channel=channel: answers.update(
+        {channel: Delivery.of(103, channel, 1).post(fresh.service)[0]})) for channel in
+        (first, second)}
+    senders[first].start()
+    the_call(fresh.service, first, ("starting",))
+    senders[second].start()
+    the_call(fresh.service, second, ("starting",))
+    # Decided and recorded while the first join is still waiting for its answer.
+    assert records(fresh.service, first)[0]["state"] == "starting"
+    for channel in (first, second):
+        senders[channel].join(timeout=30)
+        assert answers[channel].status_code == 200, answers[channel].text
+        the_call(fresh.service, channel, ("active",))
+        hang_up(fresh.service, channel, 2)
+        nothing_running(fresh.sandbox, channel)
+        assert len(fresh.sandbox.agents(channel)) == 1
+
+
 # -- 2. ConvoAI refusing connections ------------------------------------------------------------
 
 def test_convoai_refusing_connections_fails_the_call_once_and_the_service_carries_on(second):
