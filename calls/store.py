@@ -255,14 +255,25 @@ class HeldCommit:
         self._raw = raw
         self._cursor = cursor
         self._driver_errors = driver_errors
+        #: Statements to run just before the commit (see defer).
+        self._deferred: list[tuple[str, dict[str, Any]]] = []
         self.done = False
         self.error: StoreUnavailable | None = None
+
+    def defer(self, statement: str, params: dict[str, Any]) -> None:
+        """Run ``statement`` at the commit, not now: a write nothing in the transaction reads
+        back, which the lock already makes safe to postpone past the agent's join."""
+        self._deferred.append((statement, params))
 
     def __call__(self) -> None:
         if self.done:
             return
         self.done = True
         try:
+            for statement, params in self._deferred:
+                self._cursor.execute(statement, params)
+                if self._cursor.description is not None:
+                    self._cursor.fetchall()  # finish a RETURNING statement before the commit
             self._raw.commit()
         except self._driver_errors as exc:
             self.error = StoreUnavailable(_short(exc))
@@ -399,7 +410,7 @@ class Store:
 
             yield self._decide_caller_event(
                 run, event, notice, grace_s=grace_s, agent_name_prefix=agent_name_prefix,
-                new_id=new_id, persona=persona, limits=limits), commit
+                new_id=new_id, persona=persona, limits=limits, defer=commit.defer), commit
 
     def _decide_caller_event(
         self,
@@ -412,8 +423,11 @@ class Store:
         new_id: Callable[[], str],
         persona: str | None,
         limits: guards.Limits | None,
+        defer: Callable[[str, dict[str, Any]], None],
     ) -> Applied:
-        """caller_event's statements, run inside its transaction."""
+        """caller_event's statements, run inside its transaction. A new call's writes are
+        deferred to the commit (HeldCommit.defer): its agent's join then goes out after the
+        reads alone, the write lock keeping the decision safe meanwhile."""
         now = notice.received_at
         sql = self._sql
         if run(sql.notice_seen, {"notice_id": event.notice_id}) is not None:
@@ -431,9 +445,9 @@ class Store:
         if not decision.applied:
             run(sql.remember_notice, notice.params())
             return Applied(decision, call_id=live.id if live else None)
-        run(sql.save_participant, {"seq": event.seq, "now": now, "channel": event.channel,
-                                   "uid": event.uid,
-                                   "present": isinstance(event, CallerJoined)})
+        (defer if live is None and decision.new_call else run)(sql.save_participant, {
+            "seq": event.seq, "now": now, "channel": event.channel, "uid": event.uid,
+            "present": isinstance(event, CallerJoined)})
         stop = None
         start = None
         if live is not None and isinstance(event, CallerJoined):
@@ -478,13 +492,15 @@ class Store:
                 ended_at=now if refused else None, end_reason=refused, last_error=None,
                 grace_until=None, retry_at=None if refused else now + WORK_LEASE_S,
                 updated_at=now, caller_joined_at=now, join_notice_id=event.notice_id)
-            # The row is the timeline's caller_joined entry too (Store.timeline). An id already
-            # taken (new_id may derive it from the event) is replaced by new_id's next one.
-            while not self._inserted(run, new_call):
+            # An id already taken (new_id may derive it from the event) is replaced by new_id's
+            # next one.
+            while run(sql.call_exists, {"id": new_call.id}) is not None:
                 replacement = new_id()
                 new_call = new_call._replace(id=replacement,
                                              agent_name=f"{agent_name_prefix}-{replacement}")
             new_call_id = new_call.id
+            # The row is the timeline's caller_joined entry too (Store.timeline).
+            (run if refused or live is not None else defer)(sql.insert_call, new_call._asdict())
             if refused:
                 run(sql.insert_event, {"call_id": new_call_id, "at": now,
                                        "source": "service", "kind": "call_refused",
@@ -499,11 +515,6 @@ class Store:
         # has gone out (until then a copy of this event is a duplicate by its clientSeq).
         return Applied(decision, call_id=call_id, start=start, stop=stop, refused=refused,
                        notice=notice if start is not None else None)
-
-    def _inserted(self, run: Callable[[str, dict[str, Any]], tuple[Any, ...] | None],
-                  call: CallRecord) -> bool:
-        """Insert a new call's row; False if its id is taken."""
-        return run(self._sql.insert_call, call._asdict()) is not None
 
     def _usage(self, run: Callable[[str, dict[str, Any]], tuple[Any, ...] | None],
                now: float, limits: guards.Limits | None = None) -> guards.Usage:
@@ -1097,8 +1108,8 @@ class _HotPathSql:
                                end_reason, join_notice_id)
             VALUES (:id, :channel, :caller_uid, :state, :agent_name, :persona, :join_seq,
                     :created_at, :retry_at, :updated_at, :caller_joined_at, :ended_at,
-                    :end_reason, :join_notice_id)
-            ON CONFLICT (id) DO NOTHING RETURNING id""")
+                    :end_reason, :join_notice_id)""")
+        self.call_exists = sql("SELECT 1 FROM calls WHERE id = :id")
         opened = ", ".join(f"'{state}'" for state in lifecycle.OPEN_STATES)
         self.count_open = sql(f"SELECT COUNT(*) FROM calls WHERE state IN ({opened})")
         # Agent seconds since midnight UTC: calls whose agent started, ended after midnight or
