@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import re
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -1185,12 +1186,10 @@ def make_engine(url: str, *, timeout_s: float = DEFAULT_STORE_TIMEOUT_S) -> Engi
             # Let SQLAlchemy, not pysqlite, decide when transactions begin.
             dbapi_conn.isolation_level = None
             cursor = dbapi_conn.cursor()
-            # The busy timeout first: switching a new file to WAL needs a lock that another
-            # worker starting at the same moment may hold.
             cursor.execute(f"PRAGMA busy_timeout={timeout_ms}")
             # Before WAL mode, which writes the file's header (an existing file ignores it).
             cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _enter_wal(cursor, timeout_s)
             cursor.execute("PRAGMA synchronous=NORMAL")
             # Checkpoints run in the sweeper (Store.checkpoint); the automatic one would land on
             # whichever webhook commits when the log fills. This high limit is only a backstop
@@ -1212,6 +1211,31 @@ def make_engine(url: str, *, timeout_s: float = DEFAULT_STORE_TIMEOUT_S) -> Engi
                             pool_recycle=1800,
                             connect_args={"options": options,
                                           "connect_timeout": max(2, math.ceil(timeout_s))})
+
+
+#: How long _enter_wal sleeps between tries.
+_WAL_RETRY_S = 0.002
+
+
+def _enter_wal(cursor: Any, timeout_s: float) -> None:
+    """Put the connection's file in WAL mode, waiting up to ``timeout_s`` for the lock it needs.
+
+    A file still in its first (rollback-journal) mode is switched under an exclusive lock. When
+    several workers open a brand-new file at the same moment, one of them holds a shared lock
+    while another holds the reserved lock and waits for it; SQLite then answers "database is
+    locked" at once instead of calling the busy handler, since waiting could deadlock. Trying
+    again after the other has switched the file finds it in WAL already (CI saw a gunicorn
+    worker fail to boot this way; four processes opening one new file hit it about once in six).
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(_WAL_RETRY_S)
 
 
 _CALL_COLUMNS = tuple(c.name for c in calls.columns)

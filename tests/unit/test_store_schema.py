@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -135,3 +137,41 @@ def test_the_join_commit_writes_no_page_it_does_not_need(database_url: str) -> N
                 "SELECT COUNT(*) FROM sqlite_master WHERE tbl_name = 'calls' "
                 "AND name LIKE 'sqlite_autoindex_%'")).scalar_one() == 1  # the primary key's
     engine.dispose()
+
+
+def _open_at_once(path: str, barrier: Any, errors: Any) -> None:
+    from calls.store import make_engine
+
+    engine = make_engine(f"sqlite:///{path}")
+    barrier.wait()
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the test
+        errors.put(f"{type(exc).__name__}: {exc}".splitlines()[0])
+    finally:
+        engine.dispose()
+
+
+def test_workers_opening_a_new_sqlite_file_at_once_all_get_a_connection(
+        tmp_path: Path) -> None:
+    # Gunicorn's workers boot together and each opens the database. On a file that does not
+    # exist yet, switching it to WAL can answer "database is locked" without waiting; before
+    # make_engine retried, this failed in about one round in six (and a worker failed to boot).
+    context = multiprocessing.get_context("fork")
+    errors = context.Queue()
+    workers = 4
+    for round_ in range(40):
+        barrier = context.Barrier(workers)
+        path = tmp_path / f"new-{round_}.db"
+        processes = [context.Process(target=_open_at_once, args=(str(path), barrier, errors))
+                     for _ in range(workers)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(30)
+            assert process.exitcode == 0
+    found = []
+    while not errors.empty():
+        found.append(errors.get())
+    assert found == []
