@@ -15,9 +15,11 @@ import math
 import re
 import sqlite3
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -25,6 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from calls import guards, lifecycle
 from calls.lifecycle import CallerEvent, CallerJoined, Decision, LiveCall, Participant
+from calls.write_gate import WriteGate, WriteGateTimeout
 
 logger = logging.getLogger(__name__)
 metadata = sa.MetaData()
@@ -251,11 +254,13 @@ class HeldCommit:
     urllib3 (convoai/wire.py): a failure rolls back and is kept for :meth:`check`, which raises
     it as StoreUnavailable."""
 
-    def __init__(self, raw: Any, cursor: Any,
-                 driver_errors: tuple[type[BaseException], ...]) -> None:
+    def __init__(self, raw: Any, cursor: Any, driver_errors: tuple[type[BaseException], ...],
+                 *, on_release: Callable[[], None] | None = None) -> None:
         self._raw = raw
         self._cursor = cursor
         self._driver_errors = driver_errors
+        #: Run once the connection is back in the pool (the store's write gate opens).
+        self._on_release = on_release
         #: Statements to run just before the commit (see defer).
         self._deferred: list[tuple[str, dict[str, Any]]] = []
         self.done = False
@@ -302,8 +307,12 @@ class HeldCommit:
             pass  # the connection is broken; the pool discards it on return
 
     def _release(self) -> None:
-        self._cursor.close()
-        self._raw.close()  # back to the pool
+        try:
+            self._cursor.close()
+            self._raw.close()  # back to the pool
+        finally:
+            if self._on_release is not None:
+                self._on_release()
 
 
 #: STORE_TIMEOUT_S's default: the longest an operation waits for a lock or for the database.
@@ -334,6 +343,8 @@ class Store:
         dbapi = engine.dialect.loaded_dbapi
         self._driver_errors: tuple[type[BaseException], ...] = (dbapi.OperationalError,
                                                                  dbapi.InterfaceError)
+        #: SQLite engines made by make_engine queue their writers (calls/write_gate.py).
+        self._gate = _WRITE_GATES.get(engine)
         #: Write call.started/call.ended/transcript.ready into the outbox (EVENTS_WEBHOOK_URL).
         self.emit_events = False
 
@@ -348,11 +359,25 @@ class Store:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
+        self._enter_gate()
         try:
             with self.engine.begin() as conn:
                 yield conn
         except sa.exc.OperationalError as exc:
             raise StoreUnavailable(_short(exc)) from exc
+        finally:
+            self._leave_gate()
+
+    def _enter_gate(self) -> None:
+        if self._gate is not None:
+            try:
+                self._gate.acquire()
+            except WriteGateTimeout as exc:
+                raise StoreUnavailable(str(exc)) from None
+
+    def _leave_gate(self) -> None:
+        if self._gate is not None:
+            self._gate.release()
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -544,13 +569,18 @@ class Store:
         cursor and the transaction's HeldCommit, which commits early if called (the cursor is
         then closed); leaving the block commits otherwise (raising StoreUnavailable if that
         fails), an exception in it rolls back whatever is not committed yet."""
+        self._enter_gate()
         try:
             raw = self.engine.raw_connection()
-        except (sa.exc.OperationalError, *self._driver_errors) as exc:
-            # A pool that cannot connect raises the driver's own error, unwrapped.
-            raise StoreUnavailable(_short(exc)) from exc
-        cursor = raw.cursor()
-        commit = HeldCommit(raw, cursor, self._driver_errors)
+            cursor = raw.cursor()
+        except BaseException as exc:
+            self._leave_gate()
+            if isinstance(exc, (sa.exc.OperationalError, *self._driver_errors)):
+                # A pool that cannot connect raises the driver's own error, unwrapped.
+                raise StoreUnavailable(_short(exc)) from exc
+            raise
+        # From here the commit opens the gate again, when it hands the connection back.
+        commit = HeldCommit(raw, cursor, self._driver_errors, on_release=self._leave_gate)
         try:
             try:
                 if self.dialect == "sqlite":
@@ -1202,6 +1232,10 @@ def make_engine(url: str, *, timeout_s: float = DEFAULT_STORE_TIMEOUT_S) -> Engi
             readonly = conn.get_execution_options().get("readonly", False)
             conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
+        database = engine.url.database
+        on_disk = bool(database) and database != ":memory:" and not database.startswith("file:")
+        _WRITE_GATES[engine] = WriteGate(
+            str(Path(database).with_suffix(".write.lock")) if on_disk else None, timeout_s)
         return engine
     # Session defaults sent with the connection itself (no extra round trip per checkout). The
     # statement timeout sits above the lock timeout so that waiting on a lock reports as such.
@@ -1213,6 +1247,8 @@ def make_engine(url: str, *, timeout_s: float = DEFAULT_STORE_TIMEOUT_S) -> Engi
                                           "connect_timeout": max(2, math.ceil(timeout_s))})
 
 
+#: The write gate of each SQLite engine make_engine made (Store finds its own here).
+_WRITE_GATES: weakref.WeakKeyDictionary[Engine, WriteGate] = weakref.WeakKeyDictionary()
 #: How long _enter_wal sleeps between tries.
 _WAL_RETRY_S = 0.002
 

@@ -76,8 +76,8 @@ def refuse_commits(monkeypatch):
     """Make every held (hot-path) transaction's commit fail in the driver."""
     init = HeldCommit.__init__
 
-    def refusing(self, raw, cursor, driver_errors):
-        init(self, _CommitRefused(raw, driver_errors[0]), cursor, driver_errors)
+    def refusing(self, raw, cursor, driver_errors, **options):
+        init(self, _CommitRefused(raw, driver_errors[0]), cursor, driver_errors, **options)
 
     monkeypatch.setattr(HeldCommit, "__init__", refusing)
 

@@ -1,0 +1,166 @@
+"""The SQLite write gate: one writer at a time across threads and processes, bounded waits."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from calls import migrate
+from calls.store import Store, StoreUnavailable, make_engine
+from calls.write_gate import WriteGate, WriteGateTimeout
+
+
+def _hold_and_count(gate: WriteGate, inside: list[int], most: list[int], rounds: int) -> None:
+    for _ in range(rounds):
+        gate.acquire()
+        try:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+            time.sleep(0.0002)
+            inside[0] -= 1
+        finally:
+            gate.release()
+
+
+def test_threads_of_one_process_write_one_at_a_time(tmp_path: Path) -> None:
+    gate = WriteGate(str(tmp_path / "db.write.lock"), timeout_s=10)
+    inside, most = [0], [0]
+    threads = [threading.Thread(target=_hold_and_count, args=(gate, inside, most, 50))
+               for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most == [1]
+    assert inside == [0]
+
+
+def _process_writer(path: str, ledger: str, rounds: int) -> None:
+    gate = WriteGate(path, timeout_s=10)
+    for _ in range(rounds):
+        gate.acquire()
+        try:
+            # Append "in", pause, append "out": with one writer at a time the file alternates.
+            with open(ledger, "a") as f:
+                f.write("in\n")
+            time.sleep(0.0002)
+            with open(ledger, "a") as f:
+                f.write("out\n")
+        finally:
+            gate.release()
+
+
+def test_processes_sharing_a_file_write_one_at_a_time(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("fork")
+    ledger = tmp_path / "ledger"
+    processes = [context.Process(target=_process_writer,
+                                 args=(str(tmp_path / "db.write.lock"), str(ledger), 40))
+                 for _ in range(3)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+        assert process.exitcode == 0
+    lines = ledger.read_text().split()
+    assert len(lines) == 3 * 40 * 2
+    assert lines == ["in", "out"] * (3 * 40)
+
+
+def test_a_gate_held_elsewhere_times_out_instead_of_hanging(tmp_path: Path) -> None:
+    path = str(tmp_path / "db.write.lock")
+    # Two gates on one file behave as two processes: flock excludes separate opens of it.
+    holder, waiter = WriteGate(path, timeout_s=10), WriteGate(path, timeout_s=0.2)
+    holder.acquire()
+    started = time.monotonic()
+    with pytest.raises(WriteGateTimeout):
+        waiter.acquire()
+    assert time.monotonic() - started >= 0.2
+    # The waiter's own thread lock was given back: once the holder is done it gets in.
+    holder.release()
+    waiter.acquire()
+    waiter.release()
+
+
+def test_a_thread_waiting_behind_a_stuck_thread_times_out(tmp_path: Path) -> None:
+    gate = WriteGate(str(tmp_path / "db.write.lock"), timeout_s=0.1)
+    gate.acquire()
+    failed: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            gate.acquire()
+        except WriteGateTimeout as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    thread.join(5)
+    assert len(failed) == 1
+    gate.release()
+
+
+def _child_tries(gate: WriteGate, released: Any, result: Any) -> None:
+    # The gate came through fork held: the child must wait for the parent's turn to end, not
+    # walk in on the parent's file lock, nor stay locked out by a thread lock copied held.
+    for _ in range(2):
+        try:
+            gate.acquire()
+            result.put("entered")
+            gate.release()
+        except WriteGateTimeout:
+            result.put("timed out")
+        released.wait(10)
+
+
+def test_a_gate_inherited_through_fork_is_the_childs_own(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("fork")
+    gate = WriteGate(str(tmp_path / "db.write.lock"), timeout_s=0.3)
+    released, result = context.Event(), context.Queue()
+    gate.acquire()  # opens the file in the parent, then holds both locks across the fork
+    try:
+        child = context.Process(target=_child_tries, args=(gate, released, result))
+        child.start()
+        assert result.get(timeout=10) == "timed out"
+    finally:
+        gate.release()
+    released.set()
+    assert result.get(timeout=10) == "entered"
+    child.join(10)
+    assert child.exitcode == 0
+
+
+def test_a_store_write_answers_unavailable_while_another_process_holds_the_turn(
+        tmp_path: Path) -> None:
+    database = tmp_path / "calls.db"
+    engine = make_engine(f"sqlite:///{database}", timeout_s=0.2)
+    migrate.upgrade(engine)
+    store = Store(engine)
+    other = WriteGate(str(database.with_suffix(".write.lock")), timeout_s=1)
+    other.acquire()
+    try:
+        with pytest.raises(StoreUnavailable):
+            store.take_lease("test", "me", 10)
+    finally:
+        other.release()
+    assert store.take_lease("test", "me", 10)
+    engine.dispose()
+
+
+def test_a_held_commit_gives_the_turn_back_when_it_commits_early(tmp_path: Path) -> None:
+    database = tmp_path / "calls.db"
+    engine = make_engine(f"sqlite:///{database}", timeout_s=0.2)
+    migrate.upgrade(engine)
+    store = Store(engine)
+    other = WriteGate(str(database.with_suffix(".write.lock")), timeout_s=0.2)
+    with store._hot_write() as (_cursor, commit):
+        with pytest.raises(WriteGateTimeout):
+            other.acquire()  # the open transaction holds the turn
+        commit()
+        other.acquire()  # committed: the turn is free before the block ends
+        other.release()
+    engine.dispose()
