@@ -139,18 +139,19 @@ def test_the_join_commit_writes_no_page_it_does_not_need(database_url: str) -> N
     engine.dispose()
 
 
-def _open_at_once(path: str, barrier: Any, errors: Any) -> None:
+def _open_new_files(paths: list[str], barrier: Any, errors: Any) -> None:
     from calls.store import make_engine
 
-    engine = make_engine(f"sqlite:///{path}")
-    barrier.wait()
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the test
-        errors.put(f"{type(exc).__name__}: {exc}".splitlines()[0])
-    finally:
-        engine.dispose()
+    for path in paths:
+        engine = make_engine(f"sqlite:///{path}")
+        barrier.wait(60)  # then all open the same new file at once
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the test
+            errors.put(f"{type(exc).__name__}: {exc}".splitlines()[0])
+        finally:
+            engine.dispose()
 
 
 def test_workers_opening_a_new_sqlite_file_at_once_all_get_a_connection(
@@ -158,19 +159,19 @@ def test_workers_opening_a_new_sqlite_file_at_once_all_get_a_connection(
     # Gunicorn's workers boot together and each opens the database. On a file that does not
     # exist yet, switching it to WAL can answer "database is locked" without waiting; before
     # make_engine retried, this failed in about one round in six (and a worker failed to boot).
-    context = multiprocessing.get_context("fork")
-    errors = context.Queue()
-    workers = 4
-    for round_ in range(40):
-        barrier = context.Barrier(workers)
-        path = tmp_path / f"new-{round_}.db"
-        processes = [context.Process(target=_open_at_once, args=(str(path), barrier, errors))
-                     for _ in range(workers)]
-        for process in processes:
-            process.start()
-        for process in processes:
-            process.join(30)
-            assert process.exitcode == 0
+    # Fresh interpreters ("spawn"): a fork of this multi-threaded test process could inherit a
+    # lock another thread holds and hang.
+    context = multiprocessing.get_context("spawn")
+    errors, workers = context.Queue(), 4
+    barrier = context.Barrier(workers)
+    paths = [str(tmp_path / f"new-{round_}.db") for round_ in range(40)]
+    processes = [context.Process(target=_open_new_files, args=(paths, barrier, errors),
+                                 daemon=True) for _ in range(workers)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+    assert [process.exitcode for process in processes] == [0] * workers
     found = []
     while not errors.empty():
         found.append(errors.get())

@@ -40,8 +40,9 @@ def test_threads_of_one_process_write_one_at_a_time(tmp_path: Path) -> None:
     assert inside == [0]
 
 
-def _process_writer(path: str, ledger: str, rounds: int) -> None:
+def _process_writer(path: str, ledger: str, rounds: int, start: Any) -> None:
     gate = WriteGate(path, timeout_s=10)
+    start.wait(60)  # all at once, whenever each interpreter got here
     for _ in range(rounds):
         gate.acquire()
         try:
@@ -56,10 +57,13 @@ def _process_writer(path: str, ledger: str, rounds: int) -> None:
 
 
 def test_processes_sharing_a_file_write_one_at_a_time(tmp_path: Path) -> None:
-    context = multiprocessing.get_context("fork")
-    ledger = tmp_path / "ledger"
+    # Fresh interpreters: a fork of this multi-threaded test process could inherit a lock that
+    # another of its threads holds, and hang.
+    context = multiprocessing.get_context("spawn")
+    ledger, start = tmp_path / "ledger", context.Barrier(3)
     processes = [context.Process(target=_process_writer,
-                                 args=(str(tmp_path / "db.write.lock"), str(ledger), 40))
+                                 args=(str(tmp_path / "db.write.lock"), str(ledger), 100, start),
+                                 daemon=True)
                  for _ in range(3)]
     for process in processes:
         process.start()
@@ -67,8 +71,8 @@ def test_processes_sharing_a_file_write_one_at_a_time(tmp_path: Path) -> None:
         process.join(60)
         assert process.exitcode == 0
     lines = ledger.read_text().split()
-    assert len(lines) == 3 * 40 * 2
-    assert lines == ["in", "out"] * (3 * 40)
+    assert len(lines) == 3 * 100 * 2
+    assert lines == ["in", "out"] * (3 * 100)
 
 
 def test_a_gate_held_elsewhere_times_out_instead_of_hanging(tmp_path: Path) -> None:
@@ -117,21 +121,35 @@ def _child_tries(gate: WriteGate, released: Any, result: Any) -> None:
         released.wait(10)
 
 
-def test_a_gate_inherited_through_fork_is_the_childs_own(tmp_path: Path) -> None:
+def _fork_with_the_gate_held(path: str, out: Any) -> None:
+    # Runs in a fresh, single-threaded interpreter, where forking is safe.
     context = multiprocessing.get_context("fork")
-    gate = WriteGate(str(tmp_path / "db.write.lock"), timeout_s=0.3)
+    gate = WriteGate(path, timeout_s=0.3)
     released, result = context.Event(), context.Queue()
-    gate.acquire()  # opens the file in the parent, then holds both locks across the fork
-    try:
-        child = context.Process(target=_child_tries, args=(gate, released, result))
-        child.start()
-        assert result.get(timeout=10) == "timed out"
-    finally:
-        gate.release()
+    gate.acquire()  # opens the file, then holds both locks across the fork
+    child = context.Process(target=_child_tries, args=(gate, released, result), daemon=True)
+    child.start()
+    first = result.get(timeout=10)
+    gate.release()
     released.set()
-    assert result.get(timeout=10) == "entered"
+    second = result.get(timeout=10)
     child.join(10)
-    assert child.exitcode == 0
+    out.put((first, second, child.exitcode))
+
+
+def test_a_gate_inherited_through_fork_is_the_childs_own(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    # Not a daemon: daemons may not start processes of their own.
+    helper = context.Process(target=_fork_with_the_gate_held,
+                             args=(str(tmp_path / "db.write.lock"), out))
+    helper.start()
+    try:
+        assert out.get(timeout=60) == ("timed out", "entered", 0)
+    finally:
+        helper.join(10)
+        if helper.exitcode is None:
+            helper.kill()
 
 
 def test_a_store_write_answers_unavailable_while_another_process_holds_the_turn(
