@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +29,43 @@ from sandbox.defaults import SANDBOX_NCS_SECRET  # noqa: E402
 from tests.fakes import FakeClock  # noqa: E402
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "")
+
+# -- nothing in the suite reaches beyond this machine -------------------------------------------
+# Every HTTP client here looks the host up first: a name that is not this machine's is refused
+# (so nothing waits on a network that CI does not have) and remembered, and the run then fails,
+# naming it, even when the lookup came from a background thread no test was watching.
+_OUTBOUND_TRIED: list[str] = []
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _is_this_machine(host: str) -> bool:
+    if host in ("", "localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _local_getaddrinfo(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+    name = host.decode() if isinstance(host, bytes) else host
+    if name is not None and not _is_this_machine(str(name)):
+        _OUTBOUND_TRIED.append(str(name))
+        raise socket.gaierror(socket.EAI_NONAME, f"the test suite may not reach {name}")
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+socket.getaddrinfo = _local_getaddrinfo
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _OUTBOUND_TRIED:
+        hosts = ", ".join(sorted(set(_OUTBOUND_TRIED)))
+        writer = session.config.get_terminal_writer()
+        writer.line()
+        writer.line(f"FAILED: the suite tried to reach hosts beyond this machine: {hosts}",
+                    red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def postgres_url_or_skip() -> str:

@@ -186,7 +186,7 @@ def test_signing_in_gives_the_session_a_new_csrf_token(web: FlaskClient) -> None
 def test_the_sandbox_token_hint_shows_in_sandbox_mode_only(web: FlaskClient,
                                                            tmp_path: Path) -> None:
     assert "sandbox-admin-token" in web.get("/dashboard/login").get_data(as_text=True)
-    production = Settings.from_env({**PRODUCTION, "LOG_LEVEL": "WARNING",
+    production = Settings.from_env({**PRODUCTION, "LOG_LEVEL": "WARNING", "RUN_SWEEPER": "false",
                                     "DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}"},
                                    dotenv=False)
     page = create_app(production).test_client().get("/dashboard/login")

@@ -92,7 +92,7 @@ def test_a_test_call_must_be_json_so_other_sites_cannot_place_one(app: Flask) ->
 
 def test_production_answers_one_line_and_has_no_page(tmp_path: Path) -> None:
     settings = Settings.from_env({**PRODUCTION, "DATABASE_URL": f"sqlite:///{tmp_path}/p.db",
-                                  "LOG_LEVEL": "WARNING"}, dotenv=False)
+                                  "LOG_LEVEL": "WARNING", "RUN_SWEEPER": "false"}, dotenv=False)
     client = create_app(settings).test_client()
     response = client.get("/")
     assert response.get_json() == {"service": "phone-agent", "mode": "production"}

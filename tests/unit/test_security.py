@@ -363,7 +363,8 @@ def test_json_answers_are_not_sniffed_and_api_answers_not_stored(make_app):
 
 def test_production_answers_carry_hsts_once(tmp_path):
     settings = Settings.from_env({**PRODUCTION, "DATABASE_URL": f"sqlite:///{tmp_path}/p.db",
-                                  "LOG_LEVEL": "WARNING", "ADMIN_TOKEN": "admin-0123456789"},
+                                  "LOG_LEVEL": "WARNING", "ADMIN_TOKEN": "admin-0123456789",
+                                  "RUN_SWEEPER": "false"},
                                  dotenv=False)
     response = create_app(settings).test_client().get("/healthz")
     assert response.headers.getlist("Strict-Transport-Security") == ["max-age=31536000"]
