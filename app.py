@@ -16,6 +16,7 @@ from flask import Flask, Request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 import health
+import keepalive
 import logs
 import pages_security
 import security
@@ -62,6 +63,9 @@ def create_app(settings: Settings | None = None) -> Flask:
                    stream=sys.stderr if cli else sys.stdout)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    # A body refused unread (this limit, a 401 or 429 before any view) must not be left on a
+    # keep-alive connection as the start of the next request.
+    app.wsgi_app = keepalive.DrainUnreadBody(app.wsgi_app)  # type: ignore[method-assign]
     app.secret_key = _session_key(settings)
     app.session_interface = CookieFreeFastPath()
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
