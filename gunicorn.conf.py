@@ -99,6 +99,17 @@ def on_exit(server):  # noqa: ARG001 - gunicorn's hook signature
         shutil.rmtree(path, ignore_errors=True)
 
 
+def pre_request(worker, req):  # noqa: ARG001 - gunicorn's hook signature
+    """A request declaring a body too large for the app to drain (keepalive.py) is answered
+    with `Connection: close` and its connection closed: gunicorn drops an application's own
+    Connection header, so the request itself is marked."""
+    from keepalive import too_large_to_drain
+
+    length = next((value for name, value in req.headers if name == "CONTENT-LENGTH"), None)
+    if too_large_to_drain(length):
+        req.force_close()
+
+
 def post_worker_init(worker):  # noqa: ARG001 - gunicorn's hook signature
     """Move everything the app allocated while loading out of the garbage collector's sight:
     later collections then scan only per-request objects, which shortens their pauses."""

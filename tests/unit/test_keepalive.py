@@ -1,9 +1,12 @@
 """keepalive.py: a body refused unread is drained before the answer, or the answer says the
-connection closes."""
+connection closes; and gunicorn.conf.py closes what is too large to drain."""
 
 from __future__ import annotations
 
 import io
+import runpy
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from flask import Flask
@@ -14,6 +17,7 @@ from app import MAX_BODY_BYTES, create_app
 from config import Settings
 from keepalive import DRAIN_LIMIT_BYTES, DrainUnreadBody
 
+ROOT = Path(__file__).resolve().parents[2]
 #: What gunicorn promises: wsgi.input ends where the body ends.
 GUNICORN = {"wsgi.input_terminated": True}
 
@@ -96,3 +100,16 @@ def test_a_request_without_a_body_reads_nothing():
     answer = Client(DrainUnreadBody(never_reads)).get(
         "/", input_stream=Unreadable(), environ_overrides=GUNICORN)
     assert answer.headers["Connection"] == "keep-alive"
+
+
+@pytest.mark.parametrize(("length", "closes"), [
+    (None, False), ("0", False), (str(DRAIN_LIMIT_BYTES), False),
+    (str(DRAIN_LIMIT_BYTES + 1), True), ("not a number", True),
+])
+def test_gunicorn_closes_the_connection_of_a_body_too_large_to_drain(length, closes):
+    hooks = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    closed = []
+    headers = [("HOST", "x")] + ([("CONTENT-LENGTH", length)] if length is not None else [])
+    hooks["pre_request"](None, SimpleNamespace(headers=headers,
+                                               force_close=lambda: closed.append(True)))
+    assert bool(closed) is closes
