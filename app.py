@@ -34,6 +34,7 @@ from errors import register_error_handlers
 from home import views as home_views
 from ncs import cli as ncs_cli
 from ncs import views as ncs_views
+from ncs.freshness import ReplayWindow
 from ncs.signature import NamedSecret, NcsVerifier
 from personas import cli as personas_cli
 from personas import load_registry
@@ -104,6 +105,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         ]),
         ncs_secrets_for_product=ncs_views.secrets_for_product(
             bool(settings.agora_convoai_ncs_secret)),
+        # On the store's clock, which dates the notices it judges against.
+        ncs_replay_window=ReplayWindow(settings.notice_retention_hours * 3600,
+                                       clock=store.clock),
     )
     app.register_blueprint(health.bp)
     app.register_blueprint(ncs_views.bp)

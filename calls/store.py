@@ -119,10 +119,13 @@ participants = sa.Table(
 notices = sa.Table(
     "notices",
     metadata,
-    sa.Column("notice_id", sa.String(128), primary_key=True),
+    sa.Column("notice_id", sa.String(128), nullable=False),
     sa.Column("product_id", sa.Integer, nullable=False),
     sa.Column("event_type", sa.Integer, nullable=False),
     sa.Column("received_at", sa.Float, nullable=False, index=True),
+    # A noticeId is unique within its product only, as far as Agora documents (0007): a
+    # ConvoAI notice must never pass for a copy of an RTC one with the same id.
+    sa.PrimaryKeyConstraint("product_id", "notice_id"),
     sqlite_with_rowid=False,
 )
 
@@ -456,7 +459,8 @@ class Store:
         reads alone, the write lock keeping the decision safe meanwhile."""
         now = notice.received_at
         sql = self._sql
-        if run(sql.notice_seen, {"notice_id": event.notice_id}) is not None:
+        if run(sql.notice_seen, {"product_id": notice.product_id,
+                                 "notice_id": notice.notice_id}) is not None:
             return Applied(Decision(outcome="duplicate_notice", applied=False))
         # PostgreSQL: creating or touching the participant row locks it until commit, so
         # every event of this channel's caller is decided one at a time. SQLite: a plain
@@ -1112,7 +1116,8 @@ class _HotPathSql:
             INSERT INTO notices (notice_id, product_id, event_type, received_at)
             VALUES (:notice_id, :product_id, :event_type, :now)
             ON CONFLICT DO NOTHING RETURNING notice_id""")
-        self.notice_seen = sql("SELECT 1 FROM notices WHERE notice_id = :notice_id")
+        self.notice_seen = sql("""
+            SELECT 1 FROM notices WHERE product_id = :product_id AND notice_id = :notice_id""")
         # A caller's notice, recorded once its event is decided (a copy may have beaten it).
         self.remember_notice = sql("""
             INSERT INTO notices (notice_id, product_id, event_type, received_at)

@@ -27,6 +27,9 @@ from ncs.signature import SignatureError
 logger = logging.getLogger(__name__)
 bp = Blueprint("ncs", __name__)
 
+#: The reason (and outcome label) of a delivery dated outside ncs.freshness.ReplayWindow.
+STALE_DELIVERY = "stale_delivery"
+
 
 #: The outcome label of a delivery refused with one of these errors (werkzeug's: a body over
 #: MAX_CONTENT_LENGTH, say). Any other exception is counted as "error".
@@ -41,6 +44,8 @@ class _Delivery:
 
     product: int | None = None
     event: int | None = None
+    #: the outcome label, when the answer's own fields do not say it
+    outcome: str | None = None
 
 
 @bp.post("/webhook")
@@ -56,7 +61,7 @@ def webhook() -> ResponseReturnValue:
             metrics.signature_failure()
         metrics.webhook(delivery.product, delivery.event, outcome)
         raise
-    outcome = answer.get("outcome") or answer.get("status", "ok")
+    outcome = delivery.outcome or answer.get("outcome") or answer.get("status", "ok")
     if outcome == "duplicate_notice":
         metrics.duplicate()
     metrics.webhook(delivery.product, delivery.event, outcome)
@@ -82,9 +87,16 @@ def _handle(delivery: _Delivery) -> dict[str, Any]:
                                                   "signed_with": secret.name})
         raise Unauthorized(f"productId {envelope.product_id} events must be signed with "
                            f"{' or '.join(allowed)}", code="invalid_signature")
-    event = classify(envelope, pstn_uid=ext["settings"].pstn_uid)
     log = {"notice_id": envelope.notice_id, "product": envelope.product_id,
            "event_type": envelope.event_type}
+    age_s = ext["ncs_replay_window"].stale_age_s(envelope.notify_ms)
+    if age_s is not None:
+        # Older than the notices table remembers (a replay) or dated ahead: acted on by nothing
+        # and recorded nowhere. 200, so that NCS does not send it again.
+        logger.warning("ncs.stale_delivery", extra={**log, "age_s": age_s})
+        delivery.outcome = STALE_DELIVERY
+        return {"status": "ignored", "reason": STALE_DELIVERY}
+    event = classify(envelope, pstn_uid=ext["settings"].pstn_uid)
     if isinstance(event, Ignored):
         logger.info("ncs.ignored", extra={**log, "reason": event.reason})
         return {"status": "ignored", "reason": event.reason}

@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -126,10 +127,13 @@ def signed_post() -> Callable[..., tuple[bytes, dict[str, str]]]:
     """Build an NCS body and its headers, signed with the production sign()."""
 
     def build(product_id: int = 1, event_type: int = 103, *, secret: str = SANDBOX_NCS_SECRET,
-              notice_id: str = "notice-1", **payload: object) -> tuple[bytes, dict[str, str]]:
+              notice_id: str = "notice-1", notify_ms: int | None = None,
+              **payload: object) -> tuple[bytes, dict[str, str]]:
+        """``notify_ms`` defaults to now, as NCS dates each attempt (ncs/freshness.py)."""
         body = json.dumps({"noticeId": notice_id, "productId": product_id,
-                           "eventType": event_type, "notifyMs": 1_700_000_000_000,
-                           "payload": payload}).encode()
+                           "eventType": event_type,
+                           "notifyMs": int(time.time() * 1000) if notify_ms is None
+                           else notify_ms, "payload": payload}).encode()
         return body, {"Content-Type": "application/json", **sign(secret, body)}
 
     return build

@@ -9,6 +9,7 @@ import itertools
 import json
 import random
 import re
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from sandbox.clock import FakeClock
 from sandbox.config import SandboxConfig
 from sandbox.ncs_sender import RecordingTransport
 from sandbox.testing import WEBHOOK_URL
-from tests.fuzz.strategies import FuzzRequest, Known
+from tests.fuzz.strategies import FuzzRequest, Known, NowMs
 
 ROOT = Path(__file__).resolve().parents[2]
 LOOKUP_TOKEN = "fuzz-lookup-token-0123456789"
@@ -127,7 +128,7 @@ class FuzzedService:
         """A correctly signed caller join, as NCS sends it."""
         body = json.dumps({
             "noticeId": notice_id or f"{channel}-join-{seq}", "productId": 1, "eventType": 103,
-            "notifyMs": 1_700_000_000_000,
+            "notifyMs": int(time.time() * 1000),
             "payload": {"channelName": channel, "uid": self.settings.pstn_uid,
                         "clientSeq": seq, "ts": 1_700_000_000, "platform": 7}}).encode()
         return self.send("POST", "/webhook", body, headers=self.signed(body))
@@ -171,6 +172,8 @@ class FuzzedService:
         if isinstance(value, Known):
             pool = self.known.get(value.kind) or ["none-known"]
             return pool[value.index % len(pool)]
+        if isinstance(value, NowMs):
+            return int(time.time() * 1000) + value.offset_ms
         if isinstance(value, dict):
             return {k: self.resolve(v) for k, v in value.items()}
         if isinstance(value, list):

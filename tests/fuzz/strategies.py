@@ -24,6 +24,14 @@ class Known:
     index: int = 0
 
 
+@dataclass(frozen=True)
+class NowMs:
+    """A placeholder for "now, in ms, plus ``offset_ms``", resolved when the request is made: the
+    service ignores deliveries dated far from its clock (ncs/freshness.py)."""
+
+    offset_ms: int = 0
+
+
 #: The body limit app.py sets (MAX_CONTENT_LENGTH); one byte more must answer 413.
 MAX_BODY_BYTES = 256 * 1024
 
@@ -112,6 +120,7 @@ CONVOAI_EVENTS = [101, 102, 103, 104, 110, 111, 112, 201, 202]
 
 
 SEQUENCES = st.one_of(st.integers(-10, 2**40), EDGE_NUMBERS, NUMBER_LIKE)
+FRESH = st.builds(NowMs, st.integers(-3_600_000, 60_000))
 
 
 @st.composite
@@ -142,7 +151,10 @@ def ncs_envelopes(draw: st.DrawFn, channels: st.SearchStrategy[Any] = CHANNELS) 
     envelope: dict[str, Any] = {
         "noticeId": draw(st.uuids().map(str) | ANY_TEXT | st.text(min_size=120, max_size=140)),
         "productId": product, "eventType": event_type,
-        "notifyMs": draw(st.integers(0, 2**45)), "sid": draw(SCALARS), "payload": payload,
+        # Mostly dated as NCS dates a delivery (now, or a few minutes either side), so that
+        # most get past the replay window; sometimes any time at all.
+        "notifyMs": draw(st.one_of(FRESH, FRESH, st.integers(0, 2**45))),
+        "sid": draw(SCALARS), "payload": payload,
     }
     for _ in range(draw(st.integers(0, 3))):
         target = envelope if draw(st.booleans()) else payload

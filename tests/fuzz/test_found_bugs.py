@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import pytest
 from werkzeug.test import TestResponse
@@ -14,7 +15,7 @@ from tests.fuzz.strategies import deep_nesting
 
 def caller_event(channel: object = "fb_channel", **payload: object) -> dict:
     return {"noticeId": f"fb-{json.dumps([channel, payload], default=str)[:100]}",
-            "productId": 1, "eventType": 103, "notifyMs": 1_700_000_000_000,
+            "productId": 1, "eventType": 103, "notifyMs": int(time.time() * 1000),
             "payload": {"channelName": channel, "uid": 111, **payload}}
 
 

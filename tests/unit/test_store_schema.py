@@ -118,6 +118,52 @@ def test_0006_keeps_every_row_and_the_timeline_of_older_calls(database_url: str)
     engine.dispose()
 
 
+def test_0007_keys_notices_by_product_and_keeps_every_row(database_url: str) -> None:
+    engine = sa.create_engine(database_url)
+    migrate.upgrade(engine, "0006")
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO notices VALUES ('1:2:103', 1, 103, 1.0)"))
+    migrate.upgrade(engine)
+    inspector = sa.inspect(engine)
+    assert inspector.get_pk_constraint("notices")["constrained_columns"] == [
+        "product_id", "notice_id"]
+    assert [i["column_names"] for i in inspector.get_indexes("notices")] == [["received_at"]]
+    with engine.begin() as conn:
+        # The same id under ConvoAI's product is a row of its own now.
+        conn.execute(sa.text("INSERT INTO notices VALUES ('1:2:103', 17, 101, 2.0)"))
+        assert conn.execute(sa.text(
+            "SELECT product_id FROM notices ORDER BY product_id")).scalars().all() == [1, 17]
+        if engine.dialect.name == "sqlite":
+            create = conn.execute(sa.text(
+                "SELECT sql FROM sqlite_master WHERE name = 'notices'")).scalar_one()
+            assert create.rstrip().endswith("WITHOUT ROWID"), create
+    engine.dispose()
+
+
+def test_undoing_0007_keeps_the_first_notice_of_each_id(database_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    engine = sa.create_engine(database_url)
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO notices VALUES ('shared', 17, 101, 1.0), "
+                             "('shared', 1, 103, 2.0), ('alone', 1, 104, 3.0)"))
+    config = Config()
+    config.set_main_option("script_location", str(migrate.MIGRATIONS))
+    with engine.connect() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0006")
+        conn.commit()
+    assert sa.inspect(engine).get_pk_constraint("notices")["constrained_columns"] == [
+        "notice_id"]
+    with engine.connect() as conn:
+        assert conn.execute(sa.text(
+            "SELECT notice_id, product_id FROM notices ORDER BY notice_id")).all() == [
+            ("alone", 1), ("shared", 17)]
+    engine.dispose()
+
+
 def test_the_join_commit_writes_no_page_it_does_not_need(database_url: str) -> None:
     # 0006: notices and participants live in their primary key's B-tree (SQLite), and no
     # index is kept of calls.agent_name, which the call id already makes unique.
