@@ -5,11 +5,11 @@ same story. No Flask here."""
 
 from __future__ import annotations
 
-import statistics
 from datetime import UTC, datetime
 from typing import Any
 
 from calls.store import CallRecord
+from calls.turns import turn_latency
 
 #: The columns of the CSV export, in order (the JSON forms carry these and more).
 EXPORT_FIELDS = ("id", "channel", "state", "persona", "direction", "caller_number",
@@ -47,7 +47,7 @@ def call_json(record: CallRecord) -> dict[str, Any]:
 
 def call_detail(record: CallRecord, timeline: list[dict[str, Any]]) -> dict[str, Any]:
     """A call with its timeline, transcript, ConvoAI's errors (event 110) and per-turn latency
-    (event 111), as the API and the pages show it."""
+    (events 111 and 112, calls/turns.py), as the API and the pages show it."""
     return {**call_json(record), "timeline": [{**e, "at": iso(e["at"])} for e in timeline],
             "transcript": transcript(timeline), "agent_errors": agent_errors(timeline),
             "turn_latency": turn_latency(timeline)}
@@ -77,28 +77,6 @@ def agent_errors(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
                               "code": error.get("code"), "message": error.get("message"),
                               "turn_id": error.get("turn_id", detail.get("turn_id"))})
     return found
-
-
-#: The per-turn figures of event 111, in milliseconds.
-LATENCY_FIELDS = ("asr_ttlw", "llm_ttfb", "llm_ttfs", "tts_ttfb")
-
-
-def turn_latency(timeline: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-turn latency from event 111: every turn's figures, and the median of each."""
-    turns = []
-    for event in timeline:
-        detail = event.get("detail") or {}
-        if event["kind"] != "agent_metrics":
-            continue
-        for metric in detail.get("metrics") or []:
-            if isinstance(metric, dict):
-                turns.append({k: metric.get(k) for k in ("turn_id", *LATENCY_FIELDS)})
-    medians = {}
-    for name in LATENCY_FIELDS:
-        values = [t[name] for t in turns if isinstance(t[name], int | float)
-                  and not isinstance(t[name], bool)]
-        medians[name] = statistics.median(values) if values else None
-    return {"turns": turns, "median_ms": medians}
 
 
 def iso(timestamp: float | None) -> str | None:

@@ -26,6 +26,7 @@ import metrics
 from calls import guards, lifecycle
 from calls.lifecycle import CallerEvent, CallerJoined
 from calls.store import Applied, CallRecord, HeldCommit, Notice, Store, StoreUnavailable
+from calls.turns import finished_turns
 from config import Settings
 from convoai.client import ConvoAIClient
 from convoai.errors import AgentNotFound, ConvoAIError, LimitExceeded, TaskConflict
@@ -180,7 +181,8 @@ class CallService:
             f"{prefix}-")
         if not ours:
             return {"status": "ignored", "reason": "not an agent of this service"}
-        detail = _agent_event_detail(event)
+        detail = finished_turns(event.payload) if event.kind == "turns_finished" \
+            else _agent_event_detail(event)
         outcome = self.store.apply_agent_event(
             notice_id=notice_id, event_type=event.event_type, kind=event.kind,
             call_id=event.labels.get("call_id"), agent_id=event.agent_id, detail=detail,

@@ -354,3 +354,33 @@ def test_reconcile_endpoint_sweeps_once_and_needs_the_cron_secret(settings, cloc
         answer = web.get("/api/reconcile", headers={"Authorization": f"Bearer {token}"})
         assert answer.status_code == 200
         assert answer.get_json()["calls_handled"] == 0
+
+
+# -- ConvoAI's 104 (token expiring) and 112 (turns finished) ----------------------------------
+
+def agent_event(kind, event_type, *, agent_id="agent-1", call_id="call0001",
+                name="phoneagent-call0001", **payload):
+    from ncs.events import AgentEvent
+
+    labels = {"call_id": call_id, "service": "phoneagent"} if call_id else {}
+    return AgentEvent(kind=kind, event_type=event_type, agent_id=agent_id, name=name,
+                      channel="ch", labels=labels, payload={"agent_id": agent_id, **payload})
+
+
+def test_turns_finished_is_kept_on_the_timeline_checked_and_bounded(service, store):
+    send(service, join(1))
+    good = {"turn_id": 1, "start": {"start_at": 1_800_000_001_000, "type": "greeting"},
+            "end": {"end_at": 1_800_000_003_000, "type": "ok"},
+            "metrics": {"e2e_latency_ms": 900, "segmented_latency_ms": {"tts_ttfb": 300}}}
+    turns = [good, "junk", {"turn_id": True}, *({**good, "turn_id": n} for n in range(2, 400))]
+    event = agent_event("turns_finished", 112, channel="ch", start_ts=1_800_000_000,
+                        stop_ts=1_800_000_600, total_turn_count=401, is_truncated=False,
+                        turns=turns, extra="x" * 10_000)
+    assert service.handle_agent_event(event, notice_id="cv-112")["outcome"] == "recorded"
+    detail = store.timeline("call0001")[-1]["detail"]
+    assert set(detail) == {"agent_id", "start_ts", "stop_ts", "total_turn_count",
+                           "is_truncated", "turns"}
+    # The first 200 entries, less the two that are not turns; cut, so marked truncated.
+    assert len(detail["turns"]) == 198 and detail["is_truncated"] is True
+    assert detail["turns"][0]["e2e_latency_ms"] == 900
+    assert detail["turns"][0]["start_type"] == "greeting"

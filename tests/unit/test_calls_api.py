@@ -100,3 +100,65 @@ def test_bad_filters_are_clear_errors(app, calls):
             answer = web.get(f"{path}?{query}", headers=TOKEN)
             assert answer.status_code == 400, (path, query)
             assert answer.get_json()["error"] == "bad_request"
+
+
+# -- ConvoAI's 112 (turns finished) through the webhook --------------
+
+def live_call(app, channel="line_live", agent_id="A1"):
+    """An active call with its agent, as a caller's join and a started agent leave it."""
+    from calls.lifecycle import CallerJoined
+
+    store = app.extensions["store"]
+    joined = store.apply_caller_event(CallerJoined(channel, 111, 1, f"{channel}-join"),
+                                      grace_s=30, agent_name_prefix="phoneagent",
+                                      new_id=lambda: "live1")
+    store.agent_started(joined.call_id, agent_id)
+    return joined.call_id
+
+
+def convoai_event(signed_post, event_type, notice_id, call_id, agent_id="A1", **payload):
+    return signed_post(17, event_type, notice_id=notice_id, agent_id=agent_id,
+                       name=f"phoneagent-{call_id}", channel="line_live",
+                       labels={"call_id": call_id, "service": "phoneagent"}, **payload)
+
+
+def test_turns_finished_shows_each_turns_latency_and_truncation_in_the_call(app, signed_post):
+    call_id = live_call(app)
+    web = app.test_client()
+    turns = [{"turn_id": n, "start": {"start_at": 1_800_000_000_000 + n, "type": "voice_input"},
+              "end": {"end_at": 1_800_000_001_000 + n, "type": "ok"},
+              "metrics": {"e2e_latency_ms": 700 + 100 * n, "segmented_latency_ms": {
+                  "algorithm_processing": 20, "asr_ttlw": 100 + n, "llm_ttft": 300,
+                  "llm_ftfs": 90, "tts_ttfb": 180, "transport": 50}}} for n in (1, 2, 3)]
+    for event_type, notice, payload in (
+            (111, "m-1", {"metrics": [{"turn_id": 1, "asr_ttlw": 90, "llm_ttfb": 310,
+                                       "llm_ttfs": 340, "tts_ttfb": 170}]}),
+            (112, "t-1", {"start_ts": 1_800_000_000, "stop_ts": 1_800_000_300,
+                          "total_turn_count": 230, "is_truncated": True,
+                          "turns": [*turns, {"turn_id": None}, "junk"]})):
+        body, headers = convoai_event(signed_post, event_type, notice, call_id, **payload)
+        answer = web.post("/webhook", data=body, headers=headers)
+        assert answer.status_code == 200 and answer.get_json()["outcome"] == "recorded"
+    latency = web.get(f"/api/calls/{call_id}", headers=TOKEN).get_json()["turn_latency"]
+    assert [t["turn_id"] for t in latency["turns"]] == [1, 2, 3]
+    assert [t["e2e_latency_ms"] for t in latency["turns"]] == [800, 900, 1000]
+    assert latency["turns"][0]["llm_ttfb"] == 310 and latency["turns"][0]["asr_ttlw"] == 101
+    assert latency["median_ms"]["e2e_latency_ms"] == 900
+    assert latency["median_ms"]["transport"] == 50
+    assert (latency["truncated"], latency["total_turn_count"]) == (True, 230)
+    assert latency["sources"] == ["agent_metrics", "turns_finished"]
+
+
+@pytest.mark.parametrize("payload", [
+    {"turns": "many"}, {"turns": [None, 1, [], {"turn_id": {"x": 1}}]},
+    {"turns": [{"turn_id": 1, "metrics": {"e2e_latency_ms": "fast",
+                                          "segmented_latency_ms": [1, 2]}}]},
+    {"is_truncated": "yes", "total_turn_count": -1, "turns": [{"turn_id": 1, "start": 5}]},
+])
+def test_a_malformed_112_is_answered_200_and_the_call_still_reads(app, signed_post, payload):
+    call_id = live_call(app)
+    web = app.test_client()
+    body, headers = convoai_event(signed_post, 112, "t-bad", call_id, **payload)
+    assert web.post("/webhook", data=body, headers=headers).status_code == 200
+    answer = web.get(f"/api/calls/{call_id}", headers=TOKEN)
+    assert answer.status_code == 200 and answer.get_json()["turn_latency"]["truncated"] is False
