@@ -30,7 +30,7 @@ from calls.turns import finished_turns
 from config import Settings
 from convoai.client import ConvoAIClient
 from convoai.errors import AgentNotFound, ConvoAIError, LimitExceeded, TaskConflict
-from convoai.payload import build_join_properties
+from convoai.payload import agent_token, build_join_properties
 from ncs.events import AgentEvent
 from personas import Persona, Registry, load_registry
 
@@ -190,8 +190,45 @@ class CallService:
         logger.info("agent.event", extra={"kind": event.kind, "agent_id": event.agent_id,
                                           "call_id": event.labels.get("call_id"),
                                           "outcome": outcome})
-        return {"status": "ok" if outcome not in ("duplicate_notice", "unknown_call")
-                else "ignored", "outcome": outcome}
+        if outcome == "recorded" and event.kind == "agent_token_expiring":
+            return self._renew_token(event)
+        answer = {"status": "ok" if outcome not in ("duplicate_notice", "unknown_call")
+                  else "ignored", "outcome": outcome}
+        if outcome == "unknown_call":
+            answer["reason"] = "no call of this service has this agent"
+        return answer
+
+    def _renew_token(self, event: AgentEvent) -> dict[str, Any]:
+        """Event 104: the agent's RTC token is about to expire (sessions may outlive the 24 h
+        token). Send a fresh one through ``/update``, for the agent of a live call only.
+
+        One update within JOIN_BUDGET_S (retried by the client's policy), so the answer stays
+        inside NCS's 10 s. A failure is logged and put on the timeline, and the answer is still
+        200: the notice is recorded already, so a retried delivery would be a duplicate, and
+        what makes ConvoAI refuse a token (a wrong certificate, an agent gone) would not change
+        between NCS's retries anyway."""
+        call_id = event.labels.get("call_id")
+        call = self.store.get_call(call_id) if call_id else \
+            self.store.call_by_agent_id(event.agent_id or "")
+        if call is None or not event.agent_id or call.agent_id != event.agent_id or \
+                call.state not in lifecycle.LIVE_STATES:
+            return {"status": "ignored", "outcome": "agent_not_live",
+                    "reason": "the agent is not the live agent of a call: nothing to renew"}
+        extra = {"call_id": call.id, "agent_id": call.agent_id, "channel": call.channel}
+        try:
+            self.convoai.update(call.agent_id, {"token": agent_token(self.settings,
+                                                                     call.channel)},
+                                budget_s=self.settings.join_budget_s)
+        except ConvoAIError as exc:
+            self.store.record_event(call.id, "service", "agent_token_renew_failed",
+                                    {"agent_id": call.agent_id, "error": str(exc)})
+            logger.error("agent.token_renew_failed", extra={**extra, "reason": exc.reason,
+                                                            "status": exc.status})
+            return {"status": "ok", "outcome": "token_renew_failed", "call_id": call.id}
+        self.store.record_event(call.id, "service", "agent_token_renewed",
+                                {"agent_id": call.agent_id})
+        logger.info("agent.token_renewed", extra=extra)
+        return {"status": "ok", "outcome": "token_renewed", "call_id": call.id}
 
     # -- starting and stopping ---------------------------------------------------------------
 

@@ -208,10 +208,14 @@ class ConvoAIClient:
         """Stop an agent; raises AgentNotFound on 404, which callers treat as already gone."""
         self._request("POST", f"{_agent_path(agent_id)}/leave")
 
-    def update(self, agent_id: str, properties: dict[str, Any]) -> Agent:
-        """Change a running agent (token, LLM messages/params; ``llm.params`` is replaced whole)."""
+    def update(
+        self, agent_id: str, properties: dict[str, Any], *, budget_s: float | None = None
+    ) -> Agent:
+        """Change a running agent (token, LLM messages/params; ``llm.params`` is replaced whole).
+        ``budget_s`` overrides the policy's time budget for this call."""
         resp = self._request(
-            "POST", f"{_agent_path(agent_id)}/update", json={"properties": properties}
+            "POST", f"{_agent_path(agent_id)}/update", json={"properties": properties},
+            budget_s=budget_s,
         )
         return _agent(resp)
 

@@ -65,10 +65,7 @@ def build_join_properties(
     number's own variables); ``now`` (default: the current time) gives ``local_date`` and
     ``local_time`` in TIMEZONE.
     """
-    token = build_rtc_token(
-        settings.agora_app_id, settings.agora_app_certificate, channel, settings.agent_uid,
-        with_rtm=settings.enable_rtm,
-    )
+    token = agent_token(settings, channel)
     template = template_variables(persona, variables, now=now, timezone=settings.timezone)
     return {
         "channel": channel,
@@ -84,6 +81,15 @@ def build_join_properties(
         "advanced_features": {"enable_rtm": settings.enable_rtm},
         **persona_properties(persona, template),
     }
+
+
+def agent_token(settings: Settings, channel: str) -> str:
+    """A fresh 007 token for the agent's uid in ``channel``: the join's, and the one a renewal
+    (ConvoAI's event 104, ``/update``) sends."""
+    return build_rtc_token(
+        settings.agora_app_id, settings.agora_app_certificate, channel, settings.agent_uid,
+        with_rtm=settings.enable_rtm,
+    )
 
 
 def persona_properties(persona: Persona, template: Mapping[str, str]) -> dict[str, Any]:

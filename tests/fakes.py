@@ -37,12 +37,15 @@ class FakeAgent:
 @dataclass
 class FakeConvoAI:
     """Behaves like ConvoAI for the calls the service makes: names are unique (409 on reuse),
-    leave of an unknown or stopped agent is 404. ``join_errors`` are raised by the next joins."""
+    leave (or update) of an unknown or stopped agent is 404. ``join_errors`` and
+    ``update_errors`` are raised by the next joins and updates."""
 
     agents: dict[str, FakeAgent] = field(default_factory=dict)
     join_errors: list[ConvoAIError] = field(default_factory=list)
     leave_errors: list[ConvoAIError] = field(default_factory=list)
+    update_errors: list[ConvoAIError] = field(default_factory=list)
     calls: list[tuple[str, str]] = field(default_factory=list)
+    updates: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     on_join: Callable[[str], None] | None = None
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -73,6 +76,17 @@ class FakeConvoAI:
             if agent is None or not agent.running:
                 raise AgentNotFound(status=404, reason="TaskNotFound", detail="no such agent")
             agent.running = False
+
+    def update(self, agent_id: str, properties: dict[str, Any], **_: Any) -> Agent:
+        with self._lock:
+            self.calls.append(("update", agent_id))
+            self.updates.append((agent_id, properties))
+            if self.update_errors:
+                raise self.update_errors.pop(0)
+            agent = self.agents.get(agent_id)
+            if agent is None or not agent.running:
+                raise AgentNotFound(status=404, reason="TaskNotFound", detail="no such agent")
+            return Agent(agent_id=agent_id, status="RUNNING", created_at=0)
 
     def find_by_name(self, name: str, **_: Any) -> AgentStatus | None:
         with self._lock:

@@ -2,6 +2,7 @@
 
 import itertools
 import threading
+import time
 
 import pytest
 
@@ -365,6 +366,67 @@ def agent_event(kind, event_type, *, agent_id="agent-1", call_id="call0001",
     labels = {"call_id": call_id, "service": "phoneagent"} if call_id else {}
     return AgentEvent(kind=kind, event_type=event_type, agent_id=agent_id, name=name,
                       channel="ch", labels=labels, payload={"agent_id": agent_id, **payload})
+
+
+def token_expiring(**overrides):
+    return agent_event("agent_token_expiring", 104, start_ts=1_799_913_600, channel="ch",
+                       message="Task exceeded maximum lifetime", **overrides)
+
+
+def kinds(store, call_id):
+    return [e["kind"] for e in store.timeline(call_id)]
+
+
+def test_token_expiring_renews_the_live_agents_token_once(service, store, convoai, settings):
+    from sandbox.tokens import verify_rtc_token
+
+    send(service, join(1))
+    answer = service.handle_agent_event(token_expiring(), notice_id="cv-104")
+    assert answer == {"status": "ok", "outcome": "token_renewed", "call_id": "call0001"}
+    [(agent_id, properties)] = convoai.updates
+    assert agent_id == "agent-1" and set(properties) == {"token"}
+    grant = verify_rtc_token(properties["token"], app_id=settings.agora_app_id,
+                             certificate=settings.agora_app_certificate, channel="ch",
+                             uid=str(settings.agent_uid), now=time.time())
+    assert grant.version == "007" and grant.expires_at > time.time() + 23 * 3600
+    assert kinds(store, "call0001")[-2:] == ["agent_token_expiring", "agent_token_renewed"]
+    # The same delivery again (an NCS retry) renews nothing more.
+    again = service.handle_agent_event(token_expiring(), notice_id="cv-104")
+    assert again["outcome"] == "duplicate_notice" and len(convoai.updates) == 1
+
+
+@pytest.mark.parametrize(("overrides", "outcome"), [
+    ({"call_id": None, "agent_id": "agent-unknown"}, "unknown_call"),
+    ({"call_id": "no-such-call"}, "unknown_call"),
+    ({"agent_id": "agent-other"}, "agent_not_live"),
+    ({"call_id": None, "name": "someone-else"}, None),
+])
+def test_token_expiring_for_an_agent_not_live_here_is_ignored_with_a_reason(
+        service, convoai, overrides, outcome):
+    send(service, join(1))
+    answer = service.handle_agent_event(token_expiring(**overrides), notice_id="cv-104")
+    assert answer["status"] == "ignored" and answer["reason"]
+    assert answer.get("outcome") == outcome
+    assert convoai.updates == []
+
+
+def test_token_expiring_after_the_call_ended_renews_nothing(service, store, convoai):
+    send(service, join(1))
+    send(service, leave(2))
+    answer = service.handle_agent_event(token_expiring(), notice_id="cv-104")
+    assert (answer["status"], answer["outcome"]) == ("ignored", "agent_not_live")
+    assert convoai.updates == [] and "agent_token_expiring" in kinds(store, "call0001")
+
+
+def test_a_failed_renewal_is_recorded_and_still_answered_200(service, store, convoai):
+    send(service, join(1))
+    convoai.update_errors.append(UpstreamUnavailable(detail="timeout on POST /update"))
+    answer = service.handle_agent_event(token_expiring(), notice_id="cv-104")
+    assert (answer["status"], answer["outcome"]) == ("ok", "token_renew_failed")
+    failed = store.timeline("call0001")[-1]
+    assert failed["kind"] == "agent_token_renew_failed"
+    assert "timeout" in failed["detail"]["error"]
+    assert store.get_call("call0001").state == lc.ACTIVE
 
 
 def test_turns_finished_is_kept_on_the_timeline_checked_and_bounded(service, store):

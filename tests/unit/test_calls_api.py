@@ -6,6 +6,7 @@ import csv
 import io
 import itertools
 import json
+import time
 
 import pytest
 
@@ -102,7 +103,7 @@ def test_bad_filters_are_clear_errors(app, calls):
             assert answer.get_json()["error"] == "bad_request"
 
 
-# -- ConvoAI's 112 (turns finished) through the webhook --------------
+# -- ConvoAI's 112 (turns finished) and 104 (token expiring) through the webhook --------------
 
 def live_call(app, channel="line_live", agent_id="A1"):
     """An active call with its agent, as a caller's join and a started agent leave it."""
@@ -162,3 +163,44 @@ def test_a_malformed_112_is_answered_200_and_the_call_still_reads(app, signed_po
     assert web.post("/webhook", data=body, headers=headers).status_code == 200
     answer = web.get(f"/api/calls/{call_id}", headers=TOKEN)
     assert answer.status_code == 200 and answer.get_json()["turn_latency"]["truncated"] is False
+
+
+def test_token_expiring_sends_one_update_with_a_fresh_token_for_the_agent(app, signed_post):
+    import responses
+    from responses import matchers
+
+    from sandbox.tokens import verify_rtc_token
+
+    settings = app.extensions["settings"]
+    call_id = live_call(app)
+    url = (f"{settings.convoai_api_url}/v2/projects/{settings.agora_app_id}/agents/A1/update")
+    body, headers = convoai_event(signed_post, 104, "x-1", call_id, start_ts=1_800_000_000,
+                                  message="Task exceeded maximum lifetime")
+    with responses.RequestsMock() as rsps:
+        update = rsps.post(url, json={"agent_id": "A1", "create_ts": 1, "status": "RUNNING"},
+                           match=[matchers.header_matcher({"Content-Type": "application/json"})])
+        answer = app.test_client().post("/webhook", data=body, headers=headers)
+        assert answer.status_code == 200
+        assert answer.get_json() == {"status": "ok", "outcome": "token_renewed",
+                                     "call_id": call_id}
+        assert update.call_count == 1
+        sent = json.loads(rsps.calls[0].request.body)
+    assert list(sent) == ["properties"] and list(sent["properties"]) == ["token"]
+    grant = verify_rtc_token(sent["properties"]["token"], app_id=settings.agora_app_id,
+                             certificate=settings.agora_app_certificate, channel="line_live",
+                             uid=str(settings.agent_uid), now=time.time())
+    assert grant.version == "007"
+
+
+def test_token_expiring_for_an_agent_of_no_call_is_ignored_and_sends_nothing(app, signed_post):
+    import responses
+
+    live_call(app)
+    body, headers = signed_post(17, 104, notice_id="x-2", agent_id="A-unknown",
+                                name="phoneagent-gone", channel="line_live",
+                                labels={"service": "phoneagent"})
+    with responses.RequestsMock() as rsps:  # any request to ConvoAI would fail the test
+        answer = app.test_client().post("/webhook", data=body, headers=headers)
+        assert len(rsps.calls) == 0
+    assert answer.status_code == 200
+    assert answer.get_json()["status"] == "ignored" and answer.get_json()["reason"]

@@ -328,6 +328,24 @@ def test_update_posts_properties(client: ConvoAIClient, rsps: responses.Requests
     assert client.update("A1", props) == Agent("A1", "RUNNING", 1_700_000_000)
 
 
+def test_a_token_renewal_is_retried_within_its_budget_then_given_up(
+    client: ConvoAIClient, rsps: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    props = {"token": "007renewed"}
+    body = matchers.json_params_matcher({"properties": props})
+    # Each attempt's timeout is cut to what remains of the budget.
+    rsps.post(f"{PROJECT}/agents/A1/update", status=503,
+              match=[body, *auth_and_timeout((2.0, 2.0))])
+    rsps.post(f"{PROJECT}/agents/A1/update", json=JOINED,
+              match=[body, *auth_and_timeout(pytest.approx((1.9, 1.9)))])
+
+    assert client.update("A1", props, budget_s=2.0).agent_id == "A1"
+    assert fake_time.sleeps == pytest.approx([0.1])
+    rsps.post(f"{PROJECT}/agents/A1/update", status=503)
+    with pytest.raises(UpstreamError):
+        client.update("A1", props, budget_s=0.05)  # the first backoff (0.1 s) overruns it
+
+
 def test_query_returns_agent_status(client: ConvoAIClient, rsps: responses.RequestsMock) -> None:
     rsps.get(
         f"{PROJECT}/agents/A1",
