@@ -16,6 +16,7 @@ from sandbox.lifecycle import (
     LIVE_STATES,
     STATE_CODES,
     Agent,
+    agent_event,
     begin_stop,
     stop_events,
     tick_agents,
@@ -148,6 +149,14 @@ class AgentBook:
             now = self.world.clock.now()
             agent.status, agent.stopped_at, agent.message = "FAILED", now, message
             return stop_events(self.world, agent)
+
+    def expire(self, agent_id: str) -> list[Delivery]:
+        """Control API: ConvoAI's 104, the warning that a live agent's token is about to expire
+        (since ConvoAI 2.8). When Agora sends it is not documented; here, when asked."""
+        with self.world.lock:
+            agent = self._live(agent_id)
+            return [agent_event(self.world, agent, 104, start_ts=int(agent.created_at),
+                                message="Task exceeded maximum lifetime")]
 
     def listing(self, *, channel: str | None, from_time: float | None, to_time: float | None,
                 states: set[int], limit: int, cursor: str | None) -> dict[str, Any]:

@@ -98,6 +98,13 @@ def fail_agent(agent_id: str) -> Response:
     return jsonify(agent_id=agent_id, status="FAILED")
 
 
+@bp.post("/agents/<agent_id>/expire")
+def expire_agent(agent_id: str) -> Response:
+    """Send ConvoAI's 104 (token expiring) for a live agent, as Agora would before expiry."""
+    current_sandbox().expire_agent(agent_id)
+    return jsonify(agent_id=agent_id, sent=104)
+
+
 @bp.get("/requests")
 def requests_log() -> Response:
     return jsonify(requests=current_sandbox().requests(request.args.get("kind") or None))

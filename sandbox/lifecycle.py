@@ -51,6 +51,8 @@ class Agent:
     history: list[dict[str, str]] = field(default_factory=list)
     turns: int = 0
     next_turn_at: float | None = None
+    #: When each turn began and how (``greeting``, ``voice_input``), for event 112.
+    turn_log: list[tuple[float, str]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """Everything the control API shows about this agent."""
@@ -79,6 +81,7 @@ def tick_agents(world: World, now: float) -> list[Delivery]:
                 agent.running_at = agent.created_at + config.start_delay_s
                 if agent.greeting:
                     agent.remember("assistant", agent.greeting)
+                    agent.turn_log.append((agent.running_at, "greeting"))
                 events.append(agent_event(world, agent, 101, start_ts=int(agent.created_at)))
             if agent.status == "RUNNING":
                 _converse(world, agent, now)
@@ -105,6 +108,7 @@ def _converse(world: World, agent: Agent, now: float) -> None:
             user, reply = SCRIPT[agent.turns % len(SCRIPT)]
             agent.remember("user", user)
             agent.remember("assistant", reply)
+            agent.turn_log.append((agent.next_turn_at, "voice_input"))
             agent.turns += 1
             agent.next_turn_at += interval
         return
@@ -121,14 +125,40 @@ def begin_stop(agent: Agent, at: float, message: str) -> None:
 
 
 def stop_events(world: World, agent: Agent) -> list[Delivery]:
-    """102 agent left, then 103 history (what ConvoAI sends once an agent has stopped)."""
+    """102 agent left, 103 history, then 112 turns finished (what ConvoAI sends once an agent
+    has stopped; 112 since ConvoAI 2.7)."""
     stop_ts = int(agent.stopped_at)
     return [
         agent_event(world, agent, 102, start_ts=int(agent.created_at), stop_ts=stop_ts,
                     status=agent.status, message=agent.message),
         agent_event(world, agent, 103, start_ts=int(agent.created_at), stop_ts=stop_ts,
                     contents=list(agent.history)),
+        agent_event(world, agent, 112, start_ts=int(agent.created_at), stop_ts=stop_ts,
+                    **finished_turns(agent)),
     ]
+
+
+#: ConvoAI puts at most this many turns in one 112 and sets ``is_truncated`` past it. Which
+#: turns it keeps is not documented: the sandbox keeps the first.
+MAX_REPORTED_TURNS = 200
+
+
+def finished_turns(agent: Agent) -> dict[str, Any]:
+    """The turns part of a 112: each turn's start and end, and made-up but plausible latencies
+    (fixed figures, so tests can rely on them)."""
+    turns = []
+    for turn_id, (started, kind) in enumerate(agent.turn_log[:MAX_REPORTED_TURNS], start=1):
+        heard = kind != "greeting"  # a greeting is spoken without listening or thinking first
+        segments = {"algorithm_processing": 20 if heard else 0, "asr_ttlw": 180 if heard else 0,
+                    "llm_ttft": 400 if heard else 0, "llm_ftfs": 120 if heard else 0,
+                    "tts_ttfb": 210, "transport": 40}
+        start_ms = round(started * 1000)
+        turns.append({"turn_id": turn_id, "start": {"start_at": start_ms, "type": kind},
+                      "end": {"end_at": start_ms + 2000, "type": "ok"},
+                      "metrics": {"e2e_latency_ms": sum(segments.values()),
+                                  "segmented_latency_ms": segments}})
+    return {"total_turn_count": len(agent.turn_log),
+            "is_truncated": len(agent.turn_log) > MAX_REPORTED_TURNS, "turns": turns}
 
 
 def agent_event(world: World, agent: Agent, event_type: int, **fields: Any) -> Delivery:

@@ -156,3 +156,6 @@ class Sandbox:
 
     def fail_agent(self, agent_id: str, message: str) -> None:
         self.outbox.publish(self.agents.fail(agent_id, message))
+
+    def expire_agent(self, agent_id: str) -> None:
+        self.outbox.publish(self.agents.expire(agent_id))

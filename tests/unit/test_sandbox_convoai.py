@@ -192,24 +192,25 @@ def test_states_follow_starting_running_stopping_stopped_with_the_clock(sb):
     assert set(final) == {"agent_id", "name", "status", "start_ts", "stop_ts", "message"}
 
 
-def test_agent_events_101_102_103_are_signed_with_the_convoai_secret():
+def test_agent_events_101_102_103_112_are_signed_with_the_convoai_secret():
     sb = make_harness(convoai_ncs_secret="convoai-secret")
     agent_id = started(sb)
     sb.advance(0.3)
     sb.leave(agent_id)
     sb.advance(0.2)
-    assert event_types(sb, 17) == [101, 102, 103]
+    assert event_types(sb, 17) == [101, 102, 103, 112]
     verifier = NcsVerifier([NamedSecret("convoai", "convoai-secret")])
     for sent in sb.transport.sent:
         assert verifier.verify(sent.raw, sent.headers).name == "convoai"
-    joined, left, history = sb.events(17)
+    joined, left, history, turns = sb.events(17)
     assert joined["payload"]["labels"] == {"call_id": "1a2b3c4d5e6f7a8b",
                                            "service": "phoneagent"}
     assert {joined["payload"]["agent_id"], left["payload"]["agent_id"]} == {agent_id}
     assert (left["payload"]["status"], left["payload"]["message"]) == ("STOPPED", "OK")
     assert history["payload"]["contents"] == [
         {"role": "assistant", "content": "Hello, how can I help?"}]
-    assert len({body["noticeId"] for body in sb.events(17)}) == 3
+    assert turns["payload"]["total_turn_count"] == 1  # the greeting
+    assert len({body["noticeId"] for body in sb.events(17)}) == 4
 
 
 def test_the_caller_hears_scripted_turns_and_the_agent_exits_when_idle(sb):
@@ -232,6 +233,50 @@ def test_the_caller_hears_scripted_turns_and_the_agent_exits_when_idle(sb):
     assert sb.query(agent_id).get_json()["message"] == "Idle for too long"
     gone = sb.client.get(sb.url(f"/agents/{agent_id}/history"), headers=sb.headers)
     assert gone.status_code == 404
+
+
+def test_turns_finished_reports_each_turn_with_its_latency_segments(sb):
+    agent_id = started(sb)
+    sb.client.post("/_sandbox/calls", json={"channel": "room-1", "uid": 111, "duration_s": 60})
+    sb.advance(0.3)
+    for _ in range(2):
+        sb.advance(1)
+    sb.leave(agent_id)
+    sb.advance(0.2)
+    finished = [b for b in sb.events(17) if b["eventType"] == 112][0]["payload"]
+    assert (finished["agent_id"], finished["channel"]) == (agent_id, "room-1")
+    assert finished["labels"]["call_id"] == "1a2b3c4d5e6f7a8b"
+    assert (finished["total_turn_count"], finished["is_truncated"]) == (3, False)
+    greeting, first, _ = finished["turns"]
+    assert [t["turn_id"] for t in finished["turns"]] == [1, 2, 3]
+    assert (greeting["start"]["type"], first["start"]["type"]) == ("greeting", "voice_input")
+    assert first["end"]["end_at"] > first["start"]["start_at"]
+    segments = first["metrics"]["segmented_latency_ms"]
+    assert set(segments) == {"algorithm_processing", "asr_ttlw", "llm_ttft", "llm_ftfs",
+                             "tts_ttfb", "transport"}
+    assert first["metrics"]["e2e_latency_ms"] == sum(segments.values())
+
+
+def test_more_than_200_turns_are_reported_truncated():
+    from sandbox.lifecycle import finished_turns
+
+    sb = make_harness()
+    agent = sb.sandbox.world.agents[started(sb)]
+    agent.turn_log = [(float(n), "voice_input") for n in range(250)]
+    report = finished_turns(agent)
+    assert (len(report["turns"]), report["total_turn_count"], report["is_truncated"]) == (
+        200, 250, True)
+
+
+def test_the_control_api_sends_token_expiring_for_a_live_agent_only(sb):
+    agent_id = started(sb)
+    sent = sb.client.post(f"/_sandbox/agents/{agent_id}/expire")
+    assert sent.status_code == 200
+    expiring = [b for b in sb.events(17) if b["eventType"] == 104]
+    assert [e["payload"]["agent_id"] for e in expiring] == [agent_id]
+    assert expiring[0]["payload"]["message"] == "Task exceeded maximum lifetime"
+    assert expiring[0]["payload"]["labels"]["service"] == "phoneagent"
+    assert sb.client.post("/_sandbox/agents/nobody/expire").status_code == 404
 
 
 def test_an_agent_does_not_idle_out_while_the_sandbox_knows_nothing_of_its_caller(sb):
