@@ -200,3 +200,44 @@ def test_no_secret_appears_in_the_output_even_when_convoai_fails(fresh):
     leaked = sorted(form for form in forms if form in output)
     assert not leaked, f"secrets in the service output: {leaked}"
     assert "convoai.request" in output  # the run did log its upstream calls
+
+
+def call_record(stack, call_id):
+    return requests.get(f"{stack.service.url}/api/calls/{call_id}", timeout=10,
+                        headers={"Authorization": "Bearer sandbox-admin-token"}).json()
+
+
+def test_the_turns_convoai_reports_at_the_end_show_in_the_calls_latency(fresh):
+    """ConvoAI's 112 (from the sandbox, after the agent stops) reaches GET /api/calls/<id>."""
+    channel = fresh.channel("turns")
+    fresh.sandbox.control("POST", "calls", json={"channel": channel, "duration_s": 2.5})
+    agent = wait_until(lambda: fresh.sandbox.agents(channel), message="agent")[0]
+    call_id = agent["labels"]["call_id"]
+    latency = wait_until(lambda: (t := call_record(fresh, call_id)["turn_latency"])["sources"]
+                         and t, timeout=30, message="turn latency from event 112")
+    assert latency["sources"] == ["turns_finished"] and latency["truncated"] is False
+    assert latency["total_turn_count"] == len(latency["turns"]) >= 2
+    assert latency["turns"][0]["start_type"] == "greeting"
+    spoken = [t for t in latency["turns"] if t["start_type"] == "voice_input"]
+    assert spoken and all(t["e2e_latency_ms"] == 970 and t["llm_ttft"] == 400 for t in spoken)
+    assert latency["median_ms"]["tts_ttfb"] == 210
+
+
+def test_a_token_expiring_warning_renews_the_live_agents_token_once(fresh):
+    channel = fresh.channel("expiring")
+    answer = fresh.service.event(103, channel=channel, seq=1)
+    agent = wait_until(lambda: running(fresh, channel), message="agent running")[0]
+    fresh.sandbox.control("POST", f"agents/{agent['agent_id']}/expire")
+
+    def renewals():
+        return [r for r in fresh.sandbox.requests("update") if agent["agent_id"] in r["path"]]
+
+    wait_until(renewals, message="the token's renewal")
+    time.sleep(0.3)
+    # Once, and accepted: the sandbox checked the token against the channel and agent uid.
+    [renewal] = renewals()
+    assert renewal["status"] == 200 and list(renewal["body"]["properties"]) == ["token"]
+    kinds = [e["kind"] for e in call_record(fresh, answer.json()["call_id"])["timeline"]]
+    assert kinds.index("agent_token_expiring") < kinds.index("agent_token_renewed")
+    fresh.service.event(104, channel=channel, seq=2, reason=1)
+    settled(fresh, channel, 1)
