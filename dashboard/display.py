@@ -41,14 +41,14 @@ def clock(iso: str | None) -> str:
 
 
 def describe(detail: Mapping[str, Any] | None, secrets: Iterable[str] = ()) -> str:
-    """An event's detail on one line, ``key=value`` pairs. A conversation history is counted,
-    not printed (the transcript shows it), and configured secrets are masked in case an
-    upstream error message ever echoed one."""
+    """An event's detail on one line, ``key=value`` pairs. A conversation history and the turns
+    of event 112 are counted, not printed (the transcript and the turn latency show them), and
+    configured secrets are masked in case an upstream error message ever echoed one."""
     if not detail:
         return ""
     pairs = []
     for key, value in detail.items():
-        if key == "contents" and isinstance(value, list):
+        if key in ("contents", "turns") and isinstance(value, list):
             value = f"{len(value)} turns"
         elif not isinstance(value, str):
             value = json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)

@@ -599,6 +599,8 @@ def test_event_details_count_turns_mask_secrets_and_stay_short() -> None:
     detail = {"contents": HISTORY, "error": "token s3cr3t-value", "extra": {"b": 1}}
     text = display.describe(detail, ["s3cr3t-value"])
     assert text == 'contents=3 turns error=token *** extra={"b":1}'
+    finished = display.describe({"is_truncated": False, "turns": [{"turn_id": 1}] * 200})
+    assert finished == "is_truncated=false turns=200 turns"
     long = display.describe({"x": "y" * 1000})
     assert len(long) == display.DETAIL_CHARS and long.endswith("…")
     assert display.milliseconds(850) == "850 ms" and display.milliseconds(2350) == "2.35 s"

@@ -73,3 +73,11 @@ def test_convoai_events_are_routed_on_product_before_event_type():
 def test_missing_client_seq_falls_back_to_ts_in_milliseconds():
     event = classify(envelope(1, 103, channelName="ch", uid=111, ts=1700000000), pstn_uid=111)
     assert isinstance(event, CallerJoined) and event.seq == 1_700_000_000_000
+
+
+@pytest.mark.parametrize(("event_type", "kind"), [(104, "agent_token_expiring"),
+                                                  (112, "turns_finished")])
+def test_convoai_104_and_112_are_agent_events_not_rtc_leaves(event_type, kind):
+    event = classify(envelope(17, event_type, agent_id="a-1", name="phoneagent-x", channel="ch",
+                              uid=111, clientSeq=3, labels={"call_id": "x"}), pstn_uid=111)
+    assert isinstance(event, AgentEvent) and (event.kind, event.event_type) == (kind, event_type)
