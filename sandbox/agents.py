@@ -41,7 +41,9 @@ class AgentBook:
         config, now = self.world.config, self.world.clock.now()
         if config.app_certificate:
             self._check_token(props["token"], props["channel"], props["agent_rtc_uid"], now)
-        llm = props["llm"]
+        # With a pipeline_id or an mllm block there may be no llm: the greeting and history
+        # bound then come from the mllm block, else from Agora's defaults.
+        llm = props.get("llm") or props.get("mllm") or {}
         with self.world.lock:
             if body["name"] in self.world.names_used:
                 raise AgoraError(409, "TaskConflict", f"agent name {body['name']!r} is in use")
