@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import re
 
 import pytest
 
@@ -210,6 +211,7 @@ def test_agent_events_101_102_103_are_signed_with_the_convoai_secret():
     assert history["payload"]["contents"] == [
         {"role": "assistant", "content": "Hello, how can I help?"}]
     assert len({body["noticeId"] for body in sb.events(17)}) == 3
+    assert all(re.fullmatch(r"\d{10}:\d{4}:\d{3}", body["noticeId"]) for body in sb.events(17))
 
 
 def test_the_caller_hears_scripted_turns_and_the_agent_exits_when_idle(sb):
@@ -389,7 +391,7 @@ def test_a_call_sends_join_then_leave_with_increasing_client_seq(sb):
     sb.advance(2)
     join, leave = sb.events(1)
     assert (join["eventType"], leave["eventType"]) == (103, 104)
-    assert join["payload"] == {"channelName": "c-1", "uid": 111, "platform": 6,
+    assert join["payload"] == {"channelName": "c-1", "uid": 111, "platform": 6, "clientType": 2,
                                "clientSeq": join["payload"]["clientSeq"],
                                "ts": join["payload"]["ts"]}
     assert leave["payload"]["clientSeq"] > join["payload"]["clientSeq"]
