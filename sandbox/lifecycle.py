@@ -11,6 +11,8 @@ from typing import Any
 
 from sandbox.ncs_sender import Delivery
 from sandbox.state import World
+from sandbox.turns import Turn
+from sandbox.turns import record as record_turn
 
 #: State names and the numeric codes the list filter uses (reference 4.1).
 STATE_CODES = {"IDLE": 0, "STARTING": 1, "RUNNING": 2, "STOPPING": 3, "STOPPED": 4,
@@ -51,6 +53,8 @@ class Agent:
     history: list[dict[str, str]] = field(default_factory=list)
     turns: int = 0
     next_turn_at: float | None = None
+    #: Every turn so far (greeting, scripted exchanges, /speak, /think), for /turns.
+    turn_log: list[Turn] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """Everything the control API shows about this agent."""
@@ -79,6 +83,7 @@ def tick_agents(world: World, now: float) -> list[Delivery]:
                 agent.running_at = agent.created_at + config.start_delay_s
                 if agent.greeting:
                     agent.remember("assistant", agent.greeting)
+                    record_turn(agent.turn_log, "greeting", agent.running_at)
                 events.append(agent_event(world, agent, 101, start_ts=int(agent.created_at)))
             if agent.status == "RUNNING":
                 _converse(world, agent, now)
@@ -105,6 +110,7 @@ def _converse(world: World, agent: Agent, now: float) -> None:
             user, reply = SCRIPT[agent.turns % len(SCRIPT)]
             agent.remember("user", user)
             agent.remember("assistant", reply)
+            record_turn(agent.turn_log, "voice_input", agent.next_turn_at)
             agent.turns += 1
             agent.next_turn_at += interval
         return

@@ -120,7 +120,10 @@ def test_a_valid_007_token_is_accepted_and_the_agent_starts(sb):
     assert response.status_code == 200
     body = response.get_json()
     assert set(body) == {"agent_id", "create_ts", "status"}
-    assert body["status"] == "STARTING" and body["create_ts"] == int(sb.clock.now())
+    # The answer says RUNNING as Agora's join examples do; the agent is in the channel (101,
+    # GET says RUNNING) only once it has started.
+    assert body["status"] == "RUNNING" and body["create_ts"] == int(sb.clock.now())
+    assert sb.query(body["agent_id"]).get_json()["status"] == "STARTING"
 
 
 def test_an_expired_token_is_rejected(sb):
@@ -145,7 +148,8 @@ def test_reusing_a_name_is_409_task_conflict_even_after_the_agent_stopped(sb):
     sb.advance(1)
     response = sb.join()
     assert response.status_code == 409
-    assert response.get_json()["reason"] == "TaskConflict"
+    assert response.get_json() == {"detail": "create agent failed, code: 409, msg: task conflict",
+                                   "reason": "TaskConflict"}
 
 
 def test_joins_beyond_the_concurrency_limit_get_422():
