@@ -24,7 +24,21 @@ from sandbox.lifecycle import (
 from sandbox.ncs_sender import Delivery
 from sandbox.state import World
 from sandbox.tokens import TokenInvalid, verify_rtc_token
+from sandbox.turns import interrupt as interrupt_turn
+from sandbox.turns import page as turn_page
+from sandbox.turns import record as record_turn
 from sandbox.validation import validate_join
+
+#: The values of /think's action fields (SPEC). Agora's SDK also models "append", which the
+#: SPEC does not list: refused here, as we ASSUME Agora does.
+THINK_ACTIONS = {
+    "on_listening_action": ("inject", "interrupt", "ignore"),
+    "on_thinking_action": ("interrupt", "ignore"),
+    "on_speaking_action": ("interrupt", "ignore"),
+}
+#: The ``status`` of a join's 200 answer: what both of Agora's join examples (SPEC, reference
+#: 2.1) show.
+JOIN_ANSWER_STATUS = "RUNNING"
 
 
 class AgentBook:
@@ -42,10 +56,17 @@ class AgentBook:
         config, now = self.world.config, self.world.clock.now()
         if config.app_certificate:
             self._check_token(props["token"], props["channel"], props["agent_rtc_uid"], now)
-        llm = props["llm"]
+        # With a pipeline_id or an mllm block there may be no llm: the greeting and history
+        # bound then come from the mllm block, else from Agora's defaults.
+        llm = props.get("llm") or props.get("mllm") or {}
         with self.world.lock:
             if body["name"] in self.world.names_used:
-                raise AgoraError(409, "TaskConflict", f"agent name {body['name']!r} is in use")
+                # Agora: "the same identifier cannot be used repeatedly", even once the agent
+                # has stopped. The body is its ErrorResponse ({detail, reason}); the detail is
+                # worded as in a 409 example published for Agora's Chinese-mainland service
+                # (Shengwang): the global docs give no wording, we ASSUME the same.
+                raise AgoraError(409, "TaskConflict",
+                                 "create agent failed, code: 409, msg: task conflict")
             live = sum(a.status in LIVE_STATES for a in self.world.agents.values())
             if live >= self.world.concurrency_limit:
                 raise AgoraError(422, "ConcurrencyLimitExceeded",
@@ -63,14 +84,19 @@ class AgentBook:
             )
             self.world.names_used.add(agent.name)
             self.world.agents[agent.agent_id] = agent
-            return self._brief(agent)
+            # Agora's join examples answer RUNNING although the agent is only in the channel
+            # once its 101 arrives (a 200 means "accepted"); the sandbox answers the same, while
+            # GET /agents/<id> shows STARTING until that 101. The service reads neither.
+            return {**self._brief(agent), "status": JOIN_ANSWER_STATUS}
 
     def leave(self, agent_id: str) -> dict[str, Any]:
         """Start stopping a live agent; STOPPED follows after the stop delay."""
         with self.world.lock:
             agent = self._live(agent_id)
             if agent.status != "STOPPING":
-                begin_stop(agent, self.world.clock.now(), "OK")
+                now = self.world.clock.now()
+                interrupt_turn(agent.turn_log, now, "api_leave")
+                begin_stop(agent, now, "OK")
             return {}
 
     def query(self, agent_id: str) -> dict[str, Any]:
@@ -134,13 +160,50 @@ class AgentBook:
             raise bad_field("interruptable: Input should be a valid boolean")
         with self.world.lock:
             agent = self._running(agent_id)
+            now = self.world.clock.now()
+            interrupt_turn(agent.turn_log, now, "api_speak")
             agent.remember("assistant", text)
+            record_turn(agent.turn_log, "api_speak", now)
             return self._ack(agent)
 
     def interrupt(self, agent_id: str) -> dict[str, Any]:
-        """Stop whatever the agent is saying (nothing to simulate beyond the answer)."""
+        """Stop whatever the agent is saying: the turn still playing ends as interrupted."""
         with self.world.lock:
-            return self._ack(self._running(agent_id))
+            agent = self._running(agent_id)
+            interrupt_turn(agent.turn_log, self.world.clock.now())
+            return self._ack(agent)
+
+    def think(self, agent_id: str, body: Any) -> dict[str, Any]:
+        """Custom instruction (reference 2.8): processed as the caller's input, so it becomes
+        a user entry of the history and a turn. The sandbox has no LLM to answer it, and
+        simulates no listening/thinking/speaking states for the ``on_*_action`` fields."""
+        if not isinstance(body, dict) or "text" not in body:
+            raise AgoraError(400, "MissingRequiredField", "text: Field required")
+        if not isinstance(body["text"], str):
+            raise bad_field("text: Input should be a valid string")
+        for name, allowed in THINK_ACTIONS.items():
+            if name in body and body[name] not in allowed:
+                raise bad_field(f"{name}: Input should be one of: {', '.join(allowed)}")
+        if not isinstance(body.get("interruptable", True), bool):
+            raise bad_field("interruptable: Input should be a valid boolean")
+        if not isinstance(body.get("metadata", {}), dict):
+            raise bad_field("metadata: Input should be a valid object")
+        with self.world.lock:
+            agent = self._running(agent_id)
+            agent.remember("user", body["text"])
+            record_turn(agent.turn_log, "api_think", self.world.clock.now())
+            return self._ack(agent)
+
+    def turns(self, agent_id: str, *, page_index: int, page_size: int) -> dict[str, Any]:
+        """GET /turns: any agent ever created (until reset), live or stopped. Agora keeps
+        turns for 7 days; the sandbox keeps them until reset."""
+        with self.world.lock:
+            agent = self.world.agents.get(agent_id)
+            if agent is None:
+                raise not_found(agent_id)
+            return turn_page(agent.turn_log, agent_id=agent.agent_id, name=agent.name,
+                              channel=agent.channel, page_index=page_index,
+                              page_size=page_size)
 
     def fail(self, agent_id: str, message: str) -> list[Delivery]:
         """Control API: make a live agent FAILED at once (102 with status FAILED)."""

@@ -38,6 +38,8 @@ def create_sandbox_app(
     from sandbox import control, convoai_api, sip_api, sip_control
 
     app.register_blueprint(convoai_api.bp)
+    app.register_blueprint(convoai_api.bp, url_prefix=convoai_api.PREFIXES[1],
+                           name="convoai_agora")
     app.register_blueprint(sip_api.bp)
     app.register_blueprint(control.bp)
     app.register_blueprint(sip_control.bp)
@@ -49,7 +51,7 @@ def create_sandbox_app(
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> tuple[Response, int]:
         status = error.code or 500
-        if request.path.startswith("/convoai/"):
+        if request.path.startswith(tuple(f"{p}/" for p in convoai_api.PREFIXES)):
             reason = DEFAULT_REASONS.get(status, "InternalError")
             return jsonify(detail=error.description or error.name, reason=reason), status
         return jsonify(error=error.description or error.name), status

@@ -15,6 +15,10 @@ from sandbox.ncs_sender import Delivery
 from sandbox.state import Presence, World
 
 PLATFORM_LINUX = 6  # what a server-side SDK (the SIP gateway) reports
+#: NCS sends ``clientType`` with (and only with) platform 6. Agora documents 3 (on-premise
+#: recording), 8 (applets) and 10 (cloud recording), none for a SIP/PSTN leg; we ASSUME 2, the
+#: ``rtc.client_type`` Agora's own gateway code sets for PSTN (reference ncs-sip-token.md A.3).
+CLIENT_TYPE_PSTN = 2
 JOIN, LEAVE = 103, 104
 _SPEC_TYPES: dict[str, tuple[type, ...]] = {
     "channel": (str,), "uid": (int,), "duration_s": (int, float, type(None)),
@@ -134,7 +138,7 @@ class CallSimulator:
 
     def _payload(self, call: Call, client_seq: int, at: float) -> dict[str, Any]:
         return {"channelName": call.channel, "uid": call.uid, "platform": PLATFORM_LINUX,
-                "clientSeq": client_seq, "ts": int(at)}
+                "clientType": CLIENT_TYPE_PSTN, "clientSeq": client_seq, "ts": int(at)}
 
     def _with_copies(self, call: Call, event_type: int, payload: dict[str, Any]) -> list[Delivery]:
         original = self._delivery(call, event_type, payload, "original")

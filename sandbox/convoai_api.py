@@ -1,4 +1,6 @@
-"""ConvoAI v2 REST stand-in, mounted at /convoai (so CONVOAI_API_URL = <sandbox>/convoai).
+"""ConvoAI v2 REST stand-in, mounted at /convoai (so CONVOAI_API_URL = <sandbox>/convoai) and
+again at Agora's own path, /api/conversational-ai-agent, so a client that only lets you change
+the host (Agora's SDK: ``AGORA_AGENTS_API_BASE_URL=<sandbox>``) reaches it unchanged.
 
 Views only authenticate, parse and delegate to sandbox.agents; every request is recorded (with
 secrets fingerprinted) for /_sandbox/requests. Bodies and headers are never logged.
@@ -12,8 +14,11 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from sandbox.errors import AgoraError, bad_field
 from sandbox.runtime import Sandbox
+from sandbox.turns import DEFAULT_PAGE_SIZE
 
 bp = Blueprint("convoai", __name__, url_prefix="/convoai")
+#: Where the blueprint is mounted: the sandbox's own prefix, then Agora's (app.py).
+PREFIXES = ("/convoai", "/api/conversational-ai-agent")
 PROJECT = "/v2/projects/<app_id>"
 AGENT = PROJECT + "/agents/<agent_id>"
 
@@ -103,6 +108,23 @@ def speak(app_id: str, agent_id: str) -> Response:
 def interrupt(app_id: str, agent_id: str) -> Response:
     _json_body(required=False)
     return jsonify(current_sandbox().agents.interrupt(agent_id))
+
+
+@bp.post(AGENT + "/think")
+def think(app_id: str, agent_id: str) -> Response:
+    return jsonify(current_sandbox().agents.think(agent_id, _json_body(required=True)))
+
+
+@bp.get(AGENT + "/turns")
+def turns(app_id: str, agent_id: str) -> Response:
+    page_index = _int_arg("page_index", 1)
+    page_size = _int_arg("page_size", DEFAULT_PAGE_SIZE)
+    # Agora documents no bounds; what cannot be a page is refused like any bad field.
+    for name, value in (("page_index", page_index), ("page_size", page_size)):
+        if value < 1:
+            raise bad_field(f"{name}: Input should be greater than or equal to 1")
+    return jsonify(current_sandbox().agents.turns(agent_id, page_index=page_index,
+                                                  page_size=page_size))
 
 
 def _int_arg(name: str, default: int) -> int:

@@ -11,6 +11,8 @@ from typing import Any
 
 from sandbox.ncs_sender import Delivery
 from sandbox.state import World
+from sandbox.turns import Turn
+from sandbox.turns import record as record_turn
 
 #: State names and the numeric codes the list filter uses (reference 4.1).
 STATE_CODES = {"IDLE": 0, "STARTING": 1, "RUNNING": 2, "STOPPING": 3, "STOPPED": 4,
@@ -51,8 +53,8 @@ class Agent:
     history: list[dict[str, str]] = field(default_factory=list)
     turns: int = 0
     next_turn_at: float | None = None
-    #: When each turn began and how (``greeting``, ``voice_input``), for event 112.
-    turn_log: list[tuple[float, str]] = field(default_factory=list)
+    #: Every turn so far (greeting, scripted exchanges, /speak, /think), for /turns.
+    turn_log: list[Turn] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """Everything the control API shows about this agent."""
@@ -81,7 +83,7 @@ def tick_agents(world: World, now: float) -> list[Delivery]:
                 agent.running_at = agent.created_at + config.start_delay_s
                 if agent.greeting:
                     agent.remember("assistant", agent.greeting)
-                    agent.turn_log.append((agent.running_at, "greeting"))
+                    record_turn(agent.turn_log, "greeting", agent.running_at)
                 events.append(agent_event(world, agent, 101, start_ts=int(agent.created_at)))
             if agent.status == "RUNNING":
                 _converse(world, agent, now)
@@ -108,7 +110,7 @@ def _converse(world: World, agent: Agent, now: float) -> None:
             user, reply = SCRIPT[agent.turns % len(SCRIPT)]
             agent.remember("user", user)
             agent.remember("assistant", reply)
-            agent.turn_log.append((agent.next_turn_at, "voice_input"))
+            record_turn(agent.turn_log, "voice_input", agent.next_turn_at)
             agent.turns += 1
             agent.next_turn_at += interval
         return
@@ -144,19 +146,13 @@ MAX_REPORTED_TURNS = 200
 
 
 def finished_turns(agent: Agent) -> dict[str, Any]:
-    """The turns part of a 112: each turn's start and end, and made-up but plausible latencies
-    (fixed figures, so tests can rely on them)."""
+    """The turns part of a 112: the same turns ``/turns`` reports (sandbox/turns.py), except
+    that 112 gives the latency segments as an object, where ``/turns`` gives a list."""
     turns = []
-    for turn_id, (started, kind) in enumerate(agent.turn_log[:MAX_REPORTED_TURNS], start=1):
-        heard = kind != "greeting"  # a greeting is spoken without listening or thinking first
-        segments = {"algorithm_processing": 20 if heard else 0, "asr_ttlw": 180 if heard else 0,
-                    "llm_ttft": 400 if heard else 0, "llm_ftfs": 120 if heard else 0,
-                    "tts_ttfb": 210, "transport": 40}
-        start_ms = round(started * 1000)
-        turns.append({"turn_id": turn_id, "start": {"start_at": start_ms, "type": kind},
-                      "end": {"end_at": start_ms + 2000, "type": "ok"},
-                      "metrics": {"e2e_latency_ms": sum(segments.values()),
-                                  "segmented_latency_ms": segments}})
+    for turn in agent.turn_log[:MAX_REPORTED_TURNS]:
+        entry = turn.public(agent.agent_id, agent.channel)
+        entry["metrics"]["segmented_latency_ms"] = dict(turn.segments)
+        turns.append(entry)
     return {"total_turn_count": len(agent.turn_log),
             "is_truncated": len(agent.turn_log) > MAX_REPORTED_TURNS, "turns": turns}
 

@@ -26,8 +26,11 @@ from sandbox.redact import fingerprint, redact
 from sandbox.sip_gateway import Gateway
 from sandbox.sip_hooks import HttpPoster
 from sandbox.state import World
+from sandbox.tokens import TokenInvalid, verify_rest_token
 
 logger = logging.getLogger("sandbox")
+#: ``Authorization: agora token=<token>``, ConvoAI's token scheme (reference 1.3).
+REST_TOKEN_PREFIX = "agora token="
 T = TypeVar("T")
 
 
@@ -88,9 +91,15 @@ class Sandbox:
     # -- request plumbing -------------------------------------------------------------------
 
     def check_auth(self, header: str | None) -> None:
-        """Basic auth with the configured customer id/secret, else 401 like Agora (v2.7)."""
+        """Either of Agora's two schemes (reference 1.3), else 401 like Agora (v2.7): Basic
+        with the configured customer id/secret, or ``agora token=<token>`` with an AccessToken2
+        for the App ID (sandbox/tokens.py ``verify_rest_token``)."""
+        text = (header or "").strip()
+        if text.startswith(REST_TOKEN_PREFIX):  # the literal prefix, as Agora writes it
+            self._check_rest_token(text.removeprefix(REST_TOKEN_PREFIX).strip())
+            return
         expected = f"{self.config.customer_id}:{self.config.customer_secret}".encode()
-        scheme, _, encoded = (header or "").partition(" ")
+        scheme, _, encoded = text.partition(" ")
         try:
             given = base64.b64decode(encoded.strip(), validate=True)
         except (binascii.Error, ValueError):
@@ -98,7 +107,15 @@ class Sandbox:
         if scheme.lower() != "basic" or not hmac.compare_digest(given, expected):
             raise AgoraError(401, "InvalidPermission",
                              "authentication failed: expected Basic auth with the customer id "
-                             "and secret")
+                             "and secret, or agora token=<token>")
+
+    def _check_rest_token(self, token: str) -> None:
+        try:
+            verify_rest_token(token, app_id=self.config.app_id,
+                              certificate=self.config.app_certificate, now=self.clock.now())
+        except TokenInvalid as exc:
+            raise AgoraError(401, "InvalidPermission",
+                             f"authentication failed: {exc}") from exc
 
     def check_app_id(self, app_id: str) -> None:
         if app_id != self.config.app_id:

@@ -56,7 +56,7 @@ class Gateway:
     def open_call(self, *, callid: str | None = None, **fields: Any) -> GatewayCall:
         """Create and register a call record."""
         with self.world.lock:
-            call = GatewayCall(callid=callid or self.world.new_notice_id(),
+            call = GatewayCall(callid=callid or self.world.new_call_id(),
                                created_at=self.now(), **fields)
             self.world.sip_calls[call.callid] = call
             return call

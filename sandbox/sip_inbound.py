@@ -141,7 +141,7 @@ def dial(gateway: Gateway, spec: Any) -> dict[str, Any]:
     to, caller, pin = options["to"], options.get("from", "+15551234567"), options.get("pin", "")
     headers = options.get("sip_headers", {})
     world = gateway.world
-    callid = world.new_notice_id()
+    callid = world.new_call_id()
     lookup: dict[str, Any] | None = None
     if to.startswith("sip:") or digits_of(to) in PIN_NUMBERS:
         headers = headers if to.startswith("sip:") else {}  # empty for PSTN numbers (B.2)

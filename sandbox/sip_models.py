@@ -9,14 +9,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from convoai.tokens import MAX_TOKEN_LIFETIME_S
 from sandbox.redact import fingerprint
 from sandbox.sip_hooks import Hook
 
 #: The callee's (or caller's) RTC uid when a request names none, as in Agora's own sample.
 DEFAULT_UID = "111"
-#: How long an unused ``inbound``/``inboundsip`` reservation stays valid. Agora does not say;
-#: an hour is our assumption.
-RESERVATION_TTL_S = 3600.0
+#: How long an unused ``inbound``/``inboundsip`` reservation stays valid. Agora does not say; we
+#: ASSUME as long as the longest token it can carry (24 h): the service (sip/service.py,
+#: ``provision``) dates its reservations' expiry with this same constant.
+RESERVATION_TTL_S = float(MAX_TOKEN_LIFETIME_S)
 
 #: One dial-in number per region (digits, and how the gateway prints it). A reservation is this
 #: number plus a PIN, so several reservations share a region's number.

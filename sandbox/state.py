@@ -67,7 +67,16 @@ class World:
             return "".join(self.rng.choice(alphabet) for _ in range(length))
 
     def new_notice_id(self) -> str:
-        """A UUID-shaped noticeId, unique per event (copies of one event share it)."""
+        """A noticeId in the shape of Agora's examples ("2000001428:4330:107", three numbers),
+        unique per event (copies of one event share it). What the numbers mean is not
+        documented: here they are random, 10, 4 and 3 digits long like the example's."""
+        with self.lock:
+            parts = (self.rng.randrange(10**9, 10**10), self.rng.randrange(10**3, 10**4),
+                     self.rng.randrange(10**2, 10**3))
+        return ":".join(map(str, parts))
+
+    def new_call_id(self) -> str:
+        """A UUID-shaped id for a gateway call (its ``callid``)."""
         with self.lock:
             bits = f"{self.rng.getrandbits(128):032x}"
         return f"{bits[:8]}-{bits[8:12]}-{bits[12:16]}-{bits[16:20]}-{bits[20:]}"

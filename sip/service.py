@@ -213,6 +213,8 @@ class SipService:
         and a token minted for PSTN_UID, and store the reservation."""
         chosen = self.personas.route("", persona=persona)
         channel = reservation_channel(chosen.name, secrets.token_hex(6))
+        # The gateway does not document how long a reservation lasts; we assume as long as its
+        # token can (24 h), and so does the sandbox's gateway (sandbox/sip_models.py).
         lifetime = MAX_TOKEN_LIFETIME_S
         token = build_rtc_token(self.settings.agora_app_id, self.settings.agora_app_certificate,
                                 channel, self.settings.pstn_uid, lifetime_s=lifetime)

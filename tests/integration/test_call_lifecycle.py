@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from ncs.signature import sign
+from sandbox.turns import CASCADE_SEGMENTS
 from tests.integration.conftest import SECRETS
 from tests.integration.harness import wait_until
 
@@ -219,8 +220,10 @@ def test_the_turns_convoai_reports_at_the_end_show_in_the_calls_latency(fresh):
     assert latency["total_turn_count"] == len(latency["turns"]) >= 2
     assert latency["turns"][0]["start_type"] == "greeting"
     spoken = [t for t in latency["turns"] if t["start_type"] == "voice_input"]
-    assert spoken and all(t["e2e_latency_ms"] == 970 and t["llm_ttft"] == 400 for t in spoken)
-    assert latency["median_ms"]["tts_ttfb"] == 210
+    figures = dict(CASCADE_SEGMENTS)
+    assert spoken and all(t["e2e_latency_ms"] == sum(figures.values())
+                          and t["llm_ttft"] == figures["llm_ttft"] for t in spoken)
+    assert latency["median_ms"]["tts_ttfb"] == figures["tts_ttfb"]
 
 
 def test_a_token_expiring_warning_renews_the_live_agents_token_once(fresh):

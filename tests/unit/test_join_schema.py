@@ -215,3 +215,74 @@ def test_each_asr_vendor_requires_its_params(vendor, params, missing):
 
 def test_ares_asr_needs_no_params():
     assert errors(edited("properties.asr", {"vendor": "ares"})) == []
+
+
+# -- what a preset, a pipeline or an MLLM supplies (issue 21, item 7) ---------------------------
+
+def without(body: dict[str, Any], *names: str) -> dict[str, Any]:
+    """``body`` with the named blocks of ``properties`` removed."""
+    body["properties"] = {k: v for k, v in body["properties"].items() if k not in names}
+    return body
+
+
+PRESET_EXAMPLE = {  # SPEC's "Preset models" join example: no url, key or model for presets
+    "preset": "deepgram_nova_3,openai_gpt_5_mini,minimax_speech_2_6_turbo",
+    "llm": {"system_messages": [{"role": "system", "content": "Be brief."}], "max_history": 32,
+            "greeting_message": "Hello!", "failure_message": "Hold on."},
+    "tts": {"vendor": "minimax", "params": {"voice_setting": {"voice_id": "English_female1"}}},
+    "asr": {"vendor": "deepgram", "params": {"language": "en", "keyterm": "agora"}},
+}
+
+
+def preset_body(preset: str = PRESET_EXAMPLE["preset"]) -> dict[str, Any]:
+    body = copy.deepcopy(SERVICE_BODY)
+    body["preset"] = preset
+    body["properties"].update(copy.deepcopy({k: v for k, v in PRESET_EXAMPLE.items()
+                                             if k != "preset"}))
+    return body
+
+
+@pytest.mark.parametrize("body", [
+    {**SERVICE_BODY, "preset": None, "pipeline_id": None},  # what Agora's SDK sends
+    without({**copy.deepcopy(SERVICE_BODY), "pipeline_id": "pl_123"}, "llm", "tts", "asr"),
+    {**copy.deepcopy(SERVICE_BODY), "pipeline_id": "pl_123",
+     "properties": {**SERVICE_BODY["properties"], "llm": {"greeting_message": "Hi"}}},
+    preset_body(),
+    preset_body(" openai_gpt_4o_mini , minimax_speech_2_8_turbo,deepgram_nova_2"),
+    without({**copy.deepcopy(SERVICE_BODY), "properties": {
+        **SERVICE_BODY["properties"], "mllm": {"url": "wss://api.openai.com/v1/realtime",
+                                               "api_key": "sk", "vendor": "openai"}}},
+        "llm", "tts", "asr"),
+    without({**copy.deepcopy(SERVICE_BODY), "properties": {
+        **SERVICE_BODY["properties"], "advanced_features": {"enable_mllm": True},
+        "mllm": {"url": "wss://x", "api_key": "k"}}}, "llm", "tts"),
+], ids=["null preset and pipeline", "pipeline without providers", "pipeline overrides the llm",
+        "SPEC preset example", "presets with spaces", "mllm without llm or tts",
+        "deprecated enable_mllm"])
+def test_what_agora_accepts_without_the_callers_own_models(body):
+    assert errors(body) == []
+
+
+@pytest.mark.parametrize(("case", "body", "missing"), [
+    ("llm preset only: MiniMax still needs its key",
+     preset_body("openai_gpt_5_mini,deepgram_nova_3"), "'key'"),
+    ("tts preset only: the llm still needs its url",
+     preset_body("minimax_speech_2_6_turbo,deepgram_nova_3"), "'url'"),
+    ("no asr preset: Deepgram still needs its key",
+     preset_body("openai_gpt_5_mini,minimax_speech_2_6_turbo"), "'key'"),
+    ("an unknown preset supplies nothing", preset_body("acme_gpt"), "'url'"),
+    ("an empty pipeline_id is no pipeline",
+     without({**copy.deepcopy(SERVICE_BODY), "pipeline_id": ""}, "llm"), "'llm'"),
+    ("a disabled mllm does not replace the cascade",
+     without({**copy.deepcopy(SERVICE_BODY), "properties": {
+         **SERVICE_BODY["properties"], "mllm": {"enable": False}}}, "tts"), "'tts'"),
+    ("no llm without a pipeline or mllm", edited("properties.llm", delete=True), "'llm'"),
+])
+def test_what_a_preset_pipeline_or_mllm_does_not_excuse(case, body, missing):
+    found = errors(body)
+    assert any(missing in message for message in found), (case, found)
+
+
+@pytest.mark.parametrize(("field", "value"), [("preset", 7), ("pipeline_id", ["pl_1"])])
+def test_preset_and_pipeline_id_are_strings_or_null(field, value):
+    assert errors({**SERVICE_BODY, field: value})

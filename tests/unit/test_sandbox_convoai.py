@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import re
 
 import pytest
 
@@ -119,7 +120,10 @@ def test_a_valid_007_token_is_accepted_and_the_agent_starts(sb):
     assert response.status_code == 200
     body = response.get_json()
     assert set(body) == {"agent_id", "create_ts", "status"}
-    assert body["status"] == "STARTING" and body["create_ts"] == int(sb.clock.now())
+    # The answer says RUNNING as Agora's join examples do; the agent is in the channel (101,
+    # GET says RUNNING) only once it has started.
+    assert body["status"] == "RUNNING" and body["create_ts"] == int(sb.clock.now())
+    assert sb.query(body["agent_id"]).get_json()["status"] == "STARTING"
 
 
 def test_an_expired_token_is_rejected(sb):
@@ -144,7 +148,8 @@ def test_reusing_a_name_is_409_task_conflict_even_after_the_agent_stopped(sb):
     sb.advance(1)
     response = sb.join()
     assert response.status_code == 409
-    assert response.get_json()["reason"] == "TaskConflict"
+    assert response.get_json() == {"detail": "create agent failed, code: 409, msg: task conflict",
+                                   "reason": "TaskConflict"}
 
 
 def test_joins_beyond_the_concurrency_limit_get_422():
@@ -211,6 +216,7 @@ def test_agent_events_101_102_103_112_are_signed_with_the_convoai_secret():
         {"role": "assistant", "content": "Hello, how can I help?"}]
     assert turns["payload"]["total_turn_count"] == 1  # the greeting
     assert len({body["noticeId"] for body in sb.events(17)}) == 4
+    assert all(re.fullmatch(r"\d{10}:\d{4}:\d{3}", body["noticeId"]) for body in sb.events(17))
 
 
 def test_the_caller_hears_scripted_turns_and_the_agent_exits_when_idle(sb):
@@ -259,10 +265,12 @@ def test_turns_finished_reports_each_turn_with_its_latency_segments(sb):
 
 def test_more_than_200_turns_are_reported_truncated():
     from sandbox.lifecycle import finished_turns
+    from sandbox.turns import record as record_turn
 
     sb = make_harness()
     agent = sb.sandbox.world.agents[started(sb)]
-    agent.turn_log = [(float(n), "voice_input") for n in range(250)]
+    for n in range(250):
+        record_turn(agent.turn_log, "voice_input", float(n))
     report = finished_turns(agent)
     assert (len(report["turns"]), report["total_turn_count"], report["is_truncated"]) == (
         200, 250, True)
@@ -434,7 +442,7 @@ def test_a_call_sends_join_then_leave_with_increasing_client_seq(sb):
     sb.advance(2)
     join, leave = sb.events(1)
     assert (join["eventType"], leave["eventType"]) == (103, 104)
-    assert join["payload"] == {"channelName": "c-1", "uid": 111, "platform": 6,
+    assert join["payload"] == {"channelName": "c-1", "uid": 111, "platform": 6, "clientType": 2,
                                "clientSeq": join["payload"]["clientSeq"],
                                "ts": join["payload"]["ts"]}
     assert leave["payload"]["clientSeq"] > join["payload"]["clientSeq"]

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 
+from convoai.tokens import MAX_TOKEN_LIFETIME_S
 from sandbox.app import create_sandbox_app
 from sandbox.clock import FakeClock
 from sandbox.config import ConfigError, SandboxConfig
@@ -242,7 +243,8 @@ def test_inbound_reserves_the_regions_number_and_a_pin(sip, region, did, display
     assert (reservation["channel"], reservation["uid"], reservation["state"]) == (
         "room-1", "111", "pending")
     assert reservation["token"] == fingerprint(token)
-    assert reservation["expires_at"] > reservation["created_at"]
+    # 24 h, as the service assumes (sip/service.py provision): one constant on both sides.
+    assert reservation["expires_at"] == reservation["created_at"] + MAX_TOKEN_LIFETIME_S
 
 
 @pytest.mark.parametrize(("channel", "uid"), [("room-2", "111"), ("room-1", "112")])
