@@ -16,7 +16,8 @@ from calls.store import CallRecord
 from errors import ApiError, BadRequest, NotFound, Unauthorized, json_object
 from sip.client import LEGS
 from sip.errors import GatewayError
-from sip.service import GuardRefused, Refusal, SipService, normalise_number
+from sip.numbers import number_key
+from sip.service import GuardRefused, Refusal, SipService
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("sip", __name__)
@@ -55,10 +56,8 @@ def lookup() -> ResponseReturnValue:
             did=body.get("did"), pin=str(body.get("pin") or ""),
             callerid=str(body.get("callerid") or ""), callid=str(body.get("callid") or ""),
             events_url=events_url())
-    except ValueError as exc:
-        raise BadRequest(f"did: {exc}") from None
     except Refusal as exc:
-        # 404 is how the gateway is told to refuse the call.
+        # 404 is how the gateway is told to refuse the call (the only refusal it documents).
         logger.info("sip.lookup_refused", extra={"reason": str(exc)})
         return jsonify(error="refused", message=str(exc)), 404
     return jsonify(answer)
@@ -94,7 +93,7 @@ def add_line() -> ResponseReturnValue:
 @require_admin
 def remove_line(number: str) -> ResponseReturnValue:
     try:
-        number = normalise_number(number)
+        number = number_key(number)
     except ValueError as exc:
         raise BadRequest(f"number: {exc}") from None
     if not current_app.extensions["store"].remove_line(number):
@@ -214,7 +213,7 @@ def add_line_from(number: Any, persona: Any, label: Any, variables: Any,
                   pins: Any = None) -> dict[str, Any]:
     """Validate and store a line (shared by the API and `flask sip lines add`)."""
     try:
-        number = normalise_number(number)
+        number = number_key(number)
     except ValueError as exc:
         raise BadRequest(f"number: {exc}") from None
     known = current_app.extensions["personas"].names()

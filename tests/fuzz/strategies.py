@@ -283,10 +283,17 @@ KNOWN_PATH_VALUES = {"call_id": "call_id", "number": "number", "reservation_id":
                      "token": "events_token", "filename": "static_file"}
 PERSONAS = st.sampled_from(["support", "tarot", "appointments", "orders", "triage", "nobody",
                             "", "../support"])
-PHONE_NUMBERS = st.one_of(
-    st.from_regex(r"\+?1?[0-9]{6,15}", fullmatch=True), st.just(Known("number")),
-    st.sampled_from(["+1 (800) 555-0100", "+15555550000", "123", "+" + "9" * 30, "++1555",
-                     "sip:agent@example.com"]))
+#: Numbers as SIP trunks send them (E.164, bare digits, extensions, SIP users and URIs), and
+#: what is none of those.
+GATEWAY_NUMBERS = st.one_of(
+    st.from_regex(r"\+?1?[0-9]{6,15}", fullmatch=True), st.from_regex(r"[0-9]{1,5}",
+                                                                      fullmatch=True),
+    st.from_regex(r"(sips?:)?[A-Za-z0-9][A-Za-z0-9._~+-]{0,40}(@[a-z.]{1,20})?", fullmatch=True),
+    st.sampled_from(["+1 (800) 555-0100", "+15555550000", "123", "7373", "benweekes",
+                     "sip:agent@example.com", "sip:+15555550100@trunk;user=phone",
+                     "tel:+1-555-555-0100", "+" + "9" * 30, "9" * 16, "++1555", "<script>",
+                     "sip:@host", "a" * 33, ""]))
+PHONE_NUMBERS = GATEWAY_NUMBERS | st.just(Known("number"))
 GATEWAY_EVENTS = st.sampled_from(["call_initiated", "call_ringing", "call_answered",
                                   "agora_bridge_start", "call_hangup", "dtmf", "unknown"])
 
