@@ -10,9 +10,10 @@ from typing import Any
 from flask import Blueprint, current_app, has_request_context, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from auth import bearer_token_matches, require_admin
+from auth import bearer_token_matches, header_matches, require_admin
 from calls.records import call_json, iso
 from calls.store import CallRecord
+from config import Settings
 from errors import ApiError, BadRequest, NotFound, Unauthorized, json_object
 from sip.client import LEGS
 from sip.errors import GatewayError
@@ -46,10 +47,10 @@ class NoPhoneLeg(ApiError):
 @bp.post("/sip/lookup")
 def lookup() -> ResponseReturnValue:
     settings = current_app.extensions["settings"]
-    if not settings.sip_lookup_token:
-        raise NotFound("the lookup hook is off: set SIP_LOOKUP_TOKEN")
-    if not bearer_token_matches(settings.sip_lookup_token, request.headers.get("Authorization")):
-        raise Unauthorized("missing or wrong bearer token")
+    if not settings.sip_lookup_on:
+        raise NotFound("the lookup hook is off: set SIP_LOOKUP_AUTH (or SIP_LOOKUP_TOKEN)")
+    if not lookup_authorized(settings, request.headers.get("Authorization")):
+        raise Unauthorized("missing or wrong Authorization header")
     body = json_object()
     try:
         answer = _sip().lookup(
@@ -61,6 +62,16 @@ def lookup() -> ResponseReturnValue:
         logger.info("sip.lookup_refused", extra={"reason": str(exc)})
         return jsonify(error="refused", message=str(exc)), 404
     return jsonify(answer)
+
+
+def lookup_authorized(settings: Settings, header: str | None) -> bool:
+    """Whether ``header`` is the Authorization value agreed with Agora at provisioning, which
+    the gateway sends exactly as supplied: all of SIP_LOOKUP_AUTH (any scheme), or
+    ``Bearer SIP_LOOKUP_TOKEN``. With both set either is taken (to move from one to the
+    other without refusing calls)."""
+    by_value = header_matches(settings.sip_lookup_auth, header)
+    by_token = bearer_token_matches(settings.sip_lookup_token, header)
+    return by_value or by_token
 
 
 @bp.post("/sip/events/<token>")

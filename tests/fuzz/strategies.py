@@ -340,12 +340,17 @@ class Auth:
 
 
 def credential_for(rule: str) -> str | None:
-    """The setting whose token a route takes (None: the route takes none)."""
+    """The setting whose credential a route takes (None: the route takes none)."""
     if rule == "/sip/lookup":
-        return "SIP_LOOKUP_TOKEN"
+        return "SIP_LOOKUP_AUTH"
     if rule == "/api/reconcile":
         return "CRON_SECRET"
     return "ADMIN_TOKEN" if rule.startswith(("/api/", "/metrics")) else None
+
+
+def right_auth(credential: str) -> Auth:
+    """The header a credential is sent in: SIP_LOOKUP_AUTH is the whole header value."""
+    return Auth("{}" if credential == "SIP_LOOKUP_AUTH" else "Bearer {}", credential)
 
 
 @st.composite
@@ -353,8 +358,9 @@ def authorizations(draw: st.DrawFn, right: str | None = None) -> Auth | None:
     """Half the time the route's own token (to get past the check), else none, another
     setting's token, the right one mangled, or junk."""
     if right and draw(st.booleans()):
-        return Auth("Bearer {}", right)
-    credential = st.sampled_from(["ADMIN_TOKEN", "CRON_SECRET", "SIP_LOOKUP_TOKEN"])
+        return right_auth(right)
+    credential = st.sampled_from(["ADMIN_TOKEN", "CRON_SECRET", "SIP_LOOKUP_TOKEN",
+                                  "SIP_LOOKUP_AUTH"])
     return draw(st.one_of(
         st.none(),
         st.builds(Auth, st.sampled_from(["Bearer {}", "bearer  {} ", "Basic {}", "Bearer {}x",
@@ -417,9 +423,10 @@ def edge_requests(method: str, rule: str) -> list[FuzzRequest]:
     auth = credential_for(rule)
     bodies = [deep_nesting(100_000), b"[1, 2]", b'"text"', b"", b"\xff\xfe", b"{" * 10,
               b'{"a": NaN}']
-    return [FuzzRequest(method=method, path=path, query=b"", auth=Auth("Bearer {}", auth)
-                        if auth else None, headers={"Content-Type": "application/json"},
-                        body=body, signed_in=True) for body in bodies]
+    return [FuzzRequest(method=method, path=path, query=b"",
+                        auth=right_auth(auth) if auth else None,
+                        headers={"Content-Type": "application/json"}, body=body,
+                        signed_in=True) for body in bodies]
 
 
 def _split(rule: str) -> list[tuple[str, re.Match[str] | None]]:

@@ -134,7 +134,7 @@ def test_an_authorized_lookup_answers_200_or_404_whatever_the_numbers(
                            "sip_headers": {}}).encode()
         answer = service.send("POST", "/sip/lookup", body, headers={
             "Content-Type": "application/json",
-            "Authorization": f"Bearer {service.settings.sip_lookup_token}"})
+            "Authorization": service.settings.sip_lookup_auth})
         service.check(answer, "POST /sip/lookup", may_show=MAY_SHOW["/sip/lookup"])
         assert answer.status_code in (200, 404), answer.get_data(as_text=True)[:200]
 

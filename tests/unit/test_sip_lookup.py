@@ -1,7 +1,9 @@
-"""POST /sip/lookup and the lines API with the numbers SIP trunks send."""
+"""POST /sip/lookup and the lines API with the numbers SIP trunks send, and the lookup's
+Authorization header as Agora provisions it (exactly as supplied, any scheme)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,10 +12,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
-from config import Settings
+from config import ConfigError, Settings
 from tests.fakes import FakeConvoAI
 
 ADMIN = {"Authorization": "Bearer sandbox-admin-token"}
+BASIC = "Basic YWdvcmE6cHJvdmlzaW9uZWQtc2VjcmV0"
+BARE_KEY = "k3y-0f-the-lookup-hook-Qm71"
 TOKEN = "lookup-token-0123456789"
 
 MakeApp = Callable[..., Flask]
@@ -21,11 +25,11 @@ MakeApp = Callable[..., Flask]
 
 @pytest.fixture
 def make_app(tmp_path: Path) -> MakeApp:
-    """Apps on one SQLite file, with ConvoAI faked."""
+    """Apps on one SQLite file, with ConvoAI faked; the lookup takes ``BASIC`` unless told."""
 
     def build(**changes: object) -> Flask:
         values: dict[str, object] = {"database_url": f"sqlite:///{tmp_path / 'sip.db'}",
-                                     "log_level": "WARNING", "sip_lookup_token": TOKEN}
+                                     "log_level": "WARNING", "sip_lookup_auth": BASIC}
         values.update(changes)
         app = create_app(Settings.for_tests(**values))
         app.extensions["calls"].convoai = FakeConvoAI()
@@ -45,8 +49,10 @@ def add_line(web: FlaskClient, number: object) -> tuple[int, dict]:
     return answer.status_code, answer.get_json()
 
 
-def lookup(web: FlaskClient, did: object, *, callerid: object = "") -> tuple[int, dict]:
-    answer = web.post("/sip/lookup", headers={"Authorization": f"Bearer {TOKEN}"}, json={
+def lookup(web: FlaskClient, did: object, *, auth: str | None = BASIC, callerid: object = "",
+           ) -> tuple[int, dict]:
+    headers = {"Authorization": auth} if auth is not None else {}
+    answer = web.post("/sip/lookup", headers=headers, json={
         "did": did, "pin": "", "callerid": callerid, "callid": "c-1", "sip_headers": {}})
     return answer.status_code, answer.get_json()
 
@@ -117,3 +123,86 @@ def test_a_line_is_listed_and_removed_by_its_key(web):
 def test_outbound_calls_still_need_a_number_the_gateway_can_dial(web):
     answer = web.post("/api/calls", json={"to": "7373"}, headers=ADMIN)
     assert answer.status_code == 400 and "+ and 6 to 15 digits" in answer.get_json()["message"]
+
+
+# -- the Authorization header ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("auth", [BASIC, BARE_KEY, f"Bearer {TOKEN}"])
+def test_the_configured_header_value_is_taken_whatever_its_scheme(make_app, auth):
+    setting = {"sip_lookup_auth": auth} if auth != f"Bearer {TOKEN}" else {
+        "sip_lookup_auth": "", "sip_lookup_token": TOKEN}
+    web = make_app(**setting).test_client()
+    add_line(web, "7373")
+    assert lookup(web, "7373", auth=auth)[0] == 200
+
+
+@pytest.mark.parametrize("auth", [
+    None, "", "Bearer YWdvcmE6cHJvdmlzaW9uZWQtc2VjcmV0", "basic YWdvcmE6cHJvdmlzaW9uZWQtc2VjcmV0",
+    "YWdvcmE6cHJvdmlzaW9uZWQtc2VjcmV0", BASIC + "x", BASIC[:-1], f"Bearer {BASIC}",
+    f"Bearer {TOKEN}", "Basic é",
+])
+def test_anything_but_exactly_the_configured_value_is_401(web, auth):
+    add_line(web, "7373")
+    status, answer = lookup(web, "7373", auth=auth)
+    assert status == 401 and answer["error"] == "unauthorized"
+
+
+def test_a_bare_key_is_not_taken_as_a_bearer_token(make_app):
+    web = make_app(sip_lookup_auth=BARE_KEY).test_client()
+    add_line(web, "7373")
+    assert lookup(web, "7373", auth=f"Bearer {BARE_KEY}")[0] == 401
+
+
+def test_the_token_is_short_for_bearer_and_either_is_taken_with_both_set(make_app):
+    web = make_app(sip_lookup_token=TOKEN).test_client()
+    add_line(web, "7373")
+    assert lookup(web, "7373", auth=BASIC)[0] == 200
+    assert lookup(web, "7373", auth=f"Bearer {TOKEN}")[0] == 200
+    assert lookup(web, "7373", auth=TOKEN)[0] == 401
+
+
+def test_without_a_credential_the_hook_is_closed_with_404(make_app):
+    web = make_app(sip_lookup_auth="").test_client()
+    add_line(web, "7373")
+    answer = web.post("/sip/lookup", json={"did": "7373"}, headers={"Authorization": BASIC})
+    assert answer.status_code == 404 and "SIP_LOOKUP_AUTH" in answer.get_json()["message"]
+
+
+def test_start_up_warns_once_when_lines_exist_but_the_hook_is_closed(make_app, caplog):
+    add_line(make_app().test_client(), "7373")
+    caplog.set_level(logging.WARNING, logger="app")
+    make_app(sip_lookup_auth="")
+    closed = [r for r in caplog.records if "SIP LOOKUP CLOSED" in r.getMessage()]
+    assert len(closed) == 1 and closed[0].levelno == logging.WARNING
+    caplog.clear()
+    make_app()
+    assert not [r for r in caplog.records if "SIP LOOKUP CLOSED" in r.getMessage()]
+
+
+def test_no_warning_without_lines(make_app, caplog):
+    caplog.set_level(logging.WARNING, logger="app")
+    make_app(sip_lookup_auth="")
+    assert not [r for r in caplog.records if "SIP LOOKUP CLOSED" in r.getMessage()]
+
+
+# -- the setting ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    ("Basic abc", "SIP_LOOKUP_AUTH must be at least 16 characters"),
+    ("Bearer é-0123456789abcdef", "SIP_LOOKUP_AUTH must be printable ASCII"),
+    ("Basic 0123456789abcdef\n", "SIP_LOOKUP_AUTH must be printable ASCII"),
+])
+def test_a_lookup_header_value_that_could_never_match_is_a_config_problem(value, problem):
+    with pytest.raises(ConfigError, match=problem) as info:
+        Settings.for_tests(sip_lookup_auth=value)
+    assert value not in str(info.value)
+
+
+def test_the_lookup_header_value_is_a_secret():
+    settings = Settings.from_env({"SIP_LOOKUP_AUTH": f"  {BASIC}  "}, dotenv=False)
+    assert settings.sip_lookup_auth == BASIC
+    assert BASIC not in repr(settings)
+    secrets = settings.secret_values()
+    assert BASIC in secrets and BASIC.split()[1] in secrets
