@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import click
+import sqlalchemy as sa
 from flask import Flask, Request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
@@ -26,7 +27,7 @@ from calls import views as calls_views
 from calls.outbox import EventSender
 from calls.reconcile import PeriodicRunner, Reconciler
 from calls.service import CallService
-from calls.store import Store
+from calls.store import Store, StoreUnavailable
 from config import ConfigError, Settings
 from convoai.client import ConvoAIClient
 from dashboard import bp as dashboard_bp
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         _start_reconciler_with_first_request(app, reconciler, settings)
 
     _announce(settings, background)
+    _warn_if_lookup_closed(settings, store)
     return app
 
 
@@ -195,6 +197,23 @@ def _announce(settings: Settings, background: bool) -> None:
     logger.info("service.ready", extra={
         "mode": settings.mode, "agent_start_mode": "background" if background else "inline",
         "database": settings.database_url.split(":", 1)[0]})
+
+
+def _warn_if_lookup_closed(settings: Settings, store: Store) -> None:
+    """Lines with no lookup credential: the hook answers 404, so the gateway turns away every
+    call to them. Said once, at start-up, where an operator looks."""
+    if settings.sip_lookup_on:
+        return
+    try:
+        count = len(store.list_lines())
+    except (StoreUnavailable, sa.exc.DBAPIError):
+        return  # no store yet, or no schema (MIGRATE_ON_START=false before `flask db upgrade`)
+    if count:
+        logger.warning(
+            "SIP LOOKUP CLOSED: %d line(s) are registered but neither SIP_LOOKUP_AUTH nor "
+            "SIP_LOOKUP_TOKEN is set, so POST /sip/lookup answers 404 and the SIP gateway turns "
+            "away every call to them. Set SIP_LOOKUP_AUTH to the Authorization header agreed "
+            "with Agora (see docs/sip.md).", count, extra={"lines": count})
 
 
 # A configuration problem is one clear message on stderr, not a traceback. Exit status 4 is

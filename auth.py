@@ -1,4 +1,4 @@
-"""Bearer-token access for the admin API, compared in constant time."""
+"""Bearer tokens and static Authorization headers, compared in constant time."""
 
 from __future__ import annotations
 
@@ -22,6 +22,14 @@ def bearer_token_matches(expected: str, header: str | None) -> bool:
     if scheme.lower() != "bearer":
         return False
     return hmac.compare_digest(given.strip().encode(), expected.encode())
+
+
+def header_matches(expected: str, header: str | None) -> bool:
+    """True when ``header`` is exactly ``expected``, scheme and all (a static header agreed
+    out of band, such as the SIP gateway's). An unset value never matches."""
+    if not expected or header is None:
+        return False
+    return hmac.compare_digest(header.encode("utf-8", "surrogatepass"), expected.encode())
 
 
 def require_admin(view: F) -> F:

@@ -83,6 +83,10 @@ class Settings:
     admin_token: str = field(default="", repr=False)
     cron_secret: str = field(default="", repr=False)
     # The SIP gateway's hooks (sip/views.py).
+    #: The whole Authorization header the gateway sends to the lookup hook, as agreed with Agora
+    #: at provisioning ("Bearer x", "Basic x", a bare key); SIP_LOOKUP_TOKEN is short for
+    #: "Bearer <token>".
+    sip_lookup_auth: str = field(default="", repr=False)
     sip_lookup_token: str = field(default="", repr=False)
     sip_events_token: str = field(default="", repr=False)
     start_agent_on_lookup: bool = True
@@ -224,10 +228,14 @@ class Settings:
             found.append("MAX_CONCURRENT_CALLS must be 0 (no cap) or more")
         if self.public_url and urlsplit(self.public_url).scheme not in ("http", "https"):
             found.append("PUBLIC_URL must be an http(s) URL such as https://calls.example.com")
-        for name in ("SIP_LOOKUP_TOKEN", "SIP_EVENTS_TOKEN"):
+        for name in ("SIP_LOOKUP_AUTH", "SIP_LOOKUP_TOKEN", "SIP_EVENTS_TOKEN"):
             value = getattr(self, name.lower())
             if value and len(value) < 16:
                 found.append(f"{name} must be at least 16 characters (it is a credential)")
+        if not all(" " <= c <= "~" for c in self.sip_lookup_auth) \
+                or self.sip_lookup_auth != self.sip_lookup_auth.strip():
+            found.append("SIP_LOOKUP_AUTH must be printable ASCII with no space at either end "
+                         "(it is compared with an HTTP header)")
         if self.sweep_interval_s <= 0:
             found.append("SWEEP_INTERVAL_S must be above 0")
         if self.notice_retention_hours < 1:
@@ -279,6 +287,11 @@ class Settings:
     # -- helpers -----------------------------------------------------------------------------
 
     @property
+    def sip_lookup_on(self) -> bool:
+        """Whether POST /sip/lookup answers (it is closed, 404, without a credential)."""
+        return bool(self.sip_lookup_auth or self.sip_lookup_token)
+
+    @property
     def mode(self) -> str:
         return "sandbox" if self.sandbox else "production"
 
@@ -287,9 +300,12 @@ class Settings:
         names = ("agora_app_certificate", "agora_customer_secret", "agora_ncs_secret",
                  "agora_ncs_secret_previous", "agora_convoai_ncs_secret", "sip_auth",
                  "admin_token", "cron_secret", "openai_api_key", "elevenlabs_api_key",
-                 "sip_lookup_token", "sip_events_token", "events_webhook_secret",
-                 "metrics_token")
-        values = [*(getattr(self, n) for n in names), *self.persona_keys.values()]
+                 "sip_lookup_auth", "sip_lookup_token", "sip_events_token",
+                 "events_webhook_secret", "metrics_token")
+        # The lookup header's credential alone too ("Basic <this>"), should it be logged apart.
+        lookup_credential = self.sip_lookup_auth.partition(" ")[2].strip()
+        values = [*(getattr(self, n) for n in names), lookup_credential,
+                  *self.persona_keys.values()]
         return list(dict.fromkeys(v for v in values if v and len(v) >= 4))
 
     def replace(self, **changes: object) -> Settings:

@@ -8,6 +8,7 @@ import click
 from flask import Flask, current_app
 
 from errors import ApiError
+from sip.numbers import number_key
 from sip.service import Placed
 
 
@@ -80,7 +81,8 @@ def init_app(app: Flask) -> None:
                   help="Callers who enter PIN reach PERSONA (repeatable).")
     def add(number: str, persona: str | None, label: str | None,
             variables: tuple[str, ...], pins: tuple[str, ...]) -> None:
-        """Register NUMBER (E.164, e.g. +18005550100) as a line."""
+        """Register NUMBER as a line: E.164 (+18005550100), its digits, an extension (7373)
+        or a SIP user (alice), as the trunk sends it to the gateway."""
         from sip.views import add_line_from
 
         try:
@@ -105,10 +107,8 @@ def init_app(app: Flask) -> None:
     @click.argument("number")
     def remove(number: str) -> None:
         """Stop routing NUMBER."""
-        from sip.service import normalise_number
-
         try:
-            number = normalise_number(number)
+            number = number_key(number)
         except ValueError as exc:
             _fail(f"number: {exc}")
         if not current_app.extensions["store"].remove_line(number):

@@ -4,7 +4,6 @@ call control. No Flask here; sip/views.py adapts it to HTTP and sip/cli.py to th
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from personas import Registry
 from personas.registry import reservation_channel
 from sip.client import GatewayClient, mask_number, normalize_region
 from sip.errors import CallNotFound, GatewayError, GatewayRejected
+from sip.numbers import e164, number_key
 
 logger = logging.getLogger(__name__)
 
@@ -30,18 +30,6 @@ HANGUP_EVENTS = frozenset({"call_hangup"})
 class Refusal(Exception):
     """The call is refused (the gateway is answered 404): the number is unknown, or the line is
     at its concurrency cap and no agent could come."""
-
-
-def normalise_number(text: Any) -> str:
-    """E.164 as ``+<digits>`` from what people and gateways write: "+1 (800) 555-0100",
-    "18005550100". Raises ValueError for anything else."""
-    if not isinstance(text, str | int) or isinstance(text, bool):
-        raise ValueError("a phone number is text such as +18005550100")
-    digits = re.sub(r"[\s().-]", "", str(text))
-    digits = digits[1:] if digits.startswith("+") else digits
-    if not digits.isdigit() or not 6 <= len(digits) <= 15:
-        raise ValueError("a phone number is + and 6 to 15 digits, such as +18005550100")
-    return "+" + digits
 
 
 class GuardRefused(Exception):
@@ -80,7 +68,12 @@ class SipService:
                events_url: str | None) -> dict[str, str]:
         """Route an incoming call: a fresh channel and token for the caller's leg, the call
         recorded with its numbers and persona, and (START_AGENT_ON_LOOKUP) its agent started."""
-        called = normalise_number(did)
+        try:
+            called = number_key(did)
+        except ValueError:
+            # Not a number a line can have: the gateway is told no as for an unknown one (404
+            # is the only refusal it knows).
+            raise Refusal("the called number is not one a line can have") from None
         line = self.store.get_line(called)
         if line is None:
             raise Refusal(f"no line is registered for {mask_number(called)}")
@@ -90,9 +83,9 @@ class SipService:
             self.calls.refused(None, refused, called_number=mask_number(called))
             raise Refusal(f"the {refused} cost guard is reached")
         try:
-            caller = normalise_number(callerid)
+            caller = number_key(callerid)
         except ValueError:
-            caller = None  # withheld or a SIP URI: the call still goes ahead
+            caller = None  # withheld or unreadable: the call still goes ahead
         channel = f"line_{secrets.token_hex(8)}"
         # A PIN the caller entered may choose the persona (several services on one number).
         persona = self.personas.route(channel, persona=line["pins"].get(pin) or line["persona"])
@@ -148,11 +141,11 @@ class SipService:
                        variables: dict[str, str], region: str, prompt: str,
                        events_url: str | None) -> Placed:
         """Record the call and start dialling (after the answer when run_async)."""
-        callee = normalise_number(to)
+        callee = e164(to)
         if not caller_id:
             raise ValueError("from is required (or set OUTBOUND_CALLER_ID): the number the "
                              "callee sees")
-        caller = normalise_number(caller_id)
+        caller = e164(caller_id)
         refused = self.calls.admission()
         if refused:
             self.calls.refused(None, refused, direction="outbound")

@@ -10,13 +10,15 @@ from typing import Any
 from flask import Blueprint, current_app, has_request_context, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from auth import bearer_token_matches, require_admin
+from auth import bearer_token_matches, header_matches, require_admin
 from calls.records import call_json, iso
 from calls.store import CallRecord
+from config import Settings
 from errors import ApiError, BadRequest, NotFound, Unauthorized, json_object
 from sip.client import LEGS
 from sip.errors import GatewayError
-from sip.service import GuardRefused, Refusal, SipService, normalise_number
+from sip.numbers import number_key
+from sip.service import GuardRefused, Refusal, SipService
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("sip", __name__)
@@ -45,23 +47,31 @@ class NoPhoneLeg(ApiError):
 @bp.post("/sip/lookup")
 def lookup() -> ResponseReturnValue:
     settings = current_app.extensions["settings"]
-    if not settings.sip_lookup_token:
-        raise NotFound("the lookup hook is off: set SIP_LOOKUP_TOKEN")
-    if not bearer_token_matches(settings.sip_lookup_token, request.headers.get("Authorization")):
-        raise Unauthorized("missing or wrong bearer token")
+    if not settings.sip_lookup_on:
+        raise NotFound("the lookup hook is off: set SIP_LOOKUP_AUTH (or SIP_LOOKUP_TOKEN)")
+    if not lookup_authorized(settings, request.headers.get("Authorization")):
+        raise Unauthorized("missing or wrong Authorization header")
     body = json_object()
     try:
         answer = _sip().lookup(
             did=body.get("did"), pin=str(body.get("pin") or ""),
             callerid=str(body.get("callerid") or ""), callid=str(body.get("callid") or ""),
             events_url=events_url())
-    except ValueError as exc:
-        raise BadRequest(f"did: {exc}") from None
     except Refusal as exc:
-        # 404 is how the gateway is told to refuse the call.
+        # 404 is how the gateway is told to refuse the call (the only refusal it documents).
         logger.info("sip.lookup_refused", extra={"reason": str(exc)})
         return jsonify(error="refused", message=str(exc)), 404
     return jsonify(answer)
+
+
+def lookup_authorized(settings: Settings, header: str | None) -> bool:
+    """Whether ``header`` is the Authorization value agreed with Agora at provisioning, which
+    the gateway sends exactly as supplied: all of SIP_LOOKUP_AUTH (any scheme), or
+    ``Bearer SIP_LOOKUP_TOKEN``. With both set either is taken (to move from one to the
+    other without refusing calls)."""
+    by_value = header_matches(settings.sip_lookup_auth, header)
+    by_token = bearer_token_matches(settings.sip_lookup_token, header)
+    return by_value or by_token
 
 
 @bp.post("/sip/events/<token>")
@@ -94,7 +104,7 @@ def add_line() -> ResponseReturnValue:
 @require_admin
 def remove_line(number: str) -> ResponseReturnValue:
     try:
-        number = normalise_number(number)
+        number = number_key(number)
     except ValueError as exc:
         raise BadRequest(f"number: {exc}") from None
     if not current_app.extensions["store"].remove_line(number):
@@ -214,7 +224,7 @@ def add_line_from(number: Any, persona: Any, label: Any, variables: Any,
                   pins: Any = None) -> dict[str, Any]:
     """Validate and store a line (shared by the API and `flask sip lines add`)."""
     try:
-        number = normalise_number(number)
+        number = number_key(number)
     except ValueError as exc:
         raise BadRequest(f"number: {exc}") from None
     known = current_app.extensions["personas"].names()

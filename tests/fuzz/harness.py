@@ -36,6 +36,7 @@ from tests.fuzz.strategies import FuzzRequest, Known, NowMs
 
 ROOT = Path(__file__).resolve().parents[2]
 LOOKUP_TOKEN = "fuzz-lookup-token-0123456789"
+LOOKUP_AUTH = "Basic ZnV6ejpsb29rdXAtYXV0aC0wMTIz"
 EVENTS_TOKEN = "fuzz-events-token-0123456789"
 CRON_SECRET = "fuzz-cron-secret-0123456789"
 ADMIN_TOKEN = "fuzz-admin-token-0123456789"
@@ -113,10 +114,10 @@ class FuzzedService:
         return self.app.extensions["settings"]
 
     def credentials(self) -> dict[str, str]:
-        """Every bearer token the service accepts somewhere, by the setting that holds it."""
+        """Every credential the service accepts somewhere, by the setting that holds it."""
         s = self.settings
         return {"ADMIN_TOKEN": s.admin_token, "CRON_SECRET": s.cron_secret,
-                "SIP_LOOKUP_TOKEN": s.sip_lookup_token}
+                "SIP_LOOKUP_TOKEN": s.sip_lookup_token, "SIP_LOOKUP_AUTH": s.sip_lookup_auth}
 
     def signed(self, body: bytes) -> dict[str, str]:
         return {"Content-Type": "application/json", **sign(self.settings.agora_ncs_secret, body)}
@@ -225,7 +226,8 @@ def fuzz_settings(database_url: str) -> Settings:
         database_url=database_url, agent_start_mode="inline", log_level="ERROR",
         # Not the sandbox placeholders, which pages may print on purpose (they are no secret).
         admin_token=ADMIN_TOKEN, agora_ncs_secret=NCS_SECRET,
-        sip_lookup_token=LOOKUP_TOKEN, sip_events_token=EVENTS_TOKEN, cron_secret=CRON_SECRET,
+        sip_lookup_auth=LOOKUP_AUTH, sip_lookup_token=LOOKUP_TOKEN,
+        sip_events_token=EVENTS_TOKEN, cron_secret=CRON_SECRET,
         try_page=True, try_daily_limit=1_000_000, try_per_address_limit=1_000_000,
         max_concurrent_calls=0)
     if "rate_limit_per_minute" in Settings.__dataclass_fields__:

@@ -283,10 +283,17 @@ KNOWN_PATH_VALUES = {"call_id": "call_id", "number": "number", "reservation_id":
                      "token": "events_token", "filename": "static_file"}
 PERSONAS = st.sampled_from(["support", "tarot", "appointments", "orders", "triage", "nobody",
                             "", "../support"])
-PHONE_NUMBERS = st.one_of(
-    st.from_regex(r"\+?1?[0-9]{6,15}", fullmatch=True), st.just(Known("number")),
-    st.sampled_from(["+1 (800) 555-0100", "+15555550000", "123", "+" + "9" * 30, "++1555",
-                     "sip:agent@example.com"]))
+#: Numbers as SIP trunks send them (E.164, bare digits, extensions, SIP users and URIs), and
+#: what is none of those.
+GATEWAY_NUMBERS = st.one_of(
+    st.from_regex(r"\+?1?[0-9]{6,15}", fullmatch=True), st.from_regex(r"[0-9]{1,5}",
+                                                                      fullmatch=True),
+    st.from_regex(r"(sips?:)?[A-Za-z0-9][A-Za-z0-9._~+-]{0,40}(@[a-z.]{1,20})?", fullmatch=True),
+    st.sampled_from(["+1 (800) 555-0100", "+15555550000", "123", "7373", "benweekes",
+                     "sip:agent@example.com", "sip:+15555550100@trunk;user=phone",
+                     "tel:+1-555-555-0100", "+" + "9" * 30, "9" * 16, "++1555", "<script>",
+                     "sip:@host", "a" * 33, ""]))
+PHONE_NUMBERS = GATEWAY_NUMBERS | st.just(Known("number"))
 GATEWAY_EVENTS = st.sampled_from(["call_initiated", "call_ringing", "call_answered",
                                   "agora_bridge_start", "call_hangup", "dtmf", "unknown"])
 
@@ -333,12 +340,17 @@ class Auth:
 
 
 def credential_for(rule: str) -> str | None:
-    """The setting whose token a route takes (None: the route takes none)."""
+    """The setting whose credential a route takes (None: the route takes none)."""
     if rule == "/sip/lookup":
-        return "SIP_LOOKUP_TOKEN"
+        return "SIP_LOOKUP_AUTH"
     if rule == "/api/reconcile":
         return "CRON_SECRET"
     return "ADMIN_TOKEN" if rule.startswith(("/api/", "/metrics")) else None
+
+
+def right_auth(credential: str) -> Auth:
+    """The header a credential is sent in: SIP_LOOKUP_AUTH is the whole header value."""
+    return Auth("{}" if credential == "SIP_LOOKUP_AUTH" else "Bearer {}", credential)
 
 
 @st.composite
@@ -346,8 +358,9 @@ def authorizations(draw: st.DrawFn, right: str | None = None) -> Auth | None:
     """Half the time the route's own token (to get past the check), else none, another
     setting's token, the right one mangled, or junk."""
     if right and draw(st.booleans()):
-        return Auth("Bearer {}", right)
-    credential = st.sampled_from(["ADMIN_TOKEN", "CRON_SECRET", "SIP_LOOKUP_TOKEN"])
+        return right_auth(right)
+    credential = st.sampled_from(["ADMIN_TOKEN", "CRON_SECRET", "SIP_LOOKUP_TOKEN",
+                                  "SIP_LOOKUP_AUTH"])
     return draw(st.one_of(
         st.none(),
         st.builds(Auth, st.sampled_from(["Bearer {}", "bearer  {} ", "Basic {}", "Bearer {}x",
@@ -410,9 +423,10 @@ def edge_requests(method: str, rule: str) -> list[FuzzRequest]:
     auth = credential_for(rule)
     bodies = [deep_nesting(100_000), b"[1, 2]", b'"text"', b"", b"\xff\xfe", b"{" * 10,
               b'{"a": NaN}']
-    return [FuzzRequest(method=method, path=path, query=b"", auth=Auth("Bearer {}", auth)
-                        if auth else None, headers={"Content-Type": "application/json"},
-                        body=body, signed_in=True) for body in bodies]
+    return [FuzzRequest(method=method, path=path, query=b"",
+                        auth=right_auth(auth) if auth else None,
+                        headers={"Content-Type": "application/json"}, body=body,
+                        signed_in=True) for body in bodies]
 
 
 def _split(rule: str) -> list[tuple[str, re.Match[str] | None]]:

@@ -3,6 +3,7 @@ right credentials. Routes are listed from the app itself, so new ones are fuzzed
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from app import create_app
 from tests.fuzz.harness import EVENTS_TOKEN, FuzzedService, fuzz_settings
 from tests.fuzz.strategies import (
     CONTENT_TYPES,
+    GATEWAY_NUMBERS,
+    JSON_VALUES,
     MAX_BODY_BYTES,
     ROUTE_BODIES,
     FuzzRequest,
@@ -113,6 +116,27 @@ def test_a_body_over_the_limit_is_refused_with_413_json(service: FuzzedService, 
                                                                  "application/vnd.api+json")
         if rule == "/webhook" or ((method, rule) in READS_JSON and is_json):
             assert answer.status_code == 413, answer.get_data(as_text=True)[:200]
+
+    run()
+
+
+def test_an_authorized_lookup_answers_200_or_404_whatever_the_numbers(
+        service: FuzzedService) -> None:
+    """The gateway knows one refusal, 404: whatever did and callerid hold, a lookup with the
+    right header and a JSON object body gets a channel (200) or a refusal (404), never a 400."""
+    line = service.known["number"][0]
+
+    @fuzz_profile()
+    @given(did=GATEWAY_NUMBERS | st.just(line) | JSON_VALUES,
+           callerid=GATEWAY_NUMBERS | JSON_VALUES, pin=JSON_VALUES)
+    def run(did: object, callerid: object, pin: object) -> None:
+        body = json.dumps({"did": did, "pin": pin, "callerid": callerid, "callid": "fuzz-c1",
+                           "sip_headers": {}}).encode()
+        answer = service.send("POST", "/sip/lookup", body, headers={
+            "Content-Type": "application/json",
+            "Authorization": service.settings.sip_lookup_auth})
+        service.check(answer, "POST /sip/lookup", may_show=MAY_SHOW["/sip/lookup"])
+        assert answer.status_code in (200, 404), answer.get_data(as_text=True)[:200]
 
     run()
 

@@ -24,6 +24,9 @@ VENV_BIN = Path(sys.executable).parent
 
 
 LOOKUP_TOKEN = "it-lookup-token-0123456789"
+#: The whole Authorization header of the lookup, as provisioned with Agora (beside the token,
+#: which the sandbox's gateway sends as Bearer).
+LOOKUP_AUTH = "Basic aXQ6bG9va3VwLWF1dGgtMDEyMzQ1"
 EVENTS_TOKEN = "it-events-token-9876543210"
 
 
@@ -174,6 +177,7 @@ def base_env(database_url: str, sandbox_port: int, secrets: dict[str, str]) -> d
         "PERSONAS_DIR": str(ROOT / "tests" / "integration" / "personas"),
         "PERSONA_ROUTES": "idle_*=quick,brief_*=brief,tarot_*=tarot,orders_*=orders",
         # The SIP gateway's hooks, shared with the sandbox's gateway.
+        "SIP_LOOKUP_AUTH": LOOKUP_AUTH,
         "SIP_LOOKUP_TOKEN": LOOKUP_TOKEN, "SANDBOX_LOOKUP_TOKEN": LOOKUP_TOKEN,
         "SIP_EVENTS_TOKEN": EVENTS_TOKEN, "SANDBOX_OUTBOUND_ANSWER_DELAY_S": "0.5",
         "SANDBOX_OUTBOUND_CALL_DURATION_S": "2",

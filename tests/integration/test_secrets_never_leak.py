@@ -40,6 +40,7 @@ SECRETS = {
     "SIP_AUTH": "leak-sip-auth-Mr27",
     "ADMIN_TOKEN": "leak-admin-token-Hs08",
     "CRON_SECRET": "leak-cron-secret-Pj71",
+    "SIP_LOOKUP_AUTH": "Basic leak-lookup-auth-Nz2604",
     "SIP_LOOKUP_TOKEN": "leak-lookup-token-Gx3390",
     "SIP_EVENTS_TOKEN": "leak-events-token-Yc4471",
     "OPENAI_API_KEY": "sk-leak-openai-key-Ur56",
@@ -198,6 +199,12 @@ def drive_calls_and_upstream_failures(stack: LeakStack) -> None:
     dialled = requests.post(f"{stack.sandbox.url}/_sandbox/sip/dial", timeout=20, json={
         "to": number, "from": "+15551234567", "duration_s": 2}).json()
     assert dialled["status"] == "bridged", dialled
+    # The gateway's other way in: the whole provisioned header (the call is then left to
+    # LOOKUP_JOIN_TIMEOUT_S, as one whose caller never arrives). Not captured: the answer holds
+    # the events URL, and with it SIP_EVENTS_TOKEN, on purpose.
+    assert requests.post(f"{stack.service.url}/sip/lookup", timeout=20, json={
+        "did": number, "callerid": "benweekes"}, headers={
+        "Authorization": SECRETS["SIP_LOOKUP_AUTH"]}).status_code == 200
     stack.sandbox.faults(outbound_results=["hang", "Invalid"])
     for _ in range(2):
         placed = stack.call("POST", "/api/calls", headers=ADMIN, json={"to": "+15557654321"})

@@ -9,7 +9,7 @@ import uuid
 import pytest
 import requests
 
-from tests.integration.harness import EVENTS_TOKEN, LOOKUP_TOKEN, wait_until
+from tests.integration.harness import EVENTS_TOKEN, LOOKUP_AUTH, LOOKUP_TOKEN, wait_until
 
 pytestmark = pytest.mark.integration
 ADMIN = {"Authorization": "Bearer sandbox-admin-token"}
@@ -46,6 +46,36 @@ def test_lookup_needs_the_bearer_token_and_refuses_unknown_numbers(fresh):
                          ).status_code == 401
     refused = lookup(fresh, "+18009990000")
     assert refused.status_code == 404 and refused.json()["error"] == "refused"
+
+
+def test_an_extension_line_is_found_with_exactly_the_provisioned_header(fresh):
+    """Agora's inbound example as the gateway sends it: "to": "7373", "from": "benweekes", and
+    the Authorization header exactly as supplied at provisioning (here a Basic one)."""
+    added = api(fresh, "POST", "/api/lines", json={"number": "7373", "persona": "support"})
+    assert added.status_code == 201 and added.json()["number"] == "7373"
+
+    callid = uuid.uuid4().hex
+
+    def post(did, auth):
+        return requests.post(f"{fresh.service.url}/sip/lookup", timeout=15,
+                             headers={"Authorization": auth},
+                             json={"did": did, "pin": "", "callerid": "benweekes",
+                                   "callid": callid, "sip_headers": {}})
+
+    credential = LOOKUP_AUTH.split()[1]
+    for wrong in (f"Bearer {credential}", credential, f"{LOOKUP_AUTH}x"):
+        assert post("7373", wrong).status_code == 401
+    assert post("<script>", LOOKUP_AUTH).status_code == 404  # no line can have it: not a 400
+    answer = post("7373", LOOKUP_AUTH)
+    assert answer.status_code == 200, answer.text
+    channel = answer.json()["channel"]
+    [call] = api(fresh, "GET", "/api/calls", params={"channel": channel}).json()["calls"]
+    assert (call["called_number"], call["caller_number"]) == ("7373", "benweekes")
+    # The caller never comes: hang the phone leg up, which stops the early agent.
+    requests.post(answer.json()["webhook_url"], timeout=5, json={
+        "event": "call_hangup", "callid": callid, "channel": channel})
+    wait_until(lambda: not [a for a in fresh.sandbox.agents(channel) if a["state"] in RUNNING],
+               message="the agent stopped")
 
 
 def test_a_call_through_a_line_gets_a_fresh_channel_and_an_agent_before_the_caller(fresh):
