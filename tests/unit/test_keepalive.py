@@ -113,3 +113,46 @@ def test_gunicorn_closes_the_connection_of_a_body_too_large_to_drain(length, clo
     hooks["pre_request"](None, SimpleNamespace(headers=headers,
                                                force_close=lambda: closed.append(True)))
     assert bool(closed) is closes
+
+
+class _StalledSocket:
+    """What gunicorn.socket offers the drain: a timeout, and a shutdown."""
+
+    def __init__(self) -> None:
+        self.timeout: float | None = None
+        self.shut: list[int] = []
+
+    def gettimeout(self) -> float | None:
+        return self.timeout
+
+    def settimeout(self, value: float | None) -> None:
+        self.timeout = value
+
+    def shutdown(self, how: int) -> None:
+        self.shut.append(how)
+
+
+class _StalledBody:
+    """A body announced and never sent: a read waits for the socket's timeout, then fails."""
+
+    def __init__(self, sock: _StalledSocket) -> None:
+        self.sock = sock
+
+    def read(self, size: int) -> bytes:
+        assert self.sock.timeout is not None, "the drain read with no time limit"
+        raise TimeoutError("timed out")
+
+
+def test_a_body_that_never_comes_is_waited_for_a_bounded_time_then_the_connection_ends():
+    import socket
+
+    sock = _StalledSocket()
+    started: list[list[tuple[str, str]]] = []
+    middleware = DrainUnreadBody(lambda environ, start: (start("413 X", []), [b""])[1],
+                                 timeout_s=0.5)
+    environ = {"CONTENT_LENGTH": "300000", "wsgi.input_terminated": True,
+               "wsgi.input": _StalledBody(sock), "gunicorn.socket": sock}
+    middleware(environ, lambda status, headers, exc_info=None: started.append(headers))
+    assert ("Connection", "close") in started[0]
+    assert sock.shut == [socket.SHUT_RD]
+    assert sock.timeout is None  # put back as it was
