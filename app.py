@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 import sqlalchemy as sa
 from flask import Flask, Request
+from flask import cli as flask_cli
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 import health
@@ -58,11 +59,8 @@ BACKGROUND_THREADS = 256
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the service from ``settings`` (default: the environment and `.env`)."""
     settings = settings or Settings.from_env()
-    # A `flask` command (loading the app inside click) keeps stdout for its own output, such as
-    # `personas show --json`; its logs go to stderr. Served, the logs go to stdout.
-    cli = click.get_current_context(silent=True) is not None
-    logs.configure(settings.log_level, _redactable(settings),
-                   stream=sys.stderr if cli else sys.stdout)
+    command = _one_shot_command()
+    logs.configure(settings.log_level, _redactable(settings), command=command)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     # A body refused unread (this limit, a 401 or 429 before any view) must not be left on a
@@ -131,9 +129,18 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings.run_sweeper:
         _start_reconciler_with_first_request(app, reconciler, settings)
 
-    _announce(settings, background)
+    if not command:  # the banner is for whoever watches the service, not a command's user
+        _announce(settings, background)
     _warn_if_lookup_closed(settings, store)
     return app
+
+
+def _one_shot_command() -> bool:
+    """Whether the app is being built for a `flask` command that does its job and exits (`flask
+    personas list`, `flask simulate call`) rather than to be served (gunicorn, `flask run`).
+    Flask loads the app inside the command's click context."""
+    context = click.get_current_context(silent=True)
+    return context is not None and context.command is not flask_cli.run_command
 
 
 def _start_reconciler_with_first_request(app: Flask, reconciler: Reconciler,

@@ -95,18 +95,27 @@ class JsonFormatter(logging.Formatter):
         return text
 
 
-def configure(level: str, secrets: Iterable[str], *, stream: TextIO | None = None) -> None:
+def configure(level: str, secrets: Iterable[str], *, command: bool = False,
+              stream: TextIO | None = None) -> None:
     """Send every logger's records to stdout as redacted JSON. Safe to call again (tests do):
-    the one handler is kept and learns the new secrets. ``stream`` defaults to stdout."""
+    the one handler is kept and learns the new secrets.
+
+    For a one-shot ``flask`` command (``command``), stdout is the command's own output and
+    start-up chatter (migrations, the mode banner) is noise: records go to stderr, warnings and
+    errors only. ``stream`` overrides where they go.
+    """
     root = logging.getLogger()
     root.setLevel(level.upper())
+    if command and root.level < logging.WARNING:
+        root.setLevel(logging.WARNING)
+    stream = stream or (sys.stderr if command else sys.stdout)
     handler = next((h for h in root.handlers if getattr(h, "_phone_agent", False)), None)
     if handler is None:
-        handler = logging.StreamHandler(stream or sys.stdout)
+        handler = logging.StreamHandler(stream)
         handler._phone_agent = True  # type: ignore[attr-defined]
         handler.setFormatter(JsonFormatter())
         root.addHandler(handler)
-    elif stream is not None:
+    else:
         handler.setStream(stream)
     formatter = handler.formatter
     assert isinstance(formatter, JsonFormatter)

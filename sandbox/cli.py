@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NoReturn
 
 import click
 from flask import Flask, current_app
 
-from sandbox.simulator import SimulationError, Target, simulate_call, simulate_storm
+from sandbox.simulator import Refused, SimulationError, Target, simulate_call, simulate_storm
 
 
 def _target(url: str | None, secret: str | None, token: str | None,
@@ -19,6 +23,28 @@ def _target(url: str | None, secret: str | None, token: str | None,
         url=url or default_url, ncs_secret=secret or settings.agora_ncs_secret,
         admin_token=token or settings.admin_token, pstn_uid=settings.pstn_uid,
         sandbox_url=settings.sandbox_url if settings.sandbox and use_sandbox else None)
+
+
+@contextmanager
+def _stopped_like_ctrl_c() -> Iterator[None]:
+    """SIGTERM (a terminal closed, a CI job cancelled) interrupts like Ctrl-C, so that the
+    simulator still sends the leaves of the calls it started before it exits."""
+
+    def interrupt(signum: int, frame: object) -> NoReturn:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _fail(exc: SimulationError) -> NoReturn:
+    """One line on stderr; exit 1 when the service refused us (nothing was sent), 2 when the
+    simulation could not run (the service is unreachable)."""
+    click.echo(f"simulate: {exc}", err=True)
+    sys.exit(1 if isinstance(exc, Refused) else 2)
 
 
 def init_app(app: Flask) -> None:
@@ -54,15 +80,17 @@ def init_app(app: Flask) -> None:
                   "try PERSONA_ROUTES.")
     def call(url, secret, token, use_sandbox, duration, duplicates, reorder, drop_leave,
              wait, channel) -> None:  # type: ignore[no-untyped-def]
-        """Play one call; exit 1 if the service misbehaved."""
+        """Play one call; exit 1 if the service refused the simulator's token or secret (before
+        anything is sent) or misbehaved. Once the caller's join is sent, its leave is sent too,
+        even on an error or Ctrl-C."""
         target = _target(url, secret, token, use_sandbox)
         try:
-            report = simulate_call(target, duration_s=duration, duplicates=duplicates,
-                                   reorder=reorder, drop_leave=drop_leave, wait_s=wait,
-                                   channel=channel, echo=click.echo)
+            with _stopped_like_ctrl_c():
+                report = simulate_call(target, duration_s=duration, duplicates=duplicates,
+                                       reorder=reorder, drop_leave=drop_leave, wait_s=wait,
+                                       channel=channel, echo=click.echo)
         except SimulationError as exc:
-            click.echo(f"simulate: {exc}", err=True)
-            sys.exit(2)
+            _fail(exc)
         if report.ok:
             click.echo("result: OK: exactly one agent was started, and it was stopped after the "
                        "caller left")
@@ -80,10 +108,15 @@ def init_app(app: Flask) -> None:
     @click.option("--duplicates", default=0, show_default=True)
     def storm(url, secret, token, use_sandbox, calls, concurrency, duration,
               duplicates) -> None:  # type: ignore[no-untyped-def]
-        """Many simultaneous calls; exit 1 on any answer other than 200."""
+        """Many simultaneous calls; exit 1 on any answer other than 200. Ctrl-C starts no more
+        calls and hangs up those in progress."""
         target = _target(url, secret, token, use_sandbox)
-        report = simulate_storm(target, calls=calls, concurrency=concurrency,
-                                duration_s=duration, duplicates=duplicates)
+        try:
+            with _stopped_like_ctrl_c():
+                report = simulate_storm(target, calls=calls, concurrency=concurrency,
+                                        duration_s=duration, duplicates=duplicates)
+        except SimulationError as exc:
+            _fail(exc)
         click.echo(f"{report.calls} calls, {report.events} webhooks in {report.elapsed_s:.1f} s; "
                    f"answers {dict(sorted(report.statuses.items()))}; answer time p50 "
                    f"{report.answer_ms_p50:.1f} ms, p99 {report.answer_ms_p99:.1f} ms")

@@ -7,6 +7,10 @@ whether the service behaved: exactly one agent started, and stopped once the cal
 against a deployed service as well as a local one. When the target runs in sandbox mode, the
 simulator also tells the sandbox where the caller is, so the sandbox's agents greet, talk and
 time out as real ones would.
+
+Neither leaves a call open: what they need (the service, the admin token, the NCS secret) is
+checked before the first event, and once a caller's join is sent its leave is sent too, whatever
+happens in between (an error, Ctrl-C).
 """
 
 from __future__ import annotations
@@ -26,11 +30,19 @@ import requests
 from ncs.signature import sign
 
 JOIN, LEAVE = 103, 104
+#: RTC "channel created": signed, it tells whether the service takes our secret; the service
+#: ignores it (it only acts on the caller's joins and leaves), so it starts nothing.
+CHANNEL_CREATED = 101
 FINAL_STATES = ("ended", "refused", "failed")
 
 
 class SimulationError(Exception):
     """The simulation could not run (the service is unreachable, or refused our credentials)."""
+
+
+class Refused(SimulationError):
+    """The service refused what the simulator needs (the admin token, the NCS signature), or is
+    not the service; found before anything was sent."""
 
 
 @dataclass
@@ -60,6 +72,36 @@ class Target:
                 headers={"Content-Type": "application/json", **sign(self.ncs_secret, body)})
         except requests.RequestException as exc:
             raise SimulationError(f"cannot reach {self.url}: {type(exc).__name__}") from None
+
+    def check(self, *, admin: bool = True) -> None:
+        """Before the first event: the service answers, takes the admin token that follows the
+        call (``admin``) and the NCS secret. Raises Refused, or SimulationError when the service
+        cannot be reached; either way no caller has joined."""
+        base = self.url.rstrip("/")
+        if admin:
+            if not self.admin_token:
+                raise Refused("no admin token to follow the call with: set ADMIN_TOKEN (or "
+                              "--token) to the service's. Nothing was sent.")
+            try:
+                response = self.session.get(
+                    f"{base}/api/calls", params={"limit": 1}, timeout=self.timeout_s,
+                    headers={"Authorization": f"Bearer {self.admin_token}"})
+            except requests.RequestException as exc:
+                raise SimulationError(f"cannot reach {self.url}: {type(exc).__name__}") from None
+            if response.status_code in (401, 403):
+                raise Refused(f"the service refused the admin token ({_said(response)}): set "
+                              "ADMIN_TOKEN (or --token) to the service's. Nothing was sent.")
+            if response.status_code != 200:
+                raise Refused(f"{base} answered {response.status_code} to GET /api/calls: is it "
+                              "the phone-agent service? Nothing was sent.")
+        probe = self.webhook(CHANNEL_CREATED, f"sim_check_{secrets.token_hex(4)}", 0,
+                             notice_id=secrets.token_hex(8))
+        if probe.status_code == 401:
+            raise Refused(f"the service refused the NCS signature ({_said(probe)}): set "
+                          "AGORA_NCS_SECRET (or --secret) to the service's. No caller joined.")
+        if probe.status_code != 200:
+            raise Refused(f"{base}/webhook answered {probe.status_code} to a signed event it "
+                          f"should ignore ({_said(probe)}). No caller joined.")
 
     def call_record(self, call_id: str) -> dict[str, Any] | None:
         try:
@@ -94,6 +136,15 @@ class Target:
         return [a for a in data.get("agents", []) if a.get("channel") == channel]
 
 
+def _said(response: requests.Response) -> str:
+    """The service's own words for a refusal: its JSON error message, or the start of the body."""
+    try:
+        message = response.json().get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return str(message or response.text[:120].strip() or response.reason)
+
+
 @dataclass
 class CallReport:
     ok: bool
@@ -107,7 +158,14 @@ def simulate_call(target: Target, *, duration_s: float = 3.0, duplicates: int = 
                   reorder: bool = False, drop_leave: bool = False, wait_s: float = 20.0,
                   channel: str | None = None, echo: Callable[[str], None] = lambda _: None,
                   ) -> CallReport:
-    """Play one call and check the service's behaviour; ``echo`` receives each timeline line."""
+    """Play one call and check the service's behaviour; ``echo`` receives each timeline line.
+
+    Raises Refused before sending anything the service would act on when it refuses the admin
+    token or the NCS secret. Once the join is sent, the leave is sent whatever happens next (an
+    exception, KeyboardInterrupt); only a ``drop_leave`` run that got as far as the hang-up
+    leaves the call to the agent's idle timeout, as it is asked to.
+    """
+    target.check()
     channel = channel or f"sim_{secrets.token_hex(5)}"
     started = time.monotonic()
     lines: list[str] = []
@@ -133,54 +191,43 @@ def simulate_call(target: Target, *, duration_s: float = 3.0, duplicates: int = 
                             f"{event_type}: {answer.get('message', response.text[:120])}")
         return answer
 
+    def hang_up(seq: int, copies: int) -> None:
+        """The caller's leave (and ``copies`` duplicates); a failure is reported, not raised,
+        so that it never hides the error that brought us here."""
+        notice = secrets.token_hex(8)
+        try:
+            send(LEAVE, seq, notice, "caller left, reason 1", reason=1)
+            for _ in range(copies):
+                send(LEAVE, seq, notice, "duplicate of the leave", reason=1)
+        except SimulationError as exc:
+            problems.append(f"the leave could not be sent ({exc}): the call may still be open")
+            say(f"the leave could not be sent: {exc}")
+
     echo(f"simulated call into channel {channel} (caller uid {target.pstn_uid}) -> "
          f"{target.url.rstrip('/')}/webhook")
     join_seq = int(time.time() * 1000)
-    join_notice = secrets.token_hex(8)
-    target.presence(channel, True)
-    first = send(JOIN, join_seq, join_notice, "caller joined")
-    call_id = first.get("call_id")
-    if first.get("outcome") != "call_started" or not call_id:
-        problems.append(f"the first join did not start a call (outcome {first.get('outcome')})")
-    for _ in range(duplicates):
-        copy = send(JOIN, join_seq, join_notice, "duplicate of the join")
-        if copy.get("outcome") == "call_started":
-            problems.append("a duplicate join started another call")
-    if reorder:
-        copy = send(JOIN, join_seq, secrets.token_hex(8), "redundant copy (new notice id)")
-        if copy.get("outcome") == "call_started":
-            problems.append("a redundant copy of the join started another call")
-
-    record = None
-    agent_id = None
-    if call_id:
-        record = _wait_for(target, call_id, lambda r: r.get("agent_id") or r["state"] in
-                           FINAL_STATES, wait_s)
-        if record and record.get("agent_id"):
-            agent_id = record["agent_id"]
-            say(f"agent started: {agent_id} (time to agent "
-                f"{record.get('time_to_agent_ms')} ms)")
-        elif record:
-            problems.append(f"no agent: the call is {record['state']} "
-                            f"({record.get('last_error') or record.get('end_reason')})")
-        else:
-            problems.append(f"no agent within {wait_s:.0f} s (or the admin API is unreachable)")
-
-    time.sleep(duration_s)
-    target.presence(channel, False)
     leave_seq = join_seq + 1 + duplicates
-    leave_notice = secrets.token_hex(8)
-    if drop_leave:
-        say("caller hung up; the leave event is dropped (NCS never delivers it)")
-    else:
-        send(LEAVE, leave_seq, leave_notice, "caller left, reason 1", reason=1)
-        for _ in range(duplicates):
-            send(LEAVE, leave_seq, leave_notice, "duplicate of the leave", reason=1)
+    call_id = agent_id = None
+    hung_up = False
+    target.presence(channel, True)
+    try:
+        call_id, agent_id = _talk(target, send, say, problems, join_seq=join_seq,
+                                  duplicates=duplicates, reorder=reorder, wait_s=wait_s)
+        time.sleep(duration_s)
+        hung_up = True
+    finally:
+        target.presence(channel, False)
+        if drop_leave and hung_up:
+            say("caller hung up; the leave event is dropped (NCS never delivers it)")
+        else:
+            hang_up(leave_seq, duplicates)
     if reorder:
         late = send(JOIN, join_seq, secrets.token_hex(8), "late copy of the join, after the "
                     "leave")
         if late.get("outcome") == "call_started":
             problems.append("a join delivered after the leave started a new call")
+            if not drop_leave:
+                hang_up(leave_seq + 1, 0)  # and end the call it should not have started
 
     if call_id and agent_id:
         # With the leave dropped only the agent's own idle timeout can end the call.
@@ -203,6 +250,40 @@ def simulate_call(target: Target, *, duration_s: float = 3.0, duplicates: int = 
             problems.append(f"{len(running)} agent(s) still running in the sandbox")
     ok = not problems
     return CallReport(ok=ok, lines=lines, problems=problems, call_id=call_id, agent_id=agent_id)
+
+
+def _talk(target: Target, send: Callable[..., dict[str, Any]], say: Callable[[str], None],
+          problems: list[str], *, join_seq: int, duplicates: int, reorder: bool,
+          wait_s: float) -> tuple[str | None, str | None]:
+    """The caller's join (with the copies asked for), then the wait for the call's agent.
+    Returns the call's id and its agent's, when the service gave them."""
+    join_notice = secrets.token_hex(8)
+    first = send(JOIN, join_seq, join_notice, "caller joined")
+    call_id = first.get("call_id")
+    if first.get("outcome") != "call_started" or not call_id:
+        problems.append(f"the first join did not start a call (outcome {first.get('outcome')})")
+    for _ in range(duplicates):
+        copy = send(JOIN, join_seq, join_notice, "duplicate of the join")
+        if copy.get("outcome") == "call_started":
+            problems.append("a duplicate join started another call")
+    if reorder:
+        copy = send(JOIN, join_seq, secrets.token_hex(8), "redundant copy (new notice id)")
+        if copy.get("outcome") == "call_started":
+            problems.append("a redundant copy of the join started another call")
+    if not call_id:
+        return None, None
+    record = _wait_for(target, call_id, lambda r: r.get("agent_id") or r["state"] in
+                       FINAL_STATES, wait_s)
+    if record and record.get("agent_id"):
+        say(f"agent started: {record['agent_id']} (time to agent "
+            f"{record.get('time_to_agent_ms')} ms)")
+        return call_id, record["agent_id"]
+    if record:
+        problems.append(f"no agent: the call is {record['state']} "
+                        f"({record.get('last_error') or record.get('end_reason')})")
+    else:
+        problems.append(f"no agent within {wait_s:.0f} s (or the admin API is unreachable)")
+    return call_id, None
 
 
 def _wait_for(target: Target, call_id: str, done: Callable[[dict[str, Any]], Any],
@@ -234,12 +315,19 @@ class StormReport:
 
 def simulate_storm(target: Target, *, calls: int, concurrency: int, duration_s: float = 1.0,
                    duplicates: int = 0) -> StormReport:
-    """Many calls at once: each sends its join (plus copies), waits, and sends its leave."""
+    """Many calls at once: each sends its join (plus copies), waits, and sends its leave.
+
+    Checks the service and the NCS secret first (Refused, SimulationError). Interrupted (an
+    exception or KeyboardInterrupt in the calling thread), it starts no more calls, and those
+    in progress hang up at once: every join sent gets its leave.
+    """
+    target.check(admin=False)
     statuses: dict[int, int] = {}
     answer_ms: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
     local = threading.local()
+    stopping = threading.Event()
 
     def post(event_type: int, channel: str, seq: int, notice_id: str,
              reason: int | None = None) -> None:
@@ -259,19 +347,26 @@ def simulate_storm(target: Target, *, calls: int, concurrency: int, duration_s: 
             answer_ms.append((time.monotonic() - began) * 1000)
 
     def one_call(index: int) -> None:
+        if stopping.is_set():
+            return
         channel = f"storm_{secrets.token_hex(4)}_{index}"
         seq = int(time.time() * 1000)
         notice = secrets.token_hex(8)
-        for _ in range(1 + duplicates):
-            post(JOIN, channel, seq, notice)
-        time.sleep(duration_s)
-        notice = secrets.token_hex(8)
-        for _ in range(1 + duplicates):
-            post(LEAVE, channel, seq + 1, notice, reason=1)
+        try:
+            for _ in range(1 + duplicates):
+                post(JOIN, channel, seq, notice)
+            stopping.wait(duration_s)
+        finally:
+            notice = secrets.token_hex(8)
+            for _ in range(1 + duplicates):
+                post(LEAVE, channel, seq + 1, notice, reason=1)
 
     started = time.monotonic()
     with ThreadPoolExecutor(max(1, concurrency)) as pool:
-        list(pool.map(one_call, range(calls)))
+        try:
+            list(pool.map(one_call, range(calls)))
+        finally:
+            stopping.set()  # on an interruption: the pool's exit waits for the calls' leaves
     elapsed = time.monotonic() - started
     ordered = sorted(answer_ms) or [0.0]
     return StormReport(
