@@ -72,6 +72,16 @@ class SandboxConfig:
     lookup_url: str = ""
     #: Sent as ``Authorization: Bearer <lookup_token>`` on each lookup when set.
     lookup_token: str = ""
+    #: Sent as the whole ``Authorization`` header, exactly as given (any scheme), like the
+    #: header agreed with Agora at provisioning; wins over ``lookup_token``.
+    lookup_auth: str = ""
+
+    @property
+    def lookup_authorization(self) -> str:
+        """The Authorization header each lookup carries ("" for none)."""
+        if self.lookup_auth:
+            return self.lookup_auth
+        return f"Bearer {self.lookup_token}" if self.lookup_token else ""
 
     @property
     def convoai_secret(self) -> str:

@@ -205,7 +205,8 @@ def _look_up(gateway: Gateway, callid: str, to: str, caller: str, pin: str,
         return None, "no lookup URL: set SANDBOX_LOOKUP_URL or the webhook URL", record
     body = {"did": digits_of(to), "pin": pin, "callerid": e164(caller), "callid": callid,
             "sip_headers": headers}
-    auth = {"Authorization": f"Bearer {config.lookup_token}"} if config.lookup_token else {}
+    authorization = config.lookup_authorization
+    auth = {"Authorization": authorization} if authorization else {}
     try:
         response = gateway.http.post(url, json=body, headers=auth, timeout=LOOKUP_TIMEOUT)
     except requests.RequestException as exc:

@@ -60,6 +60,9 @@ def main() -> int:
                 "SANDBOX_NCS_SECRET": settings.agora_ncs_secret,
                 "SANDBOX_CONVOAI_NCS_SECRET": settings.agora_convoai_ncs_secret,
                 "SANDBOX_WEBHOOK_URL": f"{service_url}/webhook",
+                # The simulated gateway's lookups carry the header the service expects.
+                "SANDBOX_LOOKUP_AUTH": settings.sip_lookup_auth or (
+                    f"Bearer {settings.sip_lookup_token}" if settings.sip_lookup_token else ""),
             })
             children.append(subprocess.Popen(
                 [sys.executable, "-m", "sandbox", "--host", sandbox.hostname or "127.0.0.1",

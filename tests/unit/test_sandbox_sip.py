@@ -452,6 +452,14 @@ def test_a_dial_in_asks_the_lookup_hook_and_joins_where_it_says():
                                  "call_hangup"]
 
 
+def test_a_dial_in_sends_the_lookup_auth_header_exactly_as_given():
+    sip = make_sip(lookup_auth="Basic cGhvbmU6YWdlbnQtc2VjcmV0", lookup_token="ignored")
+    sip.peer.lookup = (200, lookup_answer(sip))
+    sip.dial()
+    [lookup] = sip.peer.lookups()
+    assert lookup.headers == {"Authorization": "Basic cGhvbmU6YWdlbnQtc2VjcmV0"}
+
+
 def test_a_lookup_404_rejects_the_call(sip):
     sip.peer.lookup = (404, {})
     answer = sip.dial().get_json()
