@@ -17,11 +17,6 @@ from flask import Flask, Request
 from flask import cli as flask_cli
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
-import health
-import keepalive
-import logs
-import pages_security
-import security
 from calls import cli as calls_cli
 from calls import migrate
 from calls import views as calls_views
@@ -32,12 +27,12 @@ from calls.store import Store, StoreUnavailable
 from config import ConfigError, Settings
 from convoai.client import ConvoAIClient
 from dashboard import bp as dashboard_bp
-from errors import register_error_handlers
 from home import views as home_views
 from ncs import cli as ncs_cli
 from ncs import views as ncs_views
 from ncs.freshness import ReplayWindow
 from ncs.signature import NamedSecret, NcsVerifier
+from observability import health, logs
 from personas import cli as personas_cli
 from personas import load_registry
 from sandbox import cli as simulate_cli
@@ -46,6 +41,8 @@ from sip import try_page
 from sip import views as sip_views
 from sip.client import GatewayClient
 from sip.service import SipService
+from web import keepalive, pages_security, security
+from web.errors import register_error_handlers
 
 logger = logging.getLogger("app")
 

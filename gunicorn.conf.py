@@ -29,7 +29,7 @@ access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "logs.gunicorn_formatter"}},
+    "formatters": {"json": {"()": "observability.logs.gunicorn_formatter"}},
     "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout",
                             "formatter": "json"}},
     # The app adds its own stdout handler to the root logger (logs.configure).
@@ -100,10 +100,10 @@ def on_exit(server):  # noqa: ARG001 - gunicorn's hook signature
 
 
 def pre_request(worker, req):  # noqa: ARG001 - gunicorn's hook signature
-    """A request declaring a body too large for the app to drain (keepalive.py) is answered
+    """A request declaring a body too large for the app to drain (web/keepalive.py) is answered
     with `Connection: close` and its connection closed: gunicorn drops an application's own
     Connection header, so the request itself is marked."""
-    from keepalive import too_large_to_drain
+    from web.keepalive import too_large_to_drain
 
     length = next((value for name, value in req.headers if name == "CONTENT-LENGTH"), None)
     if too_large_to_drain(length):

@@ -29,7 +29,6 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-import metrics
 from calls import lifecycle
 from calls.outbox import EventSender
 from calls.service import CallService
@@ -37,6 +36,7 @@ from calls.store import CallRecord, Store
 from config import Settings
 from convoai.client import ConvoAIClient
 from convoai.errors import AgentNotFound, ConvoAIError
+from observability import metrics
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
-import metrics
 from calls import guards, lifecycle
 from calls.lifecycle import CallerEvent, CallerJoined
 from calls.store import Applied, CallRecord, HeldCommit, Notice, Store, StoreUnavailable
@@ -32,6 +31,7 @@ from convoai.client import ConvoAIClient
 from convoai.errors import AgentNotFound, ConvoAIError, LimitExceeded, TaskConflict
 from convoai.payload import agent_token, build_join_properties
 from ncs.events import AgentEvent
+from observability import metrics
 from personas import Persona, Registry, load_registry
 
 logger = logging.getLogger(__name__)

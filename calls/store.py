@@ -166,7 +166,7 @@ leases = sa.Table(
     sa.Column("expires_at", sa.Float, nullable=False),
 )
 
-#: Fixed-window counters shared by every worker (security.py's rate limits).
+#: Fixed-window counters shared by every worker (web/security.py's rate limits).
 rate_limits = sa.Table(
     "rate_limits",
     metadata,

@@ -16,11 +16,11 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from auth import bearer_token_matches, require_admin
 from calls import lifecycle
 from calls.records import EXPORT_FIELDS, call_detail, call_json, iso, transcript
 from calls.store import CallRecord, Store
-from errors import ApiError, BadRequest, NotFound, Unauthorized
+from web.auth import bearer_token_matches, require_admin
+from web.errors import ApiError, BadRequest, NotFound, Unauthorized
 
 __all__ = ["bp", "call_detail", "call_json", "iso", "transcript"]
 

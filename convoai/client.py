@@ -22,7 +22,7 @@ from urllib.parse import quote
 import requests
 from requests.auth import HTTPBasicAuth
 
-import metrics
+from observability import metrics
 
 from . import wire
 from .errors import AgentNotFound, UpstreamError, UpstreamUnavailable, error_from_response

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from logs import REDACTED
+from observability.logs import REDACTED
 
 #: An event's detail is shown on one line of the timeline, cut at this length.
 DETAIL_CHARS = 300

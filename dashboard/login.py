@@ -12,7 +12,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
 from dashboard import bp
-from pages_security import apply_page_headers, rotate_csrf_token
+from web.pages_security import apply_page_headers, rotate_csrf_token
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from calls.store import CallRecord, Store
 from calls.views import _cursor, _encode_cursor  # the API's cursors: one format for both
 from dashboard import bp, display, stats
 from dashboard.charts import Bar, bar_chart
-from errors import BadRequest
+from web.errors import BadRequest
 
 PAGE_SIZE = 25
 LIVE_LIMIT = 100

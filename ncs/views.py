@@ -10,10 +10,8 @@ from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-import metrics
 from calls.lifecycle import CallerJoined, CallerLeft
 from calls.store import StoreUnavailable
-from errors import BadRequest, Unauthorized, Unavailable
 from ncs.events import (
     CONVOAI_PRODUCT,
     AgentEvent,
@@ -23,6 +21,8 @@ from ncs.events import (
     parse_envelope,
 )
 from ncs.signature import SignatureError
+from observability import metrics
+from web.errors import BadRequest, Unauthorized, Unavailable
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("ncs", __name__)

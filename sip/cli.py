@@ -7,9 +7,9 @@ import sys
 import click
 from flask import Flask, current_app
 
-from errors import ApiError
 from sip.numbers import number_key
 from sip.service import Placed
+from web.errors import ApiError
 
 
 def init_app(app: Flask) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import requests
 
-import metrics
+from observability import metrics
 
 from .errors import GatewayAuthError, GatewayError, GatewayUnavailable, error_from_response
 

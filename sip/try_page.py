@@ -11,9 +11,9 @@ import time
 from flask import Blueprint, current_app, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 
-from errors import ApiError, BadRequest, NotFound, json_object
-from security import request_address
 from sip.views import provision_from, reservation_json
+from web.errors import ApiError, BadRequest, NotFound, json_object
+from web.security import request_address
 
 bp = Blueprint("try_page", __name__, template_folder="templates", static_folder="static",
                static_url_path="/try/static")

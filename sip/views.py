@@ -10,15 +10,15 @@ from typing import Any
 from flask import Blueprint, current_app, has_request_context, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from auth import bearer_token_matches, header_matches, require_admin
 from calls.records import call_json, iso
 from calls.store import CallRecord
 from config import Settings
-from errors import ApiError, BadRequest, NotFound, Unauthorized, json_object
 from sip.client import LEGS
 from sip.errors import GatewayError
 from sip.numbers import number_key
 from sip.service import GuardRefused, Refusal, SipService
+from web.auth import bearer_token_matches, header_matches, require_admin
+from web.errors import ApiError, BadRequest, NotFound, Unauthorized, json_object
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("sip", __name__)

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from keepalive import DRAIN_LIMIT_BYTES
 from ncs.signature import sign
 from tests.integration.conftest import SECRETS
 from tests.integration.harness import wait_until
+from web.keepalive import DRAIN_LIMIT_BYTES
 
 pytestmark = pytest.mark.integration
 

@@ -24,10 +24,10 @@ import sqlalchemy as sa
 from calls.store import rate_limits
 from config import Settings
 from ncs.signature import sign
-from security import AUTH, RateLimiter, key_salt
 from tests.conftest import fresh_database, postgres_url_or_skip
 from tests.integration.conftest import SECRETS
 from tests.integration.harness import Sandbox, Service, base_env, free_port, wait_until
+from web.security import AUTH, RateLimiter, key_salt
 
 pytestmark = pytest.mark.integration
 LIMIT = 8

@@ -14,9 +14,9 @@ import click
 import pytest
 from flask import cli as flask_cli
 
-import logs
 from app import create_app
 from config import Settings
+from observability import logs
 
 ROOT = Path(__file__).resolve().parents[2]
 FLASK = Path(sys.executable).parent / "flask"

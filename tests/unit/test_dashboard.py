@@ -12,7 +12,6 @@ import responses
 from flask import Flask
 from flask.testing import FlaskClient
 
-import pages_security
 from app import create_app
 from calls.records import time_to_agent_ms
 from calls.store import Store
@@ -22,6 +21,7 @@ from dashboard import login as dashboard_login
 from dashboard import views as dashboard_views
 from tests.fakes import FakeClock
 from tests.unit.test_config import PRODUCTION
+from web import pages_security
 
 ADMIN = "dash-admin-token-Zq61"
 SECRETS = {

@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 
 from app import MAX_BODY_BYTES, create_app
 from config import Settings
-from keepalive import DRAIN_LIMIT_BYTES, DrainUnreadBody
+from web.keepalive import DRAIN_LIMIT_BYTES, DrainUnreadBody
 
 ROOT = Path(__file__).resolve().parents[2]
 #: What gunicorn promises: wsgi.input ends where the body ends.

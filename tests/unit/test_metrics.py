@@ -22,7 +22,6 @@ import responses
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 
-import metrics
 from app import create_app
 from calls.lifecycle import CallerJoined
 from calls.service import CallService
@@ -31,6 +30,7 @@ from config import Settings
 from convoai.client import ConvoAIClient
 from convoai.errors import LimitExceeded, UpstreamError, UpstreamUnavailable
 from convoai.retry import RetryPolicy
+from observability import metrics
 from sip.client import GatewayClient
 from sip.errors import GatewayUnavailable
 from tests.fakes import FakeConvoAI
@@ -142,7 +142,7 @@ def test_a_failing_metric_is_logged_and_never_raised(monkeypatch, caplog):
 
     monkeypatch.setattr(metrics, "WEBHOOKS", Broken())
     monkeypatch.setattr(metrics, "DUPLICATES", Broken())
-    with caplog.at_level(logging.WARNING, logger="metrics"):
+    with caplog.at_level(logging.WARNING, logger="observability.metrics"):
         metrics.webhook(1, 103, "call_started")
         metrics.duplicate()
     failed = [r for r in caplog.records if r.getMessage() == "metrics.record_failed"]
@@ -243,7 +243,7 @@ def test_a_store_outage_is_counted_and_the_scrape_still_answers(
     body, headers = signed_post(1, 103, notice_id="n-down", channelName="down_ch", uid=111,
                                 clientSeq=1)
     assert app.test_client().post("/webhook", data=body, headers=headers).status_code == 503
-    with caplog.at_level(logging.WARNING, logger="metrics"):
+    with caplog.at_level(logging.WARNING, logger="observability.metrics"):
         samples = scrape(app)
     assert sample(samples, "phone_agent_webhooks_total", product="1", event="103",
                   outcome="unavailable") == before + 1
@@ -358,7 +358,7 @@ def test_a_gateway_answer_missing_its_result_is_a_malformed_response(rsps):
 
 WORKER = textwrap.dedent("""
     import sys
-    import metrics
+    from observability import metrics
     for _ in range(int(sys.argv[1])):
         metrics.webhook(1, 103, "call_started")
     metrics.duplicate()
@@ -367,7 +367,7 @@ WORKER = textwrap.dedent("""
 
 SCRAPER = textwrap.dedent("""
     import sys
-    import metrics
+    from observability import metrics
 
     class Store:
         def count_open_calls(self):

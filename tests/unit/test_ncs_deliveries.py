@@ -9,10 +9,10 @@ from collections.abc import Callable
 import pytest
 from flask import Flask
 
-import metrics
 from app import create_app
 from config import Settings
 from ncs.freshness import MAX_AHEAD_S, ReplayWindow, max_age_s
+from observability import metrics
 from tests.fakes import FakeClock, FakeConvoAI
 
 SignedPost = Callable[..., tuple[bytes, dict[str, str]]]

@@ -59,7 +59,7 @@ def test_refusal_reason_names_the_limit_reached():
 
 
 def test_a_third_simultaneous_call_gets_no_agent_and_is_recorded(settings, store, convoai):
-    import metrics
+    from observability import metrics
 
     service = make_service(settings, store, convoai, max_concurrent_calls=2)
     def refused_count(reason):

@@ -14,13 +14,13 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-import logs
 from app import create_app
 from calls.store import Store, rate_limits
 from config import Settings
-from security import AUTH, TRY_PAGE, RateLimiter, client_address, parse_origins
+from observability import logs
 from tests.fakes import FakeClock, FakeConvoAI
 from tests.unit.test_config import PRODUCTION
+from web.security import AUTH, TRY_PAGE, RateLimiter, client_address, parse_origins
 
 ATTACKER = "198.51.100.7"
 NEIGHBOUR = "198.51.100.8"
@@ -133,7 +133,7 @@ def test_a_limit_of_zero_is_off_and_touches_nothing(store):
 def test_an_unreachable_store_lets_everything_through_and_says_so(tmp_path, caplog):
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}")
     down = RateLimiter(engine, limit=1, key_salt=b"salt", clock=FakeClock(START))
-    with caplog.at_level(logging.WARNING, logger="security"):
+    with caplog.at_level(logging.WARNING, logger="web.security"):
         assert all(down.hit(AUTH, ATTACKER).allowed for _ in range(3))
         assert down.check(AUTH, ATTACKER).allowed
     events = [r for r in caplog.records if r.getMessage() == "rate_limit.store_unavailable"]
@@ -297,7 +297,7 @@ def test_a_store_without_its_counters_fails_open(make_app, signed_post, caplog):
     with app.extensions["store"].engine.begin() as conn:
         conn.execute(sa.text("DROP TABLE rate_limits"))
     web = client_at(app)
-    with caplog.at_level(logging.WARNING, logger="security"):
+    with caplog.at_level(logging.WARNING, logger="web.security"):
         assert set(fail_auth(web, 5)) == {401}
         assert web.get("/api/calls", headers=ADMIN).status_code == 200
     body, headers = signed_post(event_type=103, channelName="ch-open", uid=111, clientSeq=1)

@@ -18,7 +18,7 @@ import secrets
 from flask import Flask, Response, current_app, request, session
 from markupsafe import escape
 
-from errors import BadRequest
+from web.errors import BadRequest
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from flask import current_app, request
 
-from errors import Unauthorized
+from web.errors import Unauthorized
 
 F = TypeVar("F", bound=Callable[..., Any])
 

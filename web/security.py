@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 
 from calls.store import rate_limits
 from config import Settings
-from errors import TooManyRequests, api_error_response
+from web.errors import TooManyRequests, api_error_response
 
 logger = logging.getLogger(__name__)
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
-import metrics
-from auth import bearer_token_matches
 from calls.store import StoreUnavailable
-from errors import Unauthorized
+from observability import metrics
+from web.auth import bearer_token_matches
+from web.errors import Unauthorized
 
 bp = Blueprint("health", __name__)
 
