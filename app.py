@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import hmac
+import importlib
 import logging
 import sys
 import threading
@@ -35,7 +36,6 @@ from ncs.signature import NamedSecret, NcsVerifier
 from observability import health, logs
 from personas import cli as personas_cli
 from personas import load_registry
-from sandbox import cli as simulate_cli
 from sip import cli as sip_cli
 from sip import try_page
 from sip import views as sip_views
@@ -117,7 +117,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     security.init_app(app)
     pages_security.init_app(app)  # CSRF tokens and the HTML pages' headers
     migrate.init_app(app)
-    simulate_cli.init_app(app)
+    app.cli.add_command(SimulatorCommands())
     personas_cli.init_app(app)
     sip_cli.init_app(app)
     calls_cli.init_app(app)
@@ -158,6 +158,27 @@ def _start_reconciler_with_first_request(app: Flask, reconciler: Reconciler,
             runner.start()
             app.extensions["sweeper"] = runner
             atexit.register(runner.stopped.set)
+
+
+class SimulatorCommands(click.Group):
+    """`flask simulate`, loaded from sandbox/ only when one of its commands runs: building the
+    app never imports the sandbox, which the production image does not ship."""
+
+    def __init__(self) -> None:
+        super().__init__("simulate", help="Send signed NCS events like a phone caller, to this "
+                         "or any deployed service.")
+        self._group: click.Group | None = None
+
+    def _loaded(self) -> click.Group:
+        if self._group is None:
+            self._group = importlib.import_module("sandbox.cli").simulate_group()
+        return self._group
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return self._loaded().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self._loaded().get_command(ctx, cmd_name)
 
 
 class CookieFreeFastPath(SecureCookieSessionInterface):

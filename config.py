@@ -19,19 +19,22 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sandbox.defaults import (
-    SANDBOX_APP_CERTIFICATE,
-    SANDBOX_APP_ID,
-    SANDBOX_CUSTOMER_ID,
-    SANDBOX_CUSTOMER_SECRET,
-    SANDBOX_NCS_SECRET,
-    SANDBOX_URL,
-)
-
 ROOT = Path(__file__).resolve().parent
 DEFAULT_CONVOAI_API_URL = "https://api.agora.io/api/conversational-ai-agent"
 DEFAULT_SIP_API_URL = "https://sipcm.agora.io/v1/api/pstn"
 DEFAULT_DATABASE_URL = f"sqlite:///{ROOT / 'instance' / 'phone_agent.db'}"
+
+#: Sandbox mode's placeholder credentials and the sandbox's address. They only ever unlock the
+#: local sandbox, so they are not secrets. They live here, not in sandbox/, so the service never
+#: imports the sandbox; the sandbox reads them from here (sandbox/defaults.py).
+SANDBOX_APP_ID = "5a4db0c5e0f64d8b9a1c2e3f4a5b6c7d"
+SANDBOX_APP_CERTIFICATE = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+SANDBOX_CUSTOMER_ID = "sandbox-customer"
+SANDBOX_CUSTOMER_SECRET = "sandbox-secret"
+SANDBOX_NCS_SECRET = "sandbox-ncs-secret"
+SANDBOX_SIP_AUTH = "sandbox-sip-auth"
+SANDBOX_PORT = 8090
+SANDBOX_URL = f"http://127.0.0.1:{SANDBOX_PORT}"
 
 #: Names used by Agora's AI-Phone-Agent sample, read when the current name is unset, so its users
 #: can bring their .env unchanged.
@@ -381,7 +384,7 @@ def _apply_mode(values: dict[str, object], *, explicit: set[str]) -> Settings:
             "agora_ncs_secret": SANDBOX_NCS_SECRET,
             "convoai_api_url": f"{sandbox_url}/convoai",
             "sip_api_url": f"{sandbox_url}/sip/v1/api/pstn",
-            "sip_auth": "sandbox-sip-auth",
+            "sip_auth": SANDBOX_SIP_AUTH,
             "openai_api_key": "sandbox-openai-key",
             "elevenlabs_api_key": "sandbox-elevenlabs-key",
             "elevenlabs_voice_id": "sandbox-voice",

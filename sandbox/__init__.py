@@ -1,5 +1,5 @@
 """A local stand-in for Agora (ConvoAI v2 REST + NCS webhooks) for tests and development.
 
 ``sandbox.app.create_sandbox_app()`` builds the Flask app; ``python -m sandbox`` serves it.
-Nothing is imported here, so ``sandbox.defaults`` stays cheap for the service to import.
+The service never imports this package: it reads its sandbox-mode placeholders from config.py.
 """

@@ -10,7 +10,8 @@ from contextlib import contextmanager
 from typing import NoReturn
 
 import click
-from flask import Flask, current_app
+from flask import current_app
+from flask.cli import AppGroup
 
 from sandbox.simulator import Refused, SimulationError, Target, simulate_call, simulate_storm
 
@@ -47,10 +48,9 @@ def _fail(exc: SimulationError) -> NoReturn:
     sys.exit(1 if isinstance(exc, Refused) else 2)
 
 
-def init_app(app: Flask) -> None:
-    @app.cli.group("simulate")
-    def simulate() -> None:
-        """Send signed NCS events like a phone caller, to this or any deployed service."""
+def simulate_group() -> AppGroup:
+    """The `flask simulate` group; app.py loads it only when a `flask simulate` command runs."""
+    simulate = AppGroup("simulate")
 
     common = [
         click.option("--url", help="The service's base URL (default http://127.0.0.1:$PORT)."),
@@ -124,3 +124,5 @@ def init_app(app: Flask) -> None:
             click.echo(f"problem: {error}", err=True)
         if not report.ok:
             sys.exit(1)
+
+    return simulate

@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-# The shared placeholders live in sandbox/defaults.py (the service's config imports them too);
-# they are re-exported here so sandbox code has one place to read settings from.
+# The shared placeholders come from the service's config (through sandbox/defaults.py); they are
+# re-exported here so sandbox code has one place to read settings from.
 from sandbox.defaults import (
     DEFAULT_PORT,
     SANDBOX_APP_CERTIFICATE,
@@ -20,6 +20,7 @@ from sandbox.defaults import (
     SANDBOX_CUSTOMER_ID,
     SANDBOX_CUSTOMER_SECRET,
     SANDBOX_NCS_SECRET,
+    SANDBOX_SIP_AUTH,
 )
 
 __all__ = [
@@ -30,9 +31,8 @@ __all__ = [
 
 #: Agora's default ConvoAI concurrency limit per App ID (reference section 4.4).
 DEFAULT_CONCURRENCY_LIMIT = 20
-#: The SIP gateway credential (``Authorization: Basic <value>``); the service's sandbox mode
-#: sends the same placeholder.
-SANDBOX_SIP_AUTH = "sandbox-sip-auth"
+# SANDBOX_SIP_AUTH is the SIP gateway credential (``Authorization: Basic <value>``); the
+# service's sandbox mode sends the same placeholder.
 
 
 class ConfigError(ValueError):

@@ -1,12 +1,24 @@
 """Placeholder credentials and addresses shared by the sandbox and the service in sandbox mode.
 
-They are not secrets: they only ever unlock the local sandbox.
+They are not secrets: they only ever unlock the local sandbox. The service's config owns them
+(the sandbox depends on the service, never the reverse); they are re-exported here for the
+sandbox and the tests.
 """
 
-SANDBOX_APP_ID = "5a4db0c5e0f64d8b9a1c2e3f4a5b6c7d"
-SANDBOX_APP_CERTIFICATE = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
-SANDBOX_CUSTOMER_ID = "sandbox-customer"
-SANDBOX_CUSTOMER_SECRET = "sandbox-secret"
-SANDBOX_NCS_SECRET = "sandbox-ncs-secret"
-DEFAULT_PORT = 8090
-SANDBOX_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
+from config import (
+    SANDBOX_APP_CERTIFICATE,
+    SANDBOX_APP_ID,
+    SANDBOX_CUSTOMER_ID,
+    SANDBOX_CUSTOMER_SECRET,
+    SANDBOX_NCS_SECRET,
+    SANDBOX_PORT,
+    SANDBOX_SIP_AUTH,
+    SANDBOX_URL,
+)
+
+DEFAULT_PORT = SANDBOX_PORT
+
+__all__ = [
+    "DEFAULT_PORT", "SANDBOX_APP_CERTIFICATE", "SANDBOX_APP_ID", "SANDBOX_CUSTOMER_ID",
+    "SANDBOX_CUSTOMER_SECRET", "SANDBOX_NCS_SECRET", "SANDBOX_SIP_AUTH", "SANDBOX_URL",
+]

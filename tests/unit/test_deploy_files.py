@@ -321,6 +321,33 @@ def test_dockerignore_keeps_secrets_and_local_state_out_of_the_image():
     assert {".env", ".venv", ".git", "instance"} <= ignored
 
 
+def test_dockerignore_keeps_the_sandbox_and_the_tests_out_of_the_image():
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    assert {"sandbox", "tests", "bench"} <= ignored
+
+
+def test_in_production_mode_nothing_imports_the_sandbox(tmp_path):
+    """With AGORA_APP_ID set, building the app (as gunicorn does) and the pages' JSON at /
+    never import sandbox/, which the image does not ship."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGORA_", "APP_"))}
+    env.update(AGORA_APP_ID="0123456789abcdef" * 2, AGORA_APP_CERTIFICATE="f" * 32,
+               AGORA_CUSTOMER_ID="cid", AGORA_CUSTOMER_SECRET="csecret",
+               AGORA_NCS_SECRET="ncs", OPENAI_API_KEY="sk", ELEVENLABS_API_KEY="el",
+               ELEVENLABS_VOICE_ID="voice", ADMIN_TOKEN="admin",
+               DATABASE_URL=f"sqlite:///{tmp_path / 'calls.db'}", LOG_LEVEL="ERROR")
+    code = ("import json, sys, app; assert app.app.extensions['settings'].mode == 'production'; "
+            "page = app.app.test_client().get('/').get_json(); "
+            "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'sandbox'); "
+            "print('RESULT', json.dumps([page, loaded]))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    (line,) = [x for x in result.stdout.splitlines() if x.startswith("RESULT ")]
+    page, loaded = json.loads(line.removeprefix("RESULT "))
+    assert page == {"service": "phone-agent", "mode": "production"}
+    assert loaded == []
+
+
 def test_compose_runs_postgres_and_points_the_service_at_it():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
