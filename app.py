@@ -27,13 +27,13 @@ from calls.service import CallService
 from calls.store import Store, StoreUnavailable
 from config import ConfigError, Settings
 from convoai.client import ConvoAIClient
-from dashboard import bp as dashboard_bp
-from home import views as home_views
 from ncs import cli as ncs_cli
 from ncs import views as ncs_views
 from ncs.freshness import ReplayWindow
 from ncs.signature import NamedSecret, NcsVerifier
 from observability import health, logs
+from pages import bp as pages_bp
+from pages import sandbox as sandbox_page
 from personas import cli as personas_cli
 from personas import load_registry
 from sip import cli as sip_cli
@@ -110,9 +110,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(calls_views.bp)
     app.register_blueprint(sip_views.bp)
     app.register_blueprint(try_page.bp)
-    app.register_blueprint(dashboard_bp)
-    # The sandbox page and its JSON at / (sandbox mode only); production answers one line.
-    app.register_blueprint(home_views.sandbox_bp if settings.sandbox else home_views.production_bp)
+    app.register_blueprint(pages_bp)
+    # The sandbox panel and its JSON at / (sandbox mode only); production answers one line.
+    app.register_blueprint(sandbox_page.sandbox_bp if settings.sandbox
+                           else sandbox_page.production_bp)
     register_error_handlers(app)
     security.init_app(app)
     pages_security.init_app(app)  # CSRF tokens and the HTML pages' headers

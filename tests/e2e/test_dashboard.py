@@ -13,13 +13,14 @@ import pytest
 import requests
 from playwright.sync_api import ConsoleMessage, Page, expect
 
-from dashboard.display import milliseconds
+from pages.display import milliseconds
 from tests.e2e.conftest import ADMIN_TOKEN, Stack
 from tests.integration.harness import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 SCREENSHOT = "/tmp/dashboard.png"
+SANDBOX_PANEL_SCREENSHOT = "/tmp/dashboard-sandbox-panel.png"
 
 
 def api(stack: Stack, path: str) -> Any:
@@ -149,3 +150,20 @@ def test_a_live_call_appears_and_leaves_without_a_reload(page: Page, stack: Stac
     expect(page.locator("#live")).to_have_attribute("data-refreshed-at", re.compile(r"^\d{4}-"))
     expect(live_row).to_have_count(0, timeout=30_000)
     assert page.evaluate("window.__notReloaded") is True
+
+
+def test_the_sandbox_panel_places_a_test_call_that_goes_live_on_the_overview(
+        page: Page, stack: Stack, watched: list[str]) -> None:
+    page.goto("/dashboard/login")
+    sign_in(page)
+    panel = page.locator("#sandbox-panel")
+    expect(panel.locator("#mode-line")).to_contain_text("Sandbox mode")
+    with page.expect_response("**/home/test-call") as placed:
+        panel.get_by_role("button", name="Place a test call").click()
+    assert placed.value.status == 202
+    channel = placed.value.json()["channel"]
+    expect(panel.locator("#status")).to_contain_text(channel)
+    live_row = page.locator("#live-calls tbody tr").filter(has_text=channel)
+    expect(live_row).to_have_count(1, timeout=15_000)
+    page.screenshot(path=SANDBOX_PANEL_SCREENSHOT, full_page=True)
+    assert_no_secret(page, stack)

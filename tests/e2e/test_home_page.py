@@ -1,4 +1,4 @@
-"""The sandbox home page in headless Chromium: it says it is the sandbox, shows no secret, and
+"""The sandbox panel at / in headless Chromium: it says it is the sandbox, shows no secret, and
 follows a test call from the button to Live calls (with its agent) to Recent calls (ended)."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def assert_no_secret(html: str, stack: Stack) -> None:
 def test_the_page_says_sandbox_mode_and_shows_no_secret(page: Page, stack: Stack) -> None:
     page.goto("/")
 
-    expect(page).to_have_title("phone-agent sandbox")
+    expect(page).to_have_title("Sandbox · phone-agent")
     mode_line = page.locator("#mode-line")
     expect(mode_line).to_contain_text("Sandbox mode")
     expect(mode_line).to_contain_text("no Agora account")

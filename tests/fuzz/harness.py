@@ -268,7 +268,7 @@ def _seed(service: FuzzedService) -> None:
         number=[line["number"], reservation["number"]],
         reservation_id=[reservation["id"]],
         events_token=[service.settings.sip_events_token],
-        static_file=["home.css", "dashboard.js", "try.css", "../app.py"],
+        static_file=["pages.css", "sandbox.js", "try.css", "../app.py"],
         pin=[reservation["pin"]],
         callid=[c.gateway_callid for c in calls if c.gateway_callid],
     )

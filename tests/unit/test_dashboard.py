@@ -16,9 +16,9 @@ from app import create_app
 from calls.records import time_to_agent_ms
 from calls.store import Store
 from config import Settings
-from dashboard import charts, display, stats
-from dashboard import login as dashboard_login
-from dashboard import views as dashboard_views
+from pages import charts, display, stats
+from pages import login as dashboard_login
+from pages import views as dashboard_views
 from tests.fakes import FakeClock
 from tests.unit.test_config import PRODUCTION
 from web import pages_security
@@ -294,6 +294,24 @@ def test_the_overview_shows_live_calls_apart_from_recent_ones(
     assert "1 min 05 s" in recent_part and "caller_hung_up" in recent_part
 
 
+def test_in_sandbox_mode_the_overview_has_the_sandbox_panel(signed_in: FlaskClient) -> None:
+    html = signed_in.get("/dashboard/").get_data(as_text=True)
+    assert 'id="sandbox-panel"' in html and 'data-url="/home/test-call"' in html
+    assert "http://127.0.0.1:8090" in html and "/dashboard/static/sandbox.js" in html
+    assert 'id="followed-calls"' not in html  # the dashboard's own tables follow the calls
+
+
+def test_in_production_the_overview_has_no_sandbox_panel(tmp_path: Path) -> None:
+    settings = Settings.from_env({**PRODUCTION, "ADMIN_TOKEN": ADMIN, "LOG_LEVEL": "WARNING",
+                                  "DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}",
+                                  "RUN_SWEEPER": "false"}, dotenv=False)
+    web = create_app(settings).test_client()
+    sign_in(web)
+    html = web.get("/dashboard/").get_data(as_text=True)
+    assert "Live calls" in html
+    assert "sandbox" not in html
+
+
 def test_the_live_fragment_is_the_table_alone(signed_in: FlaskClient, calls: Store,
                                               page_clock: FakeClock) -> None:
     live = make_call(calls, page_clock, "c_live", end=False)
@@ -475,8 +493,9 @@ def fetch(web: FlaskClient, path: str) -> tuple[int, bytes]:
 
 def test_the_pages_scripts_and_styles_are_served(app: Flask, tmp_path: Path) -> None:
     web = app.test_client()
-    assert fetch(web, "/dashboard/static/dashboard.css")[0] == 200
+    assert fetch(web, "/dashboard/static/pages.css")[0] == 200
     assert b"refreshUrl" in fetch(web, "/dashboard/static/dashboard.js")[1]
+    assert b"X-CSRF-Token" in fetch(web, "/dashboard/static/sandbox.js")[1]
     try_web = create_app(app.extensions["settings"].replace(
         try_page=True, database_url=f"sqlite:///{tmp_path / 'try.db'}")).test_client()
     assert b"X-CSRF-Token" in fetch(try_web, "/try/static/try.js")[1]

@@ -1,4 +1,5 @@
-"""The home page's JSON endpoints through Flask's test client (the page itself: tests/e2e)."""
+"""The sandbox panel at / and its JSON endpoints through Flask's test client (the page itself:
+tests/e2e)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ def test_the_page_is_served_in_sandbox_mode_without_a_token(app: Flask) -> None:
     response = app.test_client().get("/")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
-    assert "<title>phone-agent sandbox</title>" in html
+    assert "<title>Sandbox · phone-agent</title>" in html
+    assert 'id="place-call"' in html and "/dashboard/static/pages.css" in html
     assert "nothing leaves this machine" in html
     for secret in app.extensions["settings"].secret_values():
         assert secret not in html
@@ -98,4 +100,6 @@ def test_production_answers_one_line_and_has_no_page(tmp_path: Path) -> None:
     assert response.get_json() == {"service": "phone-agent", "mode": "production"}
     assert client.get("/home/calls").status_code == 404
     assert client.post("/home/test-call", json={}).status_code == 404
-    assert client.get("/home/static/home.js").status_code == 404
+    with client.get("/dashboard/static/sandbox.js") as script:  # the one UI's files
+        assert script.status_code == 200
+    assert 'id="place-call"' not in client.get("/dashboard/login").get_data(as_text=True)

@@ -1,5 +1,6 @@
 // The overview's live calls, reloaded every few seconds from /dashboard/live (server-rendered
-// rows). Optional: without this script the page is complete, only static.
+// rows), every second while a test call placed from the sandbox panel lasts. Optional: without
+// this script the page is complete, only static.
 "use strict";
 
 (function () {
@@ -7,6 +8,15 @@
   if (!live) return;
   const url = live.dataset.refreshUrl;
   const everyMs = Number(live.dataset.refreshMs) || 5000;
+  let fastUntil = 0;
+  let timer = null;
+
+  // sandbox.js announces a test call: follow it closely from its join to its leave.
+  document.addEventListener("sandbox:call-placed", (event) => {
+    fastUntil = Date.now() + ((event.detail.durationS || 4) + 6) * 1000;
+    clearTimeout(timer);
+    timer = setTimeout(refresh, 500);
+  });
 
   async function refresh() {
     try {
@@ -25,8 +35,8 @@
     } catch (_) {
       // The service did not answer; keep the last table and try again on the next tick.
     }
-    setTimeout(refresh, everyMs);
+    timer = setTimeout(refresh, Date.now() < fastUntil ? 1000 : everyMs);
   }
 
-  setTimeout(refresh, everyMs);
+  timer = setTimeout(refresh, everyMs);
 })();

@@ -11,7 +11,7 @@ from flask import current_app, redirect, render_template, request, session, url_
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
-from dashboard import bp
+from pages import bp
 from web.pages_security import apply_page_headers, rotate_csrf_token
 
 logger = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def logout() -> ResponseReturnValue:
 
 def _login_page(message: str | None, *, status: int) -> ResponseReturnValue:
     next_path = _safe_next(request.values.get("next"))
-    return render_template("dashboard/login.html", message=message, next=next_path), status
+    return render_template("pages/login.html", message=message, next=next_path), status
 
 
 def _safe_next(target: str | None) -> str | None:

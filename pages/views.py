@@ -13,8 +13,8 @@ from calls import lifecycle
 from calls.records import call_detail, call_json
 from calls.store import CallRecord, Store
 from calls.views import _cursor, _encode_cursor  # the API's cursors: one format for both
-from dashboard import bp, display, stats
-from dashboard.charts import Bar, bar_chart
+from pages import bp, display, stats
+from pages.charts import Bar, bar_chart
 from web.errors import BadRequest
 
 PAGE_SIZE = 25
@@ -52,7 +52,7 @@ def overview() -> ResponseReturnValue:
                     cursor=_encode_cursor(page[-1])) if more and page else None
     newest = url_for(".overview", state=state, persona=persona) if after else None
     return render_template(
-        "dashboard/overview.html", live=_live_rows(store), recent=_rows(page),
+        "pages/overview.html", live=_live_rows(store), recent=_rows(page),
         state=state, persona=persona, states=STATES, notices=notices, older=older,
         newest=newest, personas=current_app.extensions["personas"].names(),
         refresh_ms=REFRESH_MS)
@@ -61,7 +61,7 @@ def overview() -> ResponseReturnValue:
 @bp.get("/live")
 def live() -> ResponseReturnValue:
     """The live-calls table alone, which the overview's script swaps in."""
-    return render_template("dashboard/_live.html", live=_live_rows(_store()))
+    return render_template("pages/_live.html", live=_live_rows(_store()))
 
 
 @bp.get("/calls/<call_id>")
@@ -69,7 +69,7 @@ def call(call_id: str) -> ResponseReturnValue:
     store = _store()
     record = store.get_call(call_id)
     if record is None:
-        return render_template("dashboard/not_found.html", call_id=call_id), 404
+        return render_template("pages/not_found.html", call_id=call_id), 404
     timeline = store.timeline(call_id)
     detail = call_detail(record, timeline)
     secrets = current_app.extensions["settings"].secret_values()
@@ -79,7 +79,7 @@ def call(call_id: str) -> ResponseReturnValue:
     detail["last_error"] = display.mask(detail["last_error"], secrets)
     for error in detail.get("agent_errors") or []:
         error["message"] = display.mask(error.get("message"), secrets)
-    return render_template("dashboard/call.html", call=detail,
+    return render_template("pages/call.html", call=detail,
                            events=events, transcript=detail["transcript"],
                            live=record.state in lifecycle.OPEN_STATES)
 
@@ -96,7 +96,7 @@ def charts() -> ResponseReturnValue:
     waits = stats.times_to_agent_ms(sample.calls)
     lengths = stats.call_lengths_s(sample.calls)
     return render_template(
-        "dashboard/charts.html", sample=sample, total=sum(h.count for h in per_hour),
+        "pages/charts.html", sample=sample, total=sum(h.count for h in per_hour),
         hourly=hourly,
         waits=_distribution(waits, TIME_TO_AGENT_EDGES_MS, display.ms_edge, "Time to agent"),
         lengths=_distribution(lengths, CALL_LENGTH_EDGES_S, display.seconds_edge,

@@ -1,12 +1,14 @@
-// The sandbox home page: polls /home/calls every second and renders the two tables; places
-// test calls; shows a call's timeline and transcript when its row is clicked. No framework.
+// The sandbox panel (pages/templates/pages/_sandbox_panel.html): places test calls, on the
+// dashboard and at /. At / it also polls /home/calls every second, renders the live and recent
+// tables, and shows a call's timeline and transcript when its row is clicked. No framework.
 "use strict";
 
 (function () {
-  const main = document.querySelector("main");
-  const pollMs = Number(main.dataset.pollMs) || 1000;
-  const statusLine = document.getElementById("status");
   const placeButton = document.getElementById("place-call");
+  if (!placeButton) return;
+  const statusLine = document.getElementById("status");
+  const followed = document.getElementById("followed-calls");  // only at /
+  const pollMs = followed ? Number(followed.dataset.pollMs) || 1000 : 0;
   const detail = document.getElementById("call-detail");
   let selectedId = null;
   const csrfToken = document.querySelector('meta[name="csrf-token"]').content;
@@ -14,7 +16,7 @@
   const COLUMNS = [
     ["id", (c) => c.id, "mono"],
     ["channel", (c) => c.channel, "mono"],
-    ["state", (c) => c.state, "state"],
+    ["state", (c) => c.state, ""],
     ["agent_id", (c) => c.agent_id || "—", "mono"],
     ["time_to_agent_ms", (c) => (c.time_to_agent_ms == null ? "—" : String(c.time_to_agent_ms)), "num"],
     ["duration", duration, "num"],
@@ -49,9 +51,10 @@
     tr.tabIndex = 0;
     if (call.id === selectedId) tr.classList.add("selected");
     for (const [name, value, className] of COLUMNS) {
-      const td = cell("td", value(call), className);
+      // The state as the dashboard shows it: a coloured pill.
+      const td = name === "state" ? document.createElement("td") : cell("td", value(call), className);
+      if (name === "state") td.appendChild(cell("span", value(call), `state state-${call.state}`));
       td.dataset.col = name;
-      if (name === "state") td.dataset.state = call.state;
       if (name === "id" || name === "agent_id" || name === "started_at") {
         td.title = name === "started_at" ? call.started_at : td.textContent;
       }
@@ -129,13 +132,14 @@
     placeButton.disabled = true;
     setStatus("Placing a test call…", "");
     try {
-      const data = await getJson("/home/test-call", {
+      const data = await getJson(placeButton.dataset.url, {
         method: "POST",
         // The session's CSRF token (pages_security.py): this request carries the cookie.
         headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken },
         body: "{}",
       });
       setStatus(`Test call placed in channel ${data.channel}; the caller hangs up after ${data.duration_s} s.`, "ok");
+      document.dispatchEvent(new CustomEvent("sandbox:call-placed", { detail: { durationS: data.duration_s } }));
     } catch (err) {
       setStatus(err.message, "error");
     } finally {
@@ -152,6 +156,7 @@
     tr.classList.add("selected");
     showDetail(selectedId, true);
   }
+  if (!followed) return;  // the dashboard's own tables follow the calls there
   for (const id of ["live-calls", "recent-calls"]) {
     const table = document.getElementById(id);
     table.addEventListener("click", onRowActivate);

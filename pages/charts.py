@@ -1,7 +1,7 @@
 """A small SVG bar chart, drawn on the server so the charts need no script and no library.
 
 The SVG uses classes and presentation attributes only (the pages' Content-Security-Policy blocks
-inline ``style``); colours come from dashboard.css.
+inline ``style``); colours come from pages.css.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""``/``: in sandbox mode a page that shows live and recent calls and places test calls, with
-the small JSON endpoints it polls; in production mode one line of JSON.
+"""The sandbox panel, and ``/``: in sandbox mode the panel with the live and recent calls it
+follows (and the small JSON endpoints its script polls); in production mode one line of JSON.
 
 Sandbox mode serves only loopback callers' own simulated calls, so these endpoints need no
 admin token; in production the admin API (/api/calls, bearer ADMIN_TOKEN) is the only view.
@@ -15,13 +15,14 @@ from flask.typing import ResponseReturnValue
 from calls import lifecycle
 from calls.records import call_detail, call_json
 from calls.store import Store
-from home.test_calls import TEST_CALL_DURATION_S, SandboxUnreachable, place_test_call
+from pages import bp
+from pages.login import signed_in
+from pages.sandbox_calls import TEST_CALL_DURATION_S, SandboxUnreachable, place_test_call
 from web.errors import BadRequest, NotFound, Unavailable
 
 logger = logging.getLogger(__name__)
 
-sandbox_bp = Blueprint("home", __name__, template_folder="templates", static_folder="static",
-                       static_url_path="/home/static")
+sandbox_bp = Blueprint("home", __name__)
 production_bp = Blueprint("home_production", __name__)
 
 LIVE_LIMIT = 50
@@ -34,11 +35,24 @@ def production_index() -> ResponseReturnValue:
     return jsonify(service="phone-agent", mode="production")
 
 
+@bp.context_processor  # the dashboard's overview shows the panel in sandbox mode
+@sandbox_bp.context_processor
+def _panel() -> dict[str, object]:
+    settings = current_app.extensions["settings"]
+    if not settings.sandbox:
+        return {}
+    return {"sandbox_url": settings.sandbox_url, "test_call_s": TEST_CALL_DURATION_S}
+
+
+@sandbox_bp.context_processor
+def _page() -> dict[str, object]:
+    # What the dashboard's own pages get from pages.login: / is served in sandbox mode only.
+    return {"sandbox": True, "signed_in": signed_in()}
+
+
 @sandbox_bp.get("/")
 def index() -> ResponseReturnValue:
-    settings = current_app.extensions["settings"]
-    return render_template("home/index.html", sandbox_url=settings.sandbox_url,
-                           duration_s=TEST_CALL_DURATION_S, poll_ms=POLL_MS)
+    return render_template("pages/sandbox.html", poll_ms=POLL_MS)
 
 
 @sandbox_bp.get("/home/calls")
@@ -67,9 +81,9 @@ def test_call() -> ResponseReturnValue:
     try:
         placed = place_test_call(settings.sandbox_url)
     except SandboxUnreachable as exc:
-        logger.warning("home.test_call_failed", extra={"error": str(exc)})
+        logger.warning("sandbox.test_call_failed", extra={"error": str(exc)})
         raise Unavailable(str(exc), code="sandbox_unreachable") from None
-    logger.info("home.test_call_placed", extra={"channel": placed["channel"]})
+    logger.info("sandbox.test_call_placed", extra={"channel": placed["channel"]})
     return jsonify(channel=placed["channel"], duration_s=TEST_CALL_DURATION_S), 202
 
 

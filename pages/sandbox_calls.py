@@ -1,4 +1,4 @@
-"""Placing a simulated caller through the local sandbox (no Flask here)."""
+"""A client of the local sandbox's caller API: places a simulated caller (no Flask here)."""
 
 from __future__ import annotations
 
