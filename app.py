@@ -172,7 +172,16 @@ class SimulatorCommands(click.Group):
 
     def _loaded(self) -> click.Group:
         if self._group is None:
-            self._group = importlib.import_module("sandbox.cli").simulate_group()
+            try:
+                module = importlib.import_module("sandbox.cli")
+            except ModuleNotFoundError as exc:
+                if exc.name not in ("sandbox", "sandbox.cli"):
+                    raise
+                raise click.UsageError("the simulator is part of sandbox/, which this install "
+                                       "(the Docker image) leaves out; run `flask simulate` from "
+                                       "a checkout, or in the compose file's sandbox "
+                                       "container") from None
+            self._group = module.simulate_group()
         return self._group
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -326,6 +326,15 @@ def test_dockerignore_keeps_the_sandbox_and_the_tests_out_of_the_image():
     assert {"sandbox", "tests", "bench"} <= ignored
 
 
+def test_without_the_sandbox_flask_simulate_says_why_in_one_line(tmp_path, monkeypatch):
+    app = app_module.create_app(Settings.for_tests(
+        database_url=f"sqlite:///{tmp_path / 'calls.db'}", log_level="WARNING"))
+    monkeypatch.setitem(sys.modules, "sandbox", None)  # as in the image: no sandbox/
+    result = app.test_cli_runner().invoke(args=["simulate", "call"])
+    assert result.exit_code == 2
+    assert "the simulator is part of sandbox/" in result.output
+
+
 def test_in_production_mode_nothing_imports_the_sandbox(tmp_path):
     """With AGORA_APP_ID set, building the app (as gunicorn does) and the pages' JSON at /
     never import sandbox/, which the image does not ship."""
