@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from flask import Flask, Response, current_app, g, jsonify, request
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from calls.store import rate_limits
 from config import Settings
@@ -150,21 +151,22 @@ class RateLimiter:
         return ALLOWED
 
 
-def client_address(remote_addr: str | None, forwarded_for: list[str], proxy_hops: int) -> str:
-    """The address to count a client under.
+def client_address(remote_addr: str | None) -> str:
+    """The address to count a client under: the request's ``remote_addr``, which werkzeug's
+    ProxyFix (installed by init_app with PROXY_HOPS) has already set to the client's address as
+    our outermost proxy saw it. IPv6 clients are counted per /64, the block one subscriber
+    usually holds, so rotating addresses inside it gains nothing."""
+    return _normalise(remote_addr or "") or "unknown"
 
-    With ``proxy_hops`` = n, the n-th X-Forwarded-For entry from the right: each of our n proxies
-    appends the address it received the request from, so that entry was written by our outermost
-    proxy and everything left of it came from the client (and is not trusted). Without enough
-    entries, or with 0 hops, the socket's address. IPv6 clients are counted per /64, the block one
-    subscriber usually holds, so rotating addresses inside it gains nothing.
-    """
-    chosen = remote_addr or ""
-    if proxy_hops > 0:
-        entries = [e.strip() for header in forwarded_for for e in header.split(",")]
-        if len(entries) >= proxy_hops and entries[-proxy_hops]:
-            chosen = entries[-proxy_hops]
-    return _normalise(chosen) or "unknown"
+
+def trust_proxies(app: Flask, hops: int) -> None:
+    """With ``hops`` = n proxies in front of the service, take the client address from the n-th
+    X-Forwarded-For entry from the right (the one our outermost proxy wrote; anything further
+    left came from the client and is not trusted). Only X-Forwarded-For: the scheme, host and
+    prefix headers are left alone, as before."""
+    if hops > 0:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=0, x_host=0, x_port=0, x_prefix=0)
 
 
 def _normalise(text: str) -> str:
@@ -205,6 +207,7 @@ def init_app(app: Flask, *, clock: Callable[[], float] = time.time) -> None:
         app.extensions["store"].engine, limit=settings.rate_limit_per_minute,
         key_salt=key_salt(settings), clock=clock)
     app.extensions["cors_origins"] = parse_origins(settings.cors_origins)
+    trust_proxies(app, settings.proxy_hops)
     app.before_request(_before_request)
     app.after_request(_after_request)
 
@@ -330,8 +333,7 @@ def _add_cors_headers(response: Response) -> None:
 
 def request_address() -> str:
     """The current request's client address, as the limits count it (see client_address)."""
-    return client_address(request.remote_addr, request.headers.getlist("X-Forwarded-For"),
-                          current_app.extensions["settings"].proxy_hops)
+    return client_address(request.remote_addr)
 
 
 def _refusal(verdict: Verdict, purpose: str) -> TooManyRequests:
