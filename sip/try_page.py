@@ -13,7 +13,7 @@ from flask.typing import ResponseReturnValue
 
 from sip.views import provision_from, reservation_json
 from web.errors import ApiError, BadRequest, NotFound, json_object
-from web.security import request_address
+from web.security import TRY_PAGE, rate_limit, request_address
 
 bp = Blueprint("try_page", __name__, template_folder="templates", static_folder="static",
                static_url_path="/try/static")
@@ -29,12 +29,14 @@ class TooManyTries(ApiError):
 
 
 @bp.get("/try")
+@rate_limit(TRY_PAGE, when=lambda settings: settings.try_page)
 def page() -> ResponseReturnValue:
     _enabled()
     return render_template("sip/try.html", regions=REGIONS)
 
 
 @bp.post("/try/number")
+@rate_limit(TRY_PAGE, when=lambda settings: settings.try_page)
 def reserve() -> ResponseReturnValue:
     settings = _enabled()
     # JSON only: a cross-site form cannot send it without a CORS preflight, which we never allow.

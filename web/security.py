@@ -18,6 +18,8 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import wraps
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import Flask, Response, current_app, g, jsonify, request
@@ -27,7 +29,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from calls.store import rate_limits
 from config import Settings
-from web.errors import TooManyRequests, api_error_response
+from web.errors import TooManyRequests, Unauthorized, api_error_response
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +43,9 @@ CORS_HEADERS = "Authorization, Content-Type"
 CORS_MAX_AGE_S = "600"
 HSTS = "max-age=31536000"
 _COUNTED = "_security_auth_failure_counted"
-#: The NCS webhook's endpoint (ncs/views.py).
-NCS_ENDPOINT = "ncs.webhook"
+#: The admin API's namespace: shared with CORS_ORIGINS, never stored by a cache.
+API_PREFIX = "/api/"
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -201,20 +204,62 @@ def key_salt(settings: Settings) -> bytes:
 
 
 def init_app(app: Flask, *, clock: Callable[[], float] = time.time) -> None:
-    """Install the limiter (app.extensions["rate_limiter"]), CORS and the API headers."""
+    """Install the limiter (app.extensions["rate_limiter"]), the client address behind
+    PROXY_HOPS proxies, the count of failed authentication, CORS and the JSON answers' headers.
+    Which views are limited is declared on the views (rate_limit_failed_auth, rate_limit)."""
     settings: Settings = app.extensions["settings"]
     app.extensions["rate_limiter"] = RateLimiter(
         app.extensions["store"].engine, limit=settings.rate_limit_per_minute,
         key_salt=key_salt(settings), clock=clock)
     app.extensions["cors_origins"] = parse_origins(settings.cors_origins)
     trust_proxies(app, settings.proxy_hops)
+    app.register_error_handler(Unauthorized, _unauthorized)
     app.before_request(_before_request)
     app.after_request(_after_request)
 
 
+def rate_limit_failed_auth(when: Callable[[Settings], bool] | None = None) -> Callable[[F], F]:
+    """For a view whose only lock is a token a brute force could guess: an address over its
+    failed-authentication limit is refused (429) before the token is even compared, so guessing
+    gets nothing to learn from. ``when`` (given the settings) says whether the lock is on."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            settings: Settings = current_app.extensions["settings"]
+            if when is None or when(settings):
+                verdict = _limiter().check(AUTH, request_address())
+                if not verdict.allowed:
+                    raise _refusal(verdict, AUTH)
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def rate_limit(purpose: str, when: Callable[[Settings], bool] | None = None) -> Callable[[F], F]:
+    """Count every request to the view against the client's address under ``purpose``; past
+    the limit, 429. ``when`` (given the settings) says whether the limit applies."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            settings: Settings = current_app.extensions["settings"]
+            if when is None or when(settings):
+                verdict = _limiter().hit(purpose, request_address())
+                if not verdict.allowed:
+                    raise _refusal(verdict, purpose)
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
 def note_failed_authentication() -> TooManyRequests | None:
-    """Count the current request's failed authentication against its client address. Returns
-    the error to answer instead of the 401 when the address is over its limit."""
+    """Count the current request's failed authentication against its client address (once per
+    request). Returns the error to answer instead when the address is over its limit."""
     limiter: RateLimiter | None = current_app.extensions.get("rate_limiter")
     if limiter is None or g.get(_COUNTED):
         return None
@@ -223,38 +268,30 @@ def note_failed_authentication() -> TooManyRequests | None:
     return None if verdict.allowed else _refusal(verdict, AUTH)
 
 
+def refuse_failed_credential() -> None:
+    """For a view that answers a wrong credential with something other than 401 (a 404 that
+    hides the path): count it like a 401, and raise the 429 past the limit."""
+    refusal = note_failed_authentication()
+    if refusal is not None:
+        raise refusal
+
+
+def _unauthorized(exc: Unauthorized) -> Response:
+    # Every failed authentication counts against the client's address; past the limit, the
+    # answer is 429 instead of 401.
+    return api_error_response(note_failed_authentication() or exc)
+
+
 def _before_request() -> Response | None:
     if _is_preflight():
         return _preflight()
-    if request.endpoint == NCS_ENDPOINT:
-        # Authenticated by its signature, and a signed delivery is never throttled (a refused
-        # one is a caller left waiting; a bad signature still counts as a failed credential,
-        # in errors.py). Nothing below applies, and every call's first webhook comes this way.
-        return None
-    limiter: RateLimiter = current_app.extensions["rate_limiter"]
-    settings: Settings = current_app.extensions["settings"]
-    if _checks_a_token_we_throttle(settings):
-        # Refused before the token is even compared: brute force gets nothing to learn from.
-        verdict = limiter.check(AUTH, request_address())
-        if not verdict.allowed:
-            raise _refusal(verdict, AUTH)
-    elif _is_try_page() and settings.try_page:
-        verdict = limiter.hit(TRY_PAGE, request_address())
-        if not verdict.allowed:
-            raise _refusal(verdict, TRY_PAGE)
-    elif request.endpoint == "sip.gateway_event" and _wrong_events_token(settings):
-        # The view answers a wrong path token with 404 (as if the path did not exist); it is
-        # still a failed credential, so it counts like any 401.
-        refusal = note_failed_authentication()
-        if refusal is not None:
-            raise refusal
     return None
 
 
 def _after_request(response: Response) -> Response:
     if response.status_code == 401 and not g.get(_COUNTED):
-        # A 401 that did not come through errors.py's Unauthorized handler (an HTML login
-        # page's, a werkzeug abort): counted all the same.
+        # A 401 that was not raised as Unauthorized (an HTML login page's, a werkzeug abort):
+        # counted all the same.
         refusal = note_failed_authentication()
         if refusal is not None:
             response = api_error_response(refusal)
@@ -269,29 +306,12 @@ def _after_request(response: Response) -> Response:
     return response
 
 
-def _checks_a_token_we_throttle(settings: Settings) -> bool:
-    """Admin-type routes: those whose only lock is a token a brute force could guess."""
-    if _is_api():
-        return True
-    if request.path == "/dashboard/login" and request.method == "POST":
-        return True
-    return request.path == "/metrics" and bool(settings.metrics_token)
-
-
-def _wrong_events_token(settings: Settings) -> bool:
-    given = str((request.view_args or {}).get("token", ""))
-    expected = settings.sip_events_token
-    return not expected or not hmac.compare_digest(given.encode(), expected.encode())
-
-
-def _is_try_page() -> bool:
-    # Its page and its API; not its stylesheet and script, which come with every page view.
-    endpoint = request.endpoint or ""
-    return request.blueprint == "try_page" and not endpoint.endswith(".static")
+def _limiter() -> RateLimiter:
+    return current_app.extensions["rate_limiter"]  # type: ignore[no-any-return]
 
 
 def _is_api() -> bool:
-    return request.path.startswith("/api/")
+    return request.path.startswith(API_PREFIX)
 
 
 def _is_preflight() -> bool:
