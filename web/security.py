@@ -22,13 +22,14 @@ from functools import wraps
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from flask import Flask, Response, current_app, g, jsonify, request
+from flask import Flask, Response, current_app, g, request
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from calls.store import rate_limits
 from config import Settings
+from web import cors
 from web.errors import TooManyRequests, Unauthorized, api_error_response
 
 logger = logging.getLogger(__name__)
@@ -37,10 +38,6 @@ WINDOW_S = 60
 #: Counter purposes: failed authentication anywhere, and every request to the public /try page.
 AUTH = "auth"
 TRY_PAGE = "try"
-CORS_METHODS = "GET, POST, DELETE"
-CORS_HEADERS = "Authorization, Content-Type"
-#: How long a browser may cache an allowed preflight.
-CORS_MAX_AGE_S = "600"
 HSTS = "max-age=31536000"
 _COUNTED = "_security_auth_failure_counted"
 #: The admin API's namespace: shared with CORS_ORIGINS, never stored by a cache.
@@ -189,11 +186,6 @@ def _normalise(text: str) -> str:
     return str(address)
 
 
-def parse_origins(text: str) -> frozenset[str]:
-    """CORS_ORIGINS as a set of origins (config.py has already checked their form)."""
-    return frozenset(o.strip().rstrip("/") for o in text.split(",") if o.strip())
-
-
 def key_salt(settings: Settings) -> bytes:
     """The same in every worker and instance of one deployment; changes with its secrets."""
     material = f"{settings.agora_ncs_secret}\0{settings.agora_app_certificate}".encode()
@@ -211,11 +203,10 @@ def init_app(app: Flask, *, clock: Callable[[], float] = time.time) -> None:
     app.extensions["rate_limiter"] = RateLimiter(
         app.extensions["store"].engine, limit=settings.rate_limit_per_minute,
         key_salt=key_salt(settings), clock=clock)
-    app.extensions["cors_origins"] = parse_origins(settings.cors_origins)
     trust_proxies(app, settings.proxy_hops)
     app.register_error_handler(Unauthorized, _unauthorized)
-    app.before_request(_before_request)
     app.after_request(_after_request)
+    cors.init_app(app, cors.parse_origins(settings.cors_origins))
 
 
 def rate_limit_failed_auth(when: Callable[[Settings], bool] | None = None) -> Callable[[F], F]:
@@ -282,12 +273,6 @@ def _unauthorized(exc: Unauthorized) -> Response:
     return api_error_response(note_failed_authentication() or exc)
 
 
-def _before_request() -> Response | None:
-    if _is_preflight():
-        return _preflight()
-    return None
-
-
 def _after_request(response: Response) -> Response:
     if response.status_code == 401 and not g.get(_COUNTED):
         # A 401 that was not raised as Unauthorized (an HTML login page's, a werkzeug abort):
@@ -295,7 +280,6 @@ def _after_request(response: Response) -> Response:
         refusal = note_failed_authentication()
         if refusal is not None:
             response = api_error_response(refusal)
-    _add_cors_headers(response)
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
     if _is_api():
@@ -312,43 +296,6 @@ def _limiter() -> RateLimiter:
 
 def _is_api() -> bool:
     return request.path.startswith(API_PREFIX)
-
-
-def _is_preflight() -> bool:
-    return (request.method == "OPTIONS" and "Origin" in request.headers
-            and "Access-Control-Request-Method" in request.headers)
-
-
-def _allowed_origin() -> str | None:
-    origin = request.headers.get("Origin", "")
-    if _is_api() and origin in current_app.extensions["cors_origins"]:
-        return origin
-    return None
-
-
-def _preflight() -> Response:
-    origin = _allowed_origin()
-    if origin is None:
-        logger.info("cors.refused", extra={"path": request.path})
-        response = jsonify(error="cors_refused", message="cross-origin requests are not "
-                           "allowed from this origin")
-        response.status_code = 403
-        return response
-    response = current_app.response_class(status=204)
-    response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
-    response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
-    response.headers["Access-Control-Max-Age"] = CORS_MAX_AGE_S
-    return response
-
-
-def _add_cors_headers(response: Response) -> None:
-    if not _is_api() or not current_app.extensions["cors_origins"]:
-        return
-    # The answer depends on Origin whenever any origin may be allowed: caches must key on it.
-    response.vary.add("Origin")
-    origin = _allowed_origin()
-    if origin is not None:
-        response.headers["Access-Control-Allow-Origin"] = origin
 
 
 def request_address() -> str:

@@ -20,12 +20,12 @@ from config import Settings
 from observability import logs
 from tests.fakes import FakeClock, FakeConvoAI
 from tests.unit.test_config import PRODUCTION
+from web.cors import parse_origins
 from web.security import (
     AUTH,
     TRY_PAGE,
     RateLimiter,
     client_address,
-    parse_origins,
     trust_proxies,
 )
 
@@ -352,7 +352,13 @@ def test_an_allowed_origin_gets_its_own_origin_back_on_api_routes_only(make_app)
     assert allowed.status_code == 204
     assert allowed.headers["Access-Control-Allow-Origin"] == ORIGIN
     assert allowed.headers["Access-Control-Allow-Methods"] == "GET, POST, DELETE"
-    assert allowed.headers["Access-Control-Allow-Headers"] == "Authorization, Content-Type"
+    # flask-cors names the requested headers it allows (header names are case-insensitive).
+    assert allowed.headers["Access-Control-Allow-Headers"].lower() == "authorization"
+    assert allowed.headers["Access-Control-Max-Age"] == "600"
+    both = web.options("/api/calls", headers={
+        "Origin": ORIGIN, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "Authorization, Content-Type, X-Other"})
+    assert both.headers["Access-Control-Allow-Headers"] == "Authorization, Content-Type"
     assert "Origin" in allowed.headers["Vary"]
     answer = web.get("/api/calls", headers={**ADMIN, "Origin": ORIGIN})
     assert answer.headers["Access-Control-Allow-Origin"] == ORIGIN
