@@ -1,11 +1,15 @@
-"""What stands in front of every view: limits on failed authentication (and on the public /try
-page) per client address, CORS for the admin API (closed unless CORS_ORIGINS names origins), and
-the headers every JSON answer carries.
+"""Limits on failed authentication (and on the public /try page) per client address, the
+client address itself (werkzeug's ProxyFix behind PROXY_HOPS proxies), and the headers every
+JSON answer carries.
+
+Views declare their limits: ``@rate_limit_failed_auth()`` on a view locked by a guessable token,
+``@rate_limit(purpose)`` on one whose every request counts. Every failed authentication (a
+raised Unauthorized, any other 401, a view's ``refuse_failed_credential()``) is counted here.
 
 The counters live in the store's ``rate_limits`` table, so every worker and every instance sees
 the same count. A limiter that cannot reach the store lets the request through: an outage must
-never become a 5xx, nor block a correctly signed NCS event. pages_security.py owns CSRF and the
-HTML pages' own headers (CSP and friends); nothing here repeats them.
+never become a 5xx, nor block a correctly signed NCS event. cors.py owns CORS, pages_security.py
+CSRF and the HTML pages' own headers (CSP and friends); nothing here repeats them.
 """
 
 from __future__ import annotations
@@ -213,32 +217,25 @@ def rate_limit_failed_auth(when: Callable[[Settings], bool] | None = None) -> Ca
     """For a view whose only lock is a token a brute force could guess: an address over its
     failed-authentication limit is refused (429) before the token is even compared, so guessing
     gets nothing to learn from. ``when`` (given the settings) says whether the lock is on."""
-
-    def decorate(view: F) -> F:
-        @wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            settings: Settings = current_app.extensions["settings"]
-            if when is None or when(settings):
-                verdict = _limiter().check(AUTH, request_address())
-                if not verdict.allowed:
-                    raise _refusal(verdict, AUTH)
-            return view(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
+    return _limited(AUTH, when, count=False)
 
 
 def rate_limit(purpose: str, when: Callable[[Settings], bool] | None = None) -> Callable[[F], F]:
     """Count every request to the view against the client's address under ``purpose``; past
     the limit, 429. ``when`` (given the settings) says whether the limit applies."""
+    return _limited(purpose, when, count=True)
 
+
+def _limited(purpose: str, when: Callable[[Settings], bool] | None, *,
+             count: bool) -> Callable[[F], F]:
     def decorate(view: F) -> F:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            settings: Settings = current_app.extensions["settings"]
-            if when is None or when(settings):
-                verdict = _limiter().hit(purpose, request_address())
+            if when is None or when(current_app.extensions["settings"]):
+                limiter: RateLimiter = current_app.extensions["rate_limiter"]
+                address = request_address()
+                verdict = limiter.hit(purpose, address) if count else limiter.check(purpose,
+                                                                                    address)
                 if not verdict.allowed:
                     raise _refusal(verdict, purpose)
             return view(*args, **kwargs)
@@ -288,10 +285,6 @@ def _after_request(response: Response) -> Response:
     if not current_app.extensions["settings"].sandbox:
         headers.setdefault("Strict-Transport-Security", HSTS)
     return response
-
-
-def _limiter() -> RateLimiter:
-    return current_app.extensions["rate_limiter"]  # type: ignore[no-any-return]
 
 
 def _is_api() -> bool:
