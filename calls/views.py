@@ -21,6 +21,7 @@ from calls.records import EXPORT_FIELDS, call_detail, call_json, iso, transcript
 from calls.store import CallRecord, Store
 from web.auth import bearer_token_matches, require_admin
 from web.errors import ApiError, BadRequest, NotFound, Unauthorized
+from web.security import rate_limit_failed_auth
 
 __all__ = ["bp", "call_detail", "call_json", "iso", "transcript"]
 
@@ -95,6 +96,7 @@ def delete_call(call_id: str) -> ResponseReturnValue:
 
 
 @bp.route("/reconcile", methods=["GET", "POST"])
+@rate_limit_failed_auth()
 def reconcile() -> ResponseReturnValue:
     """Run the reconciler once (calls/reconcile.py): for platforms with no background threads,
     where a cron calls this (Vercel Cron sends GET with ``Authorization: Bearer CRON_SECRET``;

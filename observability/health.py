@@ -10,6 +10,7 @@ from calls.store import StoreUnavailable
 from observability import metrics
 from web.auth import bearer_token_matches
 from web.errors import Unauthorized
+from web.security import rate_limit_failed_auth
 
 bp = Blueprint("health", __name__)
 
@@ -36,6 +37,7 @@ def readyz() -> ResponseReturnValue:
 
 
 @bp.get("/metrics")
+@rate_limit_failed_auth(when=lambda settings: bool(settings.metrics_token))
 def prometheus_metrics() -> ResponseReturnValue:
     """Every worker's counters and the store's open calls. Open unless METRICS_TOKEN is set."""
     token = current_app.extensions["settings"].metrics_token

@@ -6,8 +6,13 @@ shows with the calls it follows. Templates and CSS are the dashboard's, shared b
 
 from flask import Blueprint
 
+from web.pages_security import check_csrf
+
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="templates",
                static_folder="static")
+# Forms and cookie-authenticated requests carry the session's CSRF token; checked before the
+# sign-in guard, so a forged sign-out is refused rather than redirected.
+bp.before_request(check_csrf)
 
 # The modules add their routes to bp (sign-in first: it guards every page); pages.sandbox also
 # holds the blueprints for /.

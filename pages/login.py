@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response
 
 from pages import bp
 from web.pages_security import apply_page_headers, rotate_csrf_token
+from web.security import rate_limit_failed_auth
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ def login() -> ResponseReturnValue:
 
 
 @bp.post("/login")
+@rate_limit_failed_auth()
 def sign_in() -> ResponseReturnValue:
     expected = current_app.extensions["settings"].admin_token
     given = request.form.get("token", "").strip()

@@ -19,11 +19,13 @@ from pages import bp
 from pages.login import signed_in
 from pages.sandbox_calls import TEST_CALL_DURATION_S, SandboxUnreachable, place_test_call
 from web.errors import BadRequest, NotFound, Unavailable
+from web.pages_security import check_csrf
 
 logger = logging.getLogger(__name__)
 
 sandbox_bp = Blueprint("home", __name__)
 production_bp = Blueprint("home_production", __name__)
+sandbox_bp.before_request(check_csrf)  # the test-call button posts with the session's token
 
 LIVE_LIMIT = 50
 RECENT_LIMIT = 20

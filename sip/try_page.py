@@ -13,12 +13,14 @@ from flask.typing import ResponseReturnValue
 
 from sip.views import provision_from, reservation_json
 from web.errors import ApiError, BadRequest, NotFound, json_object
-from web.security import request_address
+from web.pages_security import check_csrf
+from web.security import TRY_PAGE, rate_limit, request_address
 
 bp = Blueprint("try_page", __name__, template_folder="templates", static_folder="static",
                static_url_path="/try/static")
 REGIONS = {"NA": "North America", "EU": "Europe", "AS": "Asia", "JP": "Japan", "IN": "India"}
 TRY_LABEL = "try:"
+bp.before_request(check_csrf)  # the page's script posts with the session's token
 
 
 class TooManyTries(ApiError):
@@ -29,12 +31,14 @@ class TooManyTries(ApiError):
 
 
 @bp.get("/try")
+@rate_limit(TRY_PAGE, when=lambda settings: settings.try_page)
 def page() -> ResponseReturnValue:
     _enabled()
     return render_template("sip/try.html", regions=REGIONS)
 
 
 @bp.post("/try/number")
+@rate_limit(TRY_PAGE, when=lambda settings: settings.try_page)
 def reserve() -> ResponseReturnValue:
     settings = _enabled()
     # JSON only: a cross-site form cannot send it without a CORS preflight, which we never allow.

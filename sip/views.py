@@ -19,6 +19,7 @@ from sip.numbers import number_key
 from sip.service import GuardRefused, Refusal, SipService
 from web.auth import bearer_token_matches, header_matches, require_admin
 from web.errors import ApiError, BadRequest, NotFound, Unauthorized, json_object
+from web.security import refuse_failed_credential
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("sip", __name__)
@@ -80,6 +81,7 @@ def gateway_event(token: str) -> ResponseReturnValue:
     # The unguessable path is the credential (the gateway signs nothing); a wrong one is
     # indistinguishable from a path that does not exist.
     if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+        refuse_failed_credential()  # still a failed credential: counted like a 401
         raise NotFound("no such path")
     outcome = _sip().gateway_event(json_object())
     return jsonify(status="ok", outcome=outcome)

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from flask import current_app, request
 
 from web.errors import Unauthorized
+from web.security import rate_limit_failed_auth
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,8 +34,10 @@ def header_matches(expected: str, header: str | None) -> bool:
 
 
 def require_admin(view: F) -> F:
-    """Refuse the request with 401 unless it carries ``Authorization: Bearer ADMIN_TOKEN``."""
+    """Refuse the request with 401 unless it carries ``Authorization: Bearer ADMIN_TOKEN``; an
+    address over its failed-authentication limit is refused (429) before the token is compared."""
 
+    @rate_limit_failed_auth()
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         token = current_app.extensions["settings"].admin_token

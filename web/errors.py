@@ -88,15 +88,6 @@ def register_error_handlers(app: Flask) -> None:
     def _api_error(exc: ApiError):  # type: ignore[no-untyped-def]
         return api_error_response(exc)
 
-    @app.errorhandler(Unauthorized)
-    def _unauthorized(exc: Unauthorized):  # type: ignore[no-untyped-def]
-        # Every failed authentication counts against the client's address (security.py); past
-        # the limit, the answer is 429 instead of 401.
-        from web.security import note_failed_authentication
-
-        refusal = note_failed_authentication()
-        return api_error_response(refusal or exc)
-
     from calls.store import StoreUnavailable
 
     @app.errorhandler(StoreUnavailable)

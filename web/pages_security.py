@@ -1,35 +1,32 @@
-"""Protection for the pages: CSRF tokens on cookie-authenticated requests, and security headers
-on every HTML response.
+"""Protection for the pages: CSRF tokens on cookie-authenticated requests (Flask-WTF's
+CSRFProtect), and security headers on every HTML response.
 
 A browser attaches cookies to requests that other sites trigger, and any site can submit a form
-to us. So a state-changing request whose body is a form, or that carries our session cookie,
-must also carry the session's CSRF token (the ``csrf_token`` form field or the ``X-CSRF-Token``
-header). Requests authenticated with ``Authorization: Bearer`` hold no cookie-based authority,
-and another site cannot add that header without a CORS preflight, so they are exempt; so are the
-webhooks of NCS and the SIP gateway, which are signed or carry their own token.
+to us. So on the pages (each pages blueprint declares ``bp.before_request(check_csrf)``), a
+state-changing request whose body is a form, or that carries our session cookie, must also carry
+the session's CSRF token (the ``csrf_token`` form field or the ``X-CSRF-Token`` header).
+Requests authenticated with ``Authorization: Bearer`` hold no cookie-based authority, and another
+site cannot add that header without a CORS preflight, so they are exempt. The webhooks and the
+admin API are not pages: nothing is checked there (they are signed or carry a token of their own).
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
-import secrets
 
-from flask import Flask, Response, current_app, request, session
+from flask import Flask, Response, current_app, g, request, session
+from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from markupsafe import escape
 
 from web.errors import BadRequest
 
 logger = logging.getLogger(__name__)
 
-SESSION_KEY = "csrf_token"
-FORM_FIELD = "csrf_token"
+FIELD = "csrf_token"
 HEADER = "X-CSRF-Token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
-#: Machine-to-machine hooks, authenticated by signature or by a token of their own.
-EXEMPT_PATHS = frozenset({"/webhook"})
-EXEMPT_PREFIXES = ("/sip/",)
+csrf = CSRFProtect()
 
 #: Sent with every HTML page. No inline script or style anywhere: scripts and styles are files
 #: under /static, so an injected <script> would not run.
@@ -48,44 +45,21 @@ class CsrfFailed(BadRequest):
     code = "csrf_failed"
 
 
-def csrf_token() -> str:
-    """The session's CSRF token, made on first use. Templates call it as ``csrf_token()``."""
-    token = session.get(SESSION_KEY)
-    if not isinstance(token, str) or not token:
-        token = secrets.token_urlsafe(32)
-        session[SESSION_KEY] = token
-    return token
-
-
 def rotate_csrf_token() -> str:
     """A new token for the session (after sign-in, so a token seen before it is worthless)."""
-    session.pop(SESSION_KEY, None)
-    return csrf_token()
+    session.pop(FIELD, None)
+    g.pop(FIELD, None)  # Flask-WTF keeps the request's signed token here
+    return generate_csrf()
 
 
-def needs_csrf_check(*, method: str, path: str, mimetype: str, has_session_cookie: bool,
+def needs_csrf_check(*, method: str, mimetype: str, has_session_cookie: bool,
                      authorization: str | None) -> bool:
-    """Whether a request must carry the CSRF token (a pure rule, tested directly)."""
-    if csrf_exempt(method=method, path=path):
+    """Whether a request to a page must carry the CSRF token (a pure rule, tested directly)."""
+    if method.upper() not in UNSAFE_METHODS:
         return False
     if authorization and authorization.split(" ", 1)[0].lower() == "bearer":
         return False
     return mimetype in FORM_TYPES or has_session_cookie
-
-
-def csrf_exempt(*, method: str, path: str) -> bool:
-    """Requests never asked for a token, whatever else they carry: safe methods, and the machine
-    hooks. Decided from the method and path alone, before any header or cookie is parsed (every
-    NCS delivery comes through here on its way to the caller's agent)."""
-    return (method.upper() not in UNSAFE_METHODS or path in EXEMPT_PATHS
-            or path.startswith(EXEMPT_PREFIXES))
-
-
-def token_matches(expected: object, given: str | None) -> bool:
-    """Constant-time comparison; a session with no token matches nothing."""
-    if not isinstance(expected, str) or not expected or not given:
-        return False
-    return hmac.compare_digest(expected.encode(), given.encode())
 
 
 def apply_page_headers(response: Response) -> Response:
@@ -97,28 +71,34 @@ def apply_page_headers(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Enforce CSRF tokens, offer ``csrf_token()`` to templates, and protect every page."""
-    app.jinja_env.globals["csrf_token"] = csrf_token
-    app.before_request(_enforce_csrf)
+    """Offer ``csrf_token()`` to templates (a token signed with the session key, valid for the
+    session's life) and protect every HTML page's headers. Tokens are checked only where a
+    pages blueprint asks for it (check_csrf): Flask-WTF's app-wide check is off."""
+    app.config.update(
+        WTF_CSRF_CHECK_DEFAULT=False, WTF_CSRF_METHODS=set(UNSAFE_METHODS),
+        WTF_CSRF_FIELD_NAME=FIELD, WTF_CSRF_HEADERS=[HEADER], WTF_CSRF_TIME_LIMIT=None,
+        # Its Referer check on HTTPS would refuse every form: our pages send no Referer
+        # (Referrer-Policy: no-referrer); the token and SameSite cookies are the defence.
+        WTF_CSRF_SSL_STRICT=False)
+    csrf.init_app(app)
     app.after_request(apply_page_headers)
 
 
-def _enforce_csrf() -> Response | None:
-    if csrf_exempt(method=request.method, path=request.path):
-        return None
+def check_csrf() -> Response | None:
+    """A pages blueprint's ``before_request``: refuse a state-changing request that needs the
+    CSRF token (needs_csrf_check) and does not carry this session's."""
     cookie_name = current_app.config["SESSION_COOKIE_NAME"]
-    if not needs_csrf_check(method=request.method, path=request.path,
-                            mimetype=request.mimetype,
+    if not needs_csrf_check(method=request.method, mimetype=request.mimetype,
                             has_session_cookie=cookie_name in request.cookies,
                             authorization=request.headers.get("Authorization")):
         return None
-    given = request.headers.get(HEADER)
-    if given is None and request.mimetype in FORM_TYPES:
-        given = request.form.get(FORM_FIELD)
-    if token_matches(session.get(SESSION_KEY), given):
+    try:
+        csrf.protect()
+    except CSRFError as exc:
+        logger.warning("csrf.refused", extra={"path": request.path, "method": request.method,
+                                              "reason": exc.description})
+    else:
         return None
-    logger.warning("csrf.refused", extra={"path": request.path, "method": request.method,
-                                          "token_sent": given is not None})
     message = "the form has expired or did not come from this site; reload the page and retry"
     if request.mimetype in FORM_TYPES and request.accept_mimetypes.accept_html:
         return _failure_page(message)

@@ -1,11 +1,15 @@
-"""What stands in front of every view: limits on failed authentication (and on the public /try
-page) per client address, CORS for the admin API (closed unless CORS_ORIGINS names origins), and
-the headers every JSON answer carries.
+"""Limits on failed authentication (and on the public /try page) per client address, the
+client address itself (werkzeug's ProxyFix behind PROXY_HOPS proxies), and the headers every
+JSON answer carries.
+
+Views declare their limits: ``@rate_limit_failed_auth()`` on a view locked by a guessable token,
+``@rate_limit(purpose)`` on one whose every request counts. Every failed authentication (a
+raised Unauthorized, any other 401, a view's ``refuse_failed_credential()``) is counted here.
 
 The counters live in the store's ``rate_limits`` table, so every worker and every instance sees
 the same count. A limiter that cannot reach the store lets the request through: an outage must
-never become a 5xx, nor block a correctly signed NCS event. pages_security.py owns CSRF and the
-HTML pages' own headers (CSP and friends); nothing here repeats them.
+never become a 5xx, nor block a correctly signed NCS event. cors.py owns CORS, pages_security.py
+CSRF and the HTML pages' own headers (CSP and friends); nothing here repeats them.
 """
 
 from __future__ import annotations
@@ -18,15 +22,19 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import wraps
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from flask import Flask, Response, current_app, g, jsonify, request
+from flask import Flask, Response, current_app, g, request
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from calls.store import rate_limits
 from config import Settings
-from web.errors import TooManyRequests, api_error_response
+from web import cors
+from web.errors import TooManyRequests, Unauthorized, api_error_response
 
 logger = logging.getLogger(__name__)
 
@@ -34,14 +42,11 @@ WINDOW_S = 60
 #: Counter purposes: failed authentication anywhere, and every request to the public /try page.
 AUTH = "auth"
 TRY_PAGE = "try"
-CORS_METHODS = "GET, POST, DELETE"
-CORS_HEADERS = "Authorization, Content-Type"
-#: How long a browser may cache an allowed preflight.
-CORS_MAX_AGE_S = "600"
 HSTS = "max-age=31536000"
 _COUNTED = "_security_auth_failure_counted"
-#: The NCS webhook's endpoint (ncs/views.py).
-NCS_ENDPOINT = "ncs.webhook"
+#: The admin API's namespace: shared with CORS_ORIGINS, never stored by a cache.
+API_PREFIX = "/api/"
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -150,21 +155,22 @@ class RateLimiter:
         return ALLOWED
 
 
-def client_address(remote_addr: str | None, forwarded_for: list[str], proxy_hops: int) -> str:
-    """The address to count a client under.
+def client_address(remote_addr: str | None) -> str:
+    """The address to count a client under: the request's ``remote_addr``, which werkzeug's
+    ProxyFix (installed by init_app with PROXY_HOPS) has already set to the client's address as
+    our outermost proxy saw it. IPv6 clients are counted per /64, the block one subscriber
+    usually holds, so rotating addresses inside it gains nothing."""
+    return _normalise(remote_addr or "") or "unknown"
 
-    With ``proxy_hops`` = n, the n-th X-Forwarded-For entry from the right: each of our n proxies
-    appends the address it received the request from, so that entry was written by our outermost
-    proxy and everything left of it came from the client (and is not trusted). Without enough
-    entries, or with 0 hops, the socket's address. IPv6 clients are counted per /64, the block one
-    subscriber usually holds, so rotating addresses inside it gains nothing.
-    """
-    chosen = remote_addr or ""
-    if proxy_hops > 0:
-        entries = [e.strip() for header in forwarded_for for e in header.split(",")]
-        if len(entries) >= proxy_hops and entries[-proxy_hops]:
-            chosen = entries[-proxy_hops]
-    return _normalise(chosen) or "unknown"
+
+def trust_proxies(app: Flask, hops: int) -> None:
+    """With ``hops`` = n proxies in front of the service, take the client address from the n-th
+    X-Forwarded-For entry from the right (the one our outermost proxy wrote; anything further
+    left came from the client and is not trusted). Only X-Forwarded-For: the scheme, host and
+    prefix headers are left alone, as before."""
+    if hops > 0:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=0, x_host=0, x_port=0, x_prefix=0)
 
 
 def _normalise(text: str) -> str:
@@ -184,11 +190,6 @@ def _normalise(text: str) -> str:
     return str(address)
 
 
-def parse_origins(text: str) -> frozenset[str]:
-    """CORS_ORIGINS as a set of origins (config.py has already checked their form)."""
-    return frozenset(o.strip().rstrip("/") for o in text.split(",") if o.strip())
-
-
 def key_salt(settings: Settings) -> bytes:
     """The same in every worker and instance of one deployment; changes with its secrets."""
     material = f"{settings.agora_ncs_secret}\0{settings.agora_app_certificate}".encode()
@@ -199,19 +200,54 @@ def key_salt(settings: Settings) -> bytes:
 
 
 def init_app(app: Flask, *, clock: Callable[[], float] = time.time) -> None:
-    """Install the limiter (app.extensions["rate_limiter"]), CORS and the API headers."""
+    """Install the limiter (app.extensions["rate_limiter"]), the client address behind
+    PROXY_HOPS proxies, the count of failed authentication, CORS and the JSON answers' headers.
+    Which views are limited is declared on the views (rate_limit_failed_auth, rate_limit)."""
     settings: Settings = app.extensions["settings"]
     app.extensions["rate_limiter"] = RateLimiter(
         app.extensions["store"].engine, limit=settings.rate_limit_per_minute,
         key_salt=key_salt(settings), clock=clock)
-    app.extensions["cors_origins"] = parse_origins(settings.cors_origins)
-    app.before_request(_before_request)
+    trust_proxies(app, settings.proxy_hops)
+    app.register_error_handler(Unauthorized, _unauthorized)
     app.after_request(_after_request)
+    cors.init_app(app, cors.parse_origins(settings.cors_origins))
+
+
+def rate_limit_failed_auth(when: Callable[[Settings], bool] | None = None) -> Callable[[F], F]:
+    """For a view whose only lock is a token a brute force could guess: an address over its
+    failed-authentication limit is refused (429) before the token is even compared, so guessing
+    gets nothing to learn from. ``when`` (given the settings) says whether the lock is on."""
+    return _limited(AUTH, when, count=False)
+
+
+def rate_limit(purpose: str, when: Callable[[Settings], bool] | None = None) -> Callable[[F], F]:
+    """Count every request to the view against the client's address under ``purpose``; past
+    the limit, 429. ``when`` (given the settings) says whether the limit applies."""
+    return _limited(purpose, when, count=True)
+
+
+def _limited(purpose: str, when: Callable[[Settings], bool] | None, *,
+             count: bool) -> Callable[[F], F]:
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if when is None or when(current_app.extensions["settings"]):
+                limiter: RateLimiter = current_app.extensions["rate_limiter"]
+                address = request_address()
+                verdict = limiter.hit(purpose, address) if count else limiter.check(purpose,
+                                                                                    address)
+                if not verdict.allowed:
+                    raise _refusal(verdict, purpose)
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 def note_failed_authentication() -> TooManyRequests | None:
-    """Count the current request's failed authentication against its client address. Returns
-    the error to answer instead of the 401 when the address is over its limit."""
+    """Count the current request's failed authentication against its client address (once per
+    request). Returns the error to answer instead when the address is over its limit."""
     limiter: RateLimiter | None = current_app.extensions.get("rate_limiter")
     if limiter is None or g.get(_COUNTED):
         return None
@@ -220,42 +256,27 @@ def note_failed_authentication() -> TooManyRequests | None:
     return None if verdict.allowed else _refusal(verdict, AUTH)
 
 
-def _before_request() -> Response | None:
-    if _is_preflight():
-        return _preflight()
-    if request.endpoint == NCS_ENDPOINT:
-        # Authenticated by its signature, and a signed delivery is never throttled (a refused
-        # one is a caller left waiting; a bad signature still counts as a failed credential,
-        # in errors.py). Nothing below applies, and every call's first webhook comes this way.
-        return None
-    limiter: RateLimiter = current_app.extensions["rate_limiter"]
-    settings: Settings = current_app.extensions["settings"]
-    if _checks_a_token_we_throttle(settings):
-        # Refused before the token is even compared: brute force gets nothing to learn from.
-        verdict = limiter.check(AUTH, request_address())
-        if not verdict.allowed:
-            raise _refusal(verdict, AUTH)
-    elif _is_try_page() and settings.try_page:
-        verdict = limiter.hit(TRY_PAGE, request_address())
-        if not verdict.allowed:
-            raise _refusal(verdict, TRY_PAGE)
-    elif request.endpoint == "sip.gateway_event" and _wrong_events_token(settings):
-        # The view answers a wrong path token with 404 (as if the path did not exist); it is
-        # still a failed credential, so it counts like any 401.
-        refusal = note_failed_authentication()
-        if refusal is not None:
-            raise refusal
-    return None
+def refuse_failed_credential() -> None:
+    """For a view that answers a wrong credential with something other than 401 (a 404 that
+    hides the path): count it like a 401, and raise the 429 past the limit."""
+    refusal = note_failed_authentication()
+    if refusal is not None:
+        raise refusal
+
+
+def _unauthorized(exc: Unauthorized) -> Response:
+    # Every failed authentication counts against the client's address; past the limit, the
+    # answer is 429 instead of 401.
+    return api_error_response(note_failed_authentication() or exc)
 
 
 def _after_request(response: Response) -> Response:
     if response.status_code == 401 and not g.get(_COUNTED):
-        # A 401 that did not come through errors.py's Unauthorized handler (an HTML login
-        # page's, a werkzeug abort): counted all the same.
+        # A 401 that was not raised as Unauthorized (an HTML login page's, a werkzeug abort):
+        # counted all the same.
         refusal = note_failed_authentication()
         if refusal is not None:
             response = api_error_response(refusal)
-    _add_cors_headers(response)
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
     if _is_api():
@@ -266,72 +287,13 @@ def _after_request(response: Response) -> Response:
     return response
 
 
-def _checks_a_token_we_throttle(settings: Settings) -> bool:
-    """Admin-type routes: those whose only lock is a token a brute force could guess."""
-    if _is_api():
-        return True
-    if request.path == "/dashboard/login" and request.method == "POST":
-        return True
-    return request.path == "/metrics" and bool(settings.metrics_token)
-
-
-def _wrong_events_token(settings: Settings) -> bool:
-    given = str((request.view_args or {}).get("token", ""))
-    expected = settings.sip_events_token
-    return not expected or not hmac.compare_digest(given.encode(), expected.encode())
-
-
-def _is_try_page() -> bool:
-    # Its page and its API; not its stylesheet and script, which come with every page view.
-    endpoint = request.endpoint or ""
-    return request.blueprint == "try_page" and not endpoint.endswith(".static")
-
-
 def _is_api() -> bool:
-    return request.path.startswith("/api/")
-
-
-def _is_preflight() -> bool:
-    return (request.method == "OPTIONS" and "Origin" in request.headers
-            and "Access-Control-Request-Method" in request.headers)
-
-
-def _allowed_origin() -> str | None:
-    origin = request.headers.get("Origin", "")
-    if _is_api() and origin in current_app.extensions["cors_origins"]:
-        return origin
-    return None
-
-
-def _preflight() -> Response:
-    origin = _allowed_origin()
-    if origin is None:
-        logger.info("cors.refused", extra={"path": request.path})
-        response = jsonify(error="cors_refused", message="cross-origin requests are not "
-                           "allowed from this origin")
-        response.status_code = 403
-        return response
-    response = current_app.response_class(status=204)
-    response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
-    response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
-    response.headers["Access-Control-Max-Age"] = CORS_MAX_AGE_S
-    return response
-
-
-def _add_cors_headers(response: Response) -> None:
-    if not _is_api() or not current_app.extensions["cors_origins"]:
-        return
-    # The answer depends on Origin whenever any origin may be allowed: caches must key on it.
-    response.vary.add("Origin")
-    origin = _allowed_origin()
-    if origin is not None:
-        response.headers["Access-Control-Allow-Origin"] = origin
+    return request.path.startswith(API_PREFIX)
 
 
 def request_address() -> str:
     """The current request's client address, as the limits count it (see client_address)."""
-    return client_address(request.remote_addr, request.headers.getlist("X-Forwarded-For"),
-                          current_app.extensions["settings"].proxy_hops)
+    return client_address(request.remote_addr)
 
 
 def _refusal(verdict: Verdict, purpose: str) -> TooManyRequests:

@@ -11,7 +11,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, request
 from flask.testing import FlaskClient
 
 from app import create_app
@@ -20,7 +20,14 @@ from config import Settings
 from observability import logs
 from tests.fakes import FakeClock, FakeConvoAI
 from tests.unit.test_config import PRODUCTION
-from web.security import AUTH, TRY_PAGE, RateLimiter, client_address, parse_origins
+from web.cors import parse_origins
+from web.security import (
+    AUTH,
+    TRY_PAGE,
+    RateLimiter,
+    client_address,
+    trust_proxies,
+)
 
 ATTACKER = "198.51.100.7"
 NEIGHBOUR = "198.51.100.8"
@@ -51,7 +58,22 @@ START = 1_800_000_015.0
 ])
 def test_the_client_address_trusts_only_the_configured_proxies(remote, forwarded, hops,
                                                                expected):
-    assert client_address(remote, forwarded, hops) == expected
+    seen: list[str] = []
+    app = Flask(__name__)
+
+    @app.get("/")
+    def _address():  # type: ignore[no-untyped-def]
+        seen.append(client_address(request.remote_addr))
+        return ""
+
+    trust_proxies(app, hops)
+    client = app.test_client()
+    if remote is not None:
+        client.environ_base["REMOTE_ADDR"] = remote
+    else:
+        client.environ_base.pop("REMOTE_ADDR", None)
+    client.get("/", headers=[("X-Forwarded-For", entry) for entry in forwarded])
+    assert seen == [expected]
 
 
 def test_cors_origins_are_parsed_into_exact_origins():
@@ -330,7 +352,13 @@ def test_an_allowed_origin_gets_its_own_origin_back_on_api_routes_only(make_app)
     assert allowed.status_code == 204
     assert allowed.headers["Access-Control-Allow-Origin"] == ORIGIN
     assert allowed.headers["Access-Control-Allow-Methods"] == "GET, POST, DELETE"
-    assert allowed.headers["Access-Control-Allow-Headers"] == "Authorization, Content-Type"
+    # flask-cors names the requested headers it allows (header names are case-insensitive).
+    assert allowed.headers["Access-Control-Allow-Headers"].lower() == "authorization"
+    assert allowed.headers["Access-Control-Max-Age"] == "600"
+    both = web.options("/api/calls", headers={
+        "Origin": ORIGIN, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "Authorization, Content-Type, X-Other"})
+    assert both.headers["Access-Control-Allow-Headers"] == "Authorization, Content-Type"
     assert "Origin" in allowed.headers["Vary"]
     answer = web.get("/api/calls", headers={**ADMIN, "Origin": ORIGIN})
     assert answer.headers["Access-Control-Allow-Origin"] == ORIGIN
