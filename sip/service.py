@@ -14,17 +14,24 @@ from calls.service import CallService
 from calls.store import CallRecord, Store
 from config import Settings
 from convoai.tokens import MAX_TOKEN_LIFETIME_S, build_rtc_token
+from observability import metrics
 from personas import Registry
 from personas.registry import reservation_channel
 from sip.client import GatewayClient, mask_number, normalize_region
 from sip.errors import CallNotFound, GatewayError, GatewayRejected
 from sip.numbers import e164, number_key
+from upstream.errors import UpstreamFailure
 
 logger = logging.getLogger(__name__)
 
 #: Gateway events that end the phone leg. call_hangup is documented as always sent, but the
 #: gateway never retries, so NCS's leave remains the other signal.
 HANGUP_EVENTS = frozenset({"call_hangup"})
+
+
+def count_gateway_failure(error: UpstreamFailure) -> None:
+    """The gateway client's failure hook: an action that failed for good, counted once."""
+    metrics.upstream_error("sip_gateway", error.kind)
 
 
 class Refusal(Exception):
