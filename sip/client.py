@@ -2,9 +2,8 @@
 
 On the shared upstream transport (upstream/base.py): ``Authorization: Basic <the value Agora
 issued>`` on every request, an explicit timeout on every call, and every body value a JSON string
-except the
-boolean ``video``. ``outbound`` gets a long read timeout because the gateway answers it only
-once the phone is answered or the call has failed.
+except the boolean ``video``. ``outbound`` gets a long read timeout because the gateway answers
+it only once the phone is answered or the call has failed.
 
 Retries: only ``endcall`` and ``cancelcall`` are repeated (once, after no answer or a 503),
 because ending something twice is harmless. Nothing that acts on a live phone call
