@@ -23,7 +23,7 @@ from calls import migrate
 from calls import views as calls_views
 from calls.outbox import EventSender
 from calls.reconcile import PeriodicRunner, Reconciler
-from calls.service import CallService
+from calls.service import CallService, count_convoai_failure
 from calls.store import Store, StoreUnavailable
 from config import ConfigError, Settings
 from convoai.client import ConvoAIClient
@@ -40,7 +40,7 @@ from sip import cli as sip_cli
 from sip import try_page
 from sip import views as sip_views
 from sip.client import GatewayClient
-from sip.service import SipService
+from sip.service import SipService, count_gateway_failure
 from web import keepalive, pages_security, security
 from web.errors import register_error_handlers
 
@@ -77,14 +77,16 @@ def create_app(settings: Settings | None = None) -> Flask:
         migrate.upgrade(store.engine)
 
     convoai = ConvoAIClient(settings.convoai_api_url, settings.agora_app_id,
-                            settings.agora_customer_id, settings.agora_customer_secret)
+                            settings.agora_customer_id, settings.agora_customer_secret,
+                            on_failure=count_convoai_failure)
     background = settings.agent_start_mode == "background"
     executor = ThreadPoolExecutor(BACKGROUND_THREADS, thread_name_prefix="agent") \
         if background else None
     personas = load_registry(settings)
     service = CallService(settings, store, convoai, executor=executor, personas=personas)
 
-    gateway = GatewayClient(settings.sip_api_url, settings.sip_auth, settings.agora_app_id)
+    gateway = GatewayClient(settings.sip_api_url, settings.sip_auth, settings.agora_app_id,
+                            on_failure=count_gateway_failure)
     sip = SipService(settings, store, service, personas, gateway,
                      run_async=settings.run_sweeper)
     events = EventSender(settings.events_webhook_url, settings.events_webhook_secret, store) \

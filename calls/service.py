@@ -33,6 +33,7 @@ from convoai.payload import agent_token, build_join_properties
 from ncs.events import AgentEvent
 from observability import metrics
 from personas import Persona, Registry, load_registry
+from upstream.errors import UpstreamFailure
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,11 @@ HISTORY_BUDGET_S = 2.0
 def new_call_id() -> str:
     """16 hex characters: unique enough for a call and short enough for an agent name."""
     return secrets.token_hex(8)
+
+
+def count_convoai_failure(error: UpstreamFailure) -> None:
+    """The ConvoAI client's failure hook: a request that failed for good, counted once."""
+    metrics.upstream_error("convoai", error.kind)
 
 
 def call_id_for_join(notice_id: str) -> str:
@@ -296,10 +302,11 @@ class CallService:
               commit: HeldCommit | None) -> str:
         """Send the call's join. With ``commit``, the call's record commits as soon as the join
         is on the wire, and must have before anything else uses the store."""
+        if commit is not None:
+            commit()  # commit, then send: the record is in before the join goes out
         try:
             agent_id = self.convoai.join(call.agent_name, properties,
-                                         budget_s=self.settings.join_budget_s,
-                                         on_wire=commit).agent_id
+                                         budget_s=self.settings.join_budget_s).agent_id
         except ConvoAIError:
             if commit is not None:
                 # Without its record the call has nothing to fail: NCS must send it again.

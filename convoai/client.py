@@ -1,32 +1,28 @@
 """A small client for Agora's Conversational AI (ConvoAI) REST API v2.
 
-One ``requests.Session`` per client, Basic auth with the customer id/secret, an explicit timeout on
-every call, and retries decided by :class:`~convoai.retry.RetryPolicy`. Calls whose repetition is
-harmless (join with a deterministic name, leave, update, reads) are retried; ``speak`` and
-``interrupt`` are not, because doing them twice is audible.
+On the shared upstream transport (upstream/base.py): Basic auth with the customer id/secret, an
+explicit timeout on every call, and retries decided by :class:`~upstream.retry.RetryPolicy`. Calls
+whose repetition is harmless (join with a deterministic name, leave, update, reads) are retried;
+``speak`` and ``interrupt`` are not, because doing them twice is audible.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
-import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 import requests
 from requests.auth import HTTPBasicAuth
 
-from observability import metrics
+from upstream.base import FailureHook, TimeoutSpec, UpstreamClient
+from upstream.errors import MALFORMED_RESPONSE, UpstreamFailure
+from upstream.retry import NO_RETRY, RetryPolicy
 
-from . import wire
 from .errors import AgentNotFound, UpstreamError, UpstreamUnavailable, error_from_response
-from .retry import NO_RETRY, RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +43,6 @@ SPEAK_PRIORITIES = frozenset({"INTERRUPT", "APPEND", "IGNORE"})
 
 DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 5.0)
 DEFAULT_RETRY = RetryPolicy()
-
-TimeoutSpec = float | tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -100,8 +94,11 @@ class History:
     contents: tuple[dict[str, Any], ...]
 
 
-class ConvoAIClient:
+class ConvoAIClient(UpstreamClient):
     """ConvoAI v2 REST calls for one project (App ID)."""
+
+    log_name = "convoai"
+    logger = logger
 
     def __init__(
         self,
@@ -116,6 +113,7 @@ class ConvoAIClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] | None = None,
+        on_failure: FailureHook | None = None,
     ) -> None:
         if not base_url:
             raise ValueError("base_url is required")
@@ -123,51 +121,11 @@ class ConvoAIClient:
             raise ValueError("app_id is required")
         if not customer_id or not customer_secret:
             raise ValueError("customer_id and customer_secret are required")
+        super().__init__(base_url, timeout=timeout, session=session, retry=retry, sleep=sleep,
+                         clock=clock, rand=rand, on_failure=on_failure)
         self._project_url = f"{base_url.rstrip('/')}/v2/projects/{quote(app_id, safe='')}"
-        self._timeout = timeout
-        self._retry = retry
-        self._sleep = sleep
-        self._clock = clock
-        # Jitter from a generator of the client's own: the global one is shared state that
-        # other code (and property tests) may rely on.
-        self._rand = rand or random.Random().random
-        self._owns_session = session is None
-        #: Whether a join's ``on_wire`` can run between sending and receiving (see join).
-        self._wire_hooks = False
-        if session is None:
-            session = requests.Session()
-            # requests re-reads proxy and CA settings from the environment on every request
-            # (a measurable share of each join); read them once here instead.
-            proxies = requests.utils.get_environ_proxies(base_url)
-            session.trust_env = False
-            session.proxies.update(proxies)
-            session.verify = (os.environ.get("REQUESTS_CA_BUNDLE")
-                              or os.environ.get("CURL_CA_BUNDLE") or True)
-            if not proxies:
-                # Through a proxy requests uses its own pools, which know nothing of the hook.
-                adapter = wire.WireHookAdapter()
-                session.mount("http://", adapter)
-                session.mount("https://", adapter)
-                self._wire_hooks = True
-        self._session = session
         self._session.auth = HTTPBasicAuth(customer_id, customer_secret)
         self._session.headers["Accept"] = "application/json"
-
-    def close(self) -> None:
-        """Close the session, if this client created it (a session passed in is the caller's)."""
-        if self._owns_session:
-            self._session.close()
-
-    def __enter__(self) -> ConvoAIClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- agent lifecycle -------------------------------------------------------------------
 
@@ -178,31 +136,21 @@ class ConvoAIClient:
         *,
         timeout: TimeoutSpec | None = None,
         budget_s: float | None = None,
-        on_wire: Callable[[], None] | None = None,
     ) -> Agent:
         """Start an agent.
 
         Retried: the name is deterministic, so a retry of a join that did reach Agora gets
         :class:`~convoai.errors.TaskConflict`, which the caller resolves with :meth:`find_by_name`.
         ``budget_s`` overrides the policy's time budget for this call.
-
-        ``on_wire`` runs once, before the first attempt's answer is awaited: as soon as the
-        request is written, or before a new connection is opened (convoai/wire.py); on a session
-        that cannot tell (one passed in, or behind a proxy), before the request. It must not
-        raise.
         """
-        if on_wire is not None and not self._wire_hooks:
-            on_wire()
-            on_wire = None
         resp = self._request(
             "POST",
             "/join",
             json={"name": name, "properties": properties},
             timeout=timeout,
             budget_s=budget_s,
-            on_wire=on_wire,
         )
-        return _agent(resp)
+        return self._agent(resp)
 
     def leave(self, agent_id: str) -> None:
         """Stop an agent; raises AgentNotFound on 404, which callers treat as already gone."""
@@ -217,16 +165,16 @@ class ConvoAIClient:
             "POST", f"{_agent_path(agent_id)}/update", json={"properties": properties},
             budget_s=budget_s,
         )
-        return _agent(resp)
+        return self._agent(resp)
 
     def query(self, agent_id: str) -> AgentStatus:
         """Current state of one agent."""
         resp = self._request("GET", _agent_path(agent_id))
-        body = _json_object(resp)
+        body = self._json_object(resp, "response")
         return AgentStatus(
             agent_id=_opt_str(body.get("agent_id")) or agent_id,
             name=_opt_str(body.get("name")),
-            status=_required_str(body, "status", "query", resp),
+            status=self._required_str(body, "status", "query", resp),
             start_ts=_opt_int(body.get("start_ts")),
             stop_ts=_opt_int(body.get("stop_ts")),
             message=_opt_str(body.get("message")),
@@ -260,18 +208,18 @@ class ConvoAIClient:
         if cursor:
             params["cursor"] = cursor
         resp = self._request("GET", "/agents", params=params)
-        body = _json_object(resp)
+        body = self._json_object(resp, "response")
         data = body.get("data") or {}
         meta = body.get("meta") or {}
         if not isinstance(data, dict) or not isinstance(meta, dict):
-            raise _malformed("list", "data/meta are not objects", resp)
+            raise self._malformed("list", "data/meta are not objects", resp)
         raw_items = data.get("list") or []
         if not isinstance(raw_items, list) or not all(isinstance(i, dict) for i in raw_items):
-            raise _malformed("list", "data.list is not a list of objects", resp)
+            raise self._malformed("list", "data.list is not a list of objects", resp)
         items = tuple(
             AgentSummary(
-                agent_id=_required_str(item, "agent_id", "list", resp),
-                status=_required_str(item, "status", "list", resp),
+                agent_id=self._required_str(item, "agent_id", "list", resp),
+                status=self._required_str(item, "status", "list", resp),
                 start_ts=_opt_int(item.get("start_ts")),
             )
             for item in raw_items
@@ -308,7 +256,7 @@ class ConvoAIClient:
                 return
             if page.cursor in seen:
                 # A cursor we already followed would loop forever.
-                raise _malformed("list", "pagination cursor repeated")
+                raise self._malformed("list", "pagination cursor repeated")
             seen.add(page.cursor)
             cursor = page.cursor
 
@@ -336,13 +284,13 @@ class ConvoAIClient:
     def history(self, agent_id: str, *, budget_s: float | None = None) -> History:
         """The running agent's conversation (``role``/``content`` entries)."""
         resp = self._request("GET", f"{_agent_path(agent_id)}/history", budget_s=budget_s)
-        body = _json_object(resp)
+        body = self._json_object(resp, "response")
         contents = body.get("contents") or []
         if not isinstance(contents, list) or not all(isinstance(c, dict) for c in contents):
-            raise _malformed("history", "contents is not a list of objects", resp)
+            raise self._malformed("history", "contents is not a list of objects", resp)
         return History(
             agent_id=_opt_str(body.get("agent_id")) or agent_id,
-            status=_required_str(body, "status", "history", resp),
+            status=self._required_str(body, "status", "history", resp),
             start_ts=_opt_int(body.get("start_ts")),
             contents=tuple(contents),
         )
@@ -365,12 +313,12 @@ class ConvoAIClient:
             raise ValueError(f"priority must be one of {sorted(SPEAK_PRIORITIES)}")
         payload = {"text": text, "priority": priority, "interruptable": interruptable}
         resp = self._request("POST", f"{_agent_path(agent_id)}/speak", json=payload, retry=False)
-        return _json_object(resp)
+        return self._json_object(resp, "response")
 
     def interrupt(self, agent_id: str) -> dict[str, Any]:
         """Stop the agent's current speech or thinking. Not retried."""
         resp = self._request("POST", f"{_agent_path(agent_id)}/interrupt", json={}, retry=False)
-        return _json_object(resp)
+        return self._json_object(resp, "response")
 
     # -- transport -------------------------------------------------------------------------
 
@@ -384,90 +332,55 @@ class ConvoAIClient:
         retry: bool = True,
         timeout: TimeoutSpec | None = None,
         budget_s: float | None = None,
-        on_wire: Callable[[], None] | None = None,
     ) -> requests.Response:
         """Send one call, retrying per policy; return the 2xx response or raise ConvoAIError.
-        ``on_wire`` fires during the first attempt, at the latest when it ends (see join)."""
-        policy = self._retry if retry else NO_RETRY
-        if budget_s is not None:
-            policy = dataclasses.replace(policy, budget_s=budget_s)
-        started = self._clock()
-        attempt = 0
-        while True:
-            attempt += 1
-            attempt_timeout = timeout or self._timeout
-            if budget_s is not None:
-                # Never let one attempt outlast the caller's budget (NCS waits only 10 s).
-                remaining = max(0.5, budget_s - (self._clock() - started))
-                attempt_timeout = _cap_timeout(attempt_timeout, remaining)
-            try:
-                with wire.on_wire(on_wire if attempt == 1 else None):
-                    resp = self._send(method, path, json, params, attempt_timeout, attempt)
-            except UpstreamUnavailable as exc:
-                error = exc
-            else:
-                if 200 <= resp.status_code < 300:
-                    return resp
-                error = error_from_response(resp)
-            delay = policy.next_delay(attempt, error, self._clock() - started, self._rand())
-            if delay is None:
-                # Counted once per request, when it fails for good: a retry that then succeeds
-                # is not an error anyone must act on (each retry is logged as convoai.retry).
-                metrics.upstream_error("convoai", type(error).__name__)
-                raise error
-            logger.warning(
-                "convoai.retry",
-                extra={
-                    "method": method,
-                    "path": path,
-                    "status": error.status,
-                    "error": type(error).__name__,
-                    "attempt": attempt,
-                    "delay_ms": round(delay * 1000),
-                },
-            )
-            self._sleep(delay)
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        json: Any,
-        params: dict[str, str | int] | None,
-        timeout: TimeoutSpec,
-        attempt: int,
-    ) -> requests.Response:
-        """One HTTP exchange; transport failures become UpstreamUnavailable chained to the cause.
 
         Only the method, path, status and timing are logged: headers carry the credentials
-        and bodies carry provider API keys.
-        """
-        t0 = self._clock()
-        status: int | None = None
-        try:
-            resp = self._session.request(
-                method, self._project_url + path, json=json, params=params, timeout=timeout
-            )
-            status = resp.status_code
-            return resp
-        except (
-            requests.Timeout,
-            requests.ConnectionError,
-            requests.exceptions.ChunkedEncodingError,
-        ) as exc:
-            # Not str(exc): keep the message to what we chose to say.
-            raise UpstreamUnavailable(detail=f"{type(exc).__name__} on {method} {path}") from exc
-        finally:
-            logger.info(
-                "convoai.request",
-                extra={
-                    "method": method,
-                    "path": path,
-                    "status": status,
-                    "elapsed_ms": round((self._clock() - t0) * 1000),
-                    "attempt": attempt,
-                },
-            )
+        and bodies carry provider API keys."""
+        return self._send(
+            method, self._project_url + path, {"method": method, "path": path},
+            policy=None if retry else NO_RETRY, timeout=timeout, budget_s=budget_s,
+            json=json, params=params,
+        )
+
+    def _error_for(self, resp: requests.Response, sent: Any) -> UpstreamFailure | None:
+        return None if 200 <= resp.status_code < 300 else error_from_response(resp)
+
+    def _unavailable(self, exc: Exception, context: Mapping[str, Any]) -> UpstreamFailure:
+        # Not str(exc): keep the message to what we chose to say.
+        return UpstreamUnavailable(
+            detail=f"{type(exc).__name__} on {context['method']} {context['path']}")
+
+    def _malformed_error(
+        self, what: str, problem: str, resp: requests.Response | None
+    ) -> UpstreamFailure:
+        return UpstreamError(
+            status=resp.status_code if resp is not None else None,
+            reason=MALFORMED_RESPONSE,
+            detail=f"{what}: {problem}",
+            response=resp,
+        )
+
+    # -- reading answers -------------------------------------------------------------------
+
+    def _agent(self, resp: requests.Response) -> Agent:
+        body = self._json_object(resp, "response")
+        created_at = _opt_int(body.get("create_ts"))
+        if created_at is None:
+            raise self._malformed("agent", "missing create_ts", resp)
+        return Agent(
+            agent_id=self._required_str(body, "agent_id", "agent", resp),
+            status=self._required_str(body, "status", "agent", resp),
+            created_at=created_at,
+        )
+
+    def _required_str(
+        self, body: dict[str, Any], key: str, what: str, resp: requests.Response | None = None
+    ) -> str:
+        value = body.get(key)
+        if not isinstance(value, str) or not value:
+            raise self._malformed(what, f"missing {key}", resp)
+        return value
 
 
 def _agent_path(agent_id: str) -> str:
@@ -491,40 +404,6 @@ def _encode_states(states: Sequence[str]) -> str:
     return ",".join(str(code) for code in codes)
 
 
-def _agent(resp: requests.Response) -> Agent:
-    body = _json_object(resp)
-    created_at = _opt_int(body.get("create_ts"))
-    if created_at is None:
-        raise _malformed("agent", "missing create_ts", resp)
-    return Agent(
-        agent_id=_required_str(body, "agent_id", "agent", resp),
-        status=_required_str(body, "status", "agent", resp),
-        created_at=created_at,
-    )
-
-
-def _json_object(resp: requests.Response) -> dict[str, Any]:
-    """The response body as a JSON object; an empty body counts as ``{}``."""
-    if not resp.content:
-        return {}
-    try:
-        body = resp.json()
-    except ValueError:
-        raise _malformed("response", "body is not JSON", resp) from None
-    if not isinstance(body, dict):
-        raise _malformed("response", "body is not a JSON object", resp)
-    return body
-
-
-def _required_str(
-    body: dict[str, Any], key: str, what: str, resp: requests.Response | None = None
-) -> str:
-    value = body.get(key)
-    if not isinstance(value, str) or not value:
-        raise _malformed(what, f"missing {key}", resp)
-    return value
-
-
 def _opt_str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
@@ -540,21 +419,3 @@ def _opt_int(value: Any) -> int | None:
     return None
 
 
-def _malformed(what: str, problem: str, resp: requests.Response | None = None) -> UpstreamError:
-    """A 2xx whose body we cannot use: an upstream fault, but not one a retry would fix.
-    Always raised by the caller, so the request is counted as failed here."""
-    metrics.upstream_error("convoai", metrics.MALFORMED_RESPONSE)
-    return UpstreamError(
-        status=resp.status_code if resp is not None else None,
-        reason="MalformedResponse",
-        detail=f"{what}: {problem}",
-        response=resp,
-    )
-
-
-def _cap_timeout(timeout: TimeoutSpec, limit: float) -> TimeoutSpec:
-    """``timeout`` with each part no longer than ``limit`` seconds."""
-    if isinstance(timeout, tuple):
-        connect, read = timeout
-        return (min(connect, limit), min(read, limit))
-    return min(timeout, limit)

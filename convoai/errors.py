@@ -11,11 +11,15 @@ import math
 
 import requests
 
+from upstream.errors import UpstreamFailure, one_line
+
 #: Longest ``detail`` we keep; Agora details are short, gateway error pages are not.
 _MAX_DETAIL_CHARS = 300
+#: Upstream statuses that are worth another try (None: a failure that carried no status).
+RETRYABLE_STATUSES = frozenset({500, 502, 503, 504, None})
 
 
-class ConvoAIError(Exception):
+class ConvoAIError(UpstreamFailure):
     """Base class: a ConvoAI call failed."""
 
     http_status = 502
@@ -28,22 +32,14 @@ class ConvoAIError(Exception):
         detail: str | None = None,
         response: requests.Response | None = None,
     ) -> None:
-        self.status = status
-        self.reason = reason
         self.detail = detail
-        self.response = response
-        # Only the one-line summary goes into args, so repr() shows nothing else either
-        # (the response object, and the request with its Authorization header, stay out).
-        super().__init__(self._summary())
+        super().__init__(status=status, reason=reason, response=response)
 
     def _summary(self) -> str:
         head = "ConvoAI unavailable" if self.status is None else f"ConvoAI {self.status}"
         if self.reason:
             head = f"{head} {self.reason}"
         return f"{head}: {self.detail}" if self.detail else head
-
-    def __str__(self) -> str:
-        return self._summary()
 
 
 class InvalidRequest(ConvoAIError):
@@ -80,6 +76,7 @@ class RateLimited(ConvoAIError):
     """ConvoAI throttled us (429); ``retry_after`` is the server's hint in seconds, if any."""
 
     http_status = 503
+    transient = True
 
     def __init__(
         self,
@@ -99,11 +96,17 @@ class UpstreamError(ConvoAIError):
 
     http_status = 502
 
+    @property
+    def transient(self) -> bool:  # type: ignore[override]
+        """5xx gateway and startup errors, or a failure with no status, may pass by themselves."""
+        return self.status in RETRYABLE_STATUSES
+
 
 class UpstreamUnavailable(ConvoAIError):
     """No response at all: timeout or connection failure (always chained from the cause)."""
 
     http_status = 503
+    transient = True
 
 
 _BY_STATUS: dict[int, type[ConvoAIError]] = {
@@ -167,9 +170,4 @@ def _parse_error_body(resp: requests.Response) -> tuple[str | None, str | None]:
 
 
 def _one_line(text: str | None) -> str | None:
-    if not text:
-        return None
-    flat = " ".join(text.split())
-    if len(flat) > _MAX_DETAIL_CHARS:
-        flat = flat[: _MAX_DETAIL_CHARS - 1] + "…"
-    return flat or None
+    return one_line(text, _MAX_DETAIL_CHARS)

@@ -27,9 +27,8 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from convoai.errors import ConvoAIError
 from ncs.events import CONVOAI_EVENTS, CONVOAI_PRODUCT, RTC_PRODUCT
-from sip.errors import GatewayError
+from upstream.errors import MALFORMED_RESPONSE, UpstreamFailure
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +47,6 @@ KNOWN_EVENTS: dict[int, frozenset[int]] = {
     CONVOAI_PRODUCT: frozenset(CONVOAI_EVENTS),
 }
 UPSTREAM_SERVICES = frozenset({"convoai", "sip_gateway"})
-#: A client's 2xx whose body could not be used (not an error class of its own).
-MALFORMED_RESPONSE = "MalformedResponse"
 REFUSAL_REASONS = frozenset({"max_concurrent_calls", "daily_agent_minutes", "convoai_limit"})
 #: Outcomes are names chosen in code (lifecycle decisions, store results); the pattern only
 #: guards against a free-text value ever reaching a label.
@@ -61,19 +58,17 @@ _OUTCOME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 AGENT_START_BUCKETS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 30.0, 60.0)
 
 
-def _error_class_names(*bases: type[Exception]) -> frozenset[str]:
-    names: set[str] = set()
-    pending = list(bases)
+def upstream_reasons() -> frozenset[str]:
+    """The typed errors the upstream clients raise, by class name, and MalformedResponse.
+    Read when counting, not at import: the clients' error classes need not be imported yet
+    (and this module imports no feature package)."""
+    names = {MALFORMED_RESPONSE}
+    pending: list[type[Exception]] = [UpstreamFailure]
     while pending:
         cls = pending.pop()
         names.add(cls.__name__)
         pending.extend(cls.__subclasses__())
     return frozenset(names)
-
-
-#: The typed errors the two clients raise, by class name (computed at import, when every
-#: subclass is defined: both error modules are imported above).
-UPSTREAM_REASONS = _error_class_names(ConvoAIError, GatewayError) | {MALFORMED_RESPONSE}
 
 
 def multiprocess_dir() -> str | None:
@@ -197,7 +192,7 @@ def upstream_error(service: str, reason: str) -> None:
     """A request to ``service`` ("convoai" or "sip_gateway") failed for good; ``reason`` is the
     client's error class name (or MalformedResponse)."""
     UPSTREAM_ERRORS.labels(service if service in UPSTREAM_SERVICES else OTHER,
-                           reason if reason in UPSTREAM_REASONS else OTHER).inc()
+                           reason if reason in upstream_reasons() else OTHER).inc()
 
 
 @_never_raises

@@ -1,9 +1,9 @@
 """A client for Agora's SIP/PSTN gateway API (reference B.1): one URL, the action in the body.
 
-One owned ``requests.Session``, ``Authorization: Basic <the value Agora issued>`` on every
-request, an explicit timeout on every call, and every body value a JSON string except the
-boolean ``video``. ``outbound`` gets a long read timeout because the gateway answers it only
-once the phone is answered or the call has failed.
+On the shared upstream transport (upstream/base.py): ``Authorization: Basic <the value Agora
+issued>`` on every request, an explicit timeout on every call, and every body value a JSON string
+except the boolean ``video``. ``outbound`` gets a long read timeout because the gateway answers
+it only once the phone is answered or the call has failed.
 
 Retries: only ``endcall`` and ``cancelcall`` are repeated (once, after no answer or a 503),
 because ending something twice is harmless. Nothing that acts on a live phone call
@@ -14,22 +14,23 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import requests
 
-from observability import metrics
+from upstream.base import FailureHook, TimeoutSpec, UpstreamClient
+from upstream.errors import MALFORMED_RESPONSE, UpstreamFailure
+from upstream.retry import NO_RETRY, RetryPolicy
 
 from .errors import GatewayAuthError, GatewayError, GatewayUnavailable, error_from_response
 
 logger = logging.getLogger(__name__)
 
-TimeoutSpec = float | tuple[float, float]
 DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 10.0)
 #: ``outbound`` returns once the call is answered or failed: allow for a full ring.
 DEFAULT_OUTBOUND_TIMEOUT: tuple[float, float] = (3.05, 90.0)
@@ -40,7 +41,6 @@ LEGS = frozenset({"aleg", "bleg"})
 #: Actions that may be sent twice: ending a call or reservation that is already gone is a 404.
 RETRYABLE_ACTIONS = frozenset({"endcall", "cancelcall"})
 MAX_ATTEMPTS = 2
-_DTMF = re.compile(r"[0-9*#]+")
 #: Body fields that are phone numbers: logged with all but their last four digits masked.
 _NUMBER_FIELDS = ("to", "from", "did", "destination")
 
@@ -88,17 +88,24 @@ def mask_number(number: str) -> str:
     return "*" * (len(digits) - 4) + digits[-4:]
 
 
+def retry_policy(action: str, delay_s: float = 0.5) -> RetryPolicy:
+    """How ``action`` is retried: once after ``delay_s`` if it may repeat, else never."""
+    if action not in RETRYABLE_ACTIONS:
+        return NO_RETRY
+    return RetryPolicy(max_attempts=MAX_ATTEMPTS, base_delay_s=delay_s, max_delay_s=delay_s,
+                       budget_s=math.inf, jitter=False)
+
+
 def should_retry(action: str, error: GatewayError, attempt: int) -> bool:
     """Whether to send ``action`` again after ``error`` ended attempt number ``attempt``."""
-    return (
-        action in RETRYABLE_ACTIONS
-        and attempt < MAX_ATTEMPTS
-        and isinstance(error, GatewayUnavailable)
-    )
+    return retry_policy(action).next_delay(attempt, error, 0.0, 0.0) is not None
 
 
-class GatewayClient:
+class GatewayClient(UpstreamClient):
     """SIP/PSTN gateway calls for one App ID."""
+
+    log_name = "sip"
+    logger = logger
 
     def __init__(
         self,
@@ -112,9 +119,8 @@ class GatewayClient:
         retry_delay_s: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        on_failure: FailureHook | None = None,
     ) -> None:
-        self._url = api_url
-        self._app_id = app_id
         if not api_url:
             raise ValueError("api_url is required")
         # The gateway is optional (provisioned per App ID on request), so an empty credential
@@ -123,35 +129,18 @@ class GatewayClient:
             raise ValueError("auth must not have surrounding whitespace or line breaks")
         if auth.lower().startswith("basic "):
             raise ValueError("auth is the value Agora issued, without the 'Basic ' scheme")
+        super().__init__(api_url, timeout=timeout, session=session, retry=NO_RETRY,
+                         sleep=sleep, clock=clock, on_failure=on_failure)
+        self._url = api_url
+        self._app_id = app_id
         self._auth = auth
-        self._timeout = timeout
         self._outbound_timeout = outbound_timeout
         self._retry_delay_s = retry_delay_s
-        self._sleep = sleep
-        self._clock = clock
-        self._owns_session = session is None
-        self._session = session if session is not None else requests.Session()
 
     @property
     def configured(self) -> bool:
         """Whether there is a credential and an App ID to call the gateway with."""
         return bool(self._auth and self._app_id)
-
-    def close(self) -> None:
-        """Close the session, if this client created it (a session passed in is the caller's)."""
-        if self._owns_session:
-            self._session.close()
-
-    def __enter__(self) -> GatewayClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"GatewayClient({self._url!r}, app_id={self._app_id!r})"
@@ -182,9 +171,9 @@ class GatewayClient:
             },
         )
         return Reservation(
-            did=_result_str(body, "did", "inbound"),
+            did=self._result_str(body, "did", "inbound"),
             display=body.get("display") if isinstance(body.get("display"), str) else "",
-            pin=_result_str(body, "pin", "inbound"),
+            pin=self._result_str(body, "pin", "inbound"),
         )
 
     def inbound_sip(
@@ -210,7 +199,7 @@ class GatewayClient:
                 **_common(webhook_url, audio_scenario, sdk_options, video),
             },
         )
-        return _result_str(body, "sip", "inboundsip")
+        return self._result_str(body, "sip", "inboundsip")
 
     def outbound(
         self,
@@ -258,7 +247,7 @@ class GatewayClient:
             },
             timeout=self._outbound_timeout,
         )
-        return OutboundResult(callid=_result_str(body, "callid", "outbound"))
+        return OutboundResult(callid=self._result_str(body, "callid", "outbound"))
 
     # -- ending ----------------------------------------------------------------------------
 
@@ -298,9 +287,8 @@ class GatewayClient:
 
     def transfer(self, callid: str, destination: str, *, leg: str | None = None) -> None:
         """SIP REFER the phone leg to ``destination``; success means only that the REFER was
-        accepted. The Agora bridge ends. Not retried."""
-        if leg is not None and leg not in LEGS:
-            raise ValueError(f"leg must be one of {sorted(LEGS)}")
+        accepted. The Agora bridge ends. Not retried. ``leg`` is checked by the caller
+        (sip/service.py)."""
         self._call(
             "transfer",
             {
@@ -311,9 +299,8 @@ class GatewayClient:
         )
 
     def send_dtmf(self, callid: str, digits: str) -> None:
-        """Play DTMF ``digits`` (``0-9``, ``*``, ``#``) on the phone leg. Not retried."""
-        if not isinstance(digits, str) or not _DTMF.fullmatch(digits):
-            raise ValueError("digits must be one or more of 0-9, * and #")
+        """Play DTMF ``digits`` (``0-9``, ``*``, ``#``, checked by the caller: sip/service.py)
+        on the phone leg. Not retried."""
         self._call("send_dtmf", {"callid": _required("callid", callid), "digits": digits})
 
     def bridge(
@@ -378,69 +365,64 @@ class GatewayClient:
     def _call(
         self, action: str, fields: Mapping[str, Value], *, timeout: TimeoutSpec | None = None
     ) -> dict[str, Any]:
-        """Send one action (retrying only per :func:`should_retry`); return the success body."""
+        """Send one action (retried only per :func:`retry_policy`); return the success body.
+        Logged as ``sip.request`` without the credential, tokens or full phone numbers."""
         if not self.configured:
             raise GatewayAuthError("no gateway credential or App ID configured", action=action)
         payload = _payload(action, self._app_id, fields)
-        secrets = [self._auth, *(payload.get(k) for k in ("token", "sip", "pin", *_NUMBER_FIELDS))]
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return self._exchange(payload, timeout or self._timeout, attempt, secrets)
-            except GatewayError as exc:
-                if not should_retry(action, exc, attempt):
-                    # Counted once per action, when it fails for good (not per retry).
-                    metrics.upstream_error("sip_gateway", _metric_reason(exc))
-                    raise
-                logger.warning(
-                    "sip.retry",
-                    extra={
-                        "action": action,
-                        "status": exc.status,
-                        "error": type(exc).__name__,
-                        "attempt": attempt,
-                        "delay_ms": round(self._retry_delay_s * 1000),
-                    },
-                )
-                self._sleep(self._retry_delay_s)
+        resp = self._send(
+            "POST", self._url, {"action": action},
+            policy=retry_policy(action, self._retry_delay_s), timeout=timeout, json=payload,
+            headers={"Authorization": f"Basic {self._auth}", "Accept": "application/json"},
+        )
+        return self._json_object(resp, action)
 
-    def _exchange(
-        self, payload: dict[str, Any], timeout: TimeoutSpec, attempt: int, secrets: list[Any]
-    ) -> dict[str, Any]:
-        """One HTTP exchange, logged as ``sip.request`` without the credential, tokens or full
-        phone numbers; transport failures become GatewayUnavailable chained to the cause."""
-        action = payload["action"]
-        t0 = self._clock()
-        status: int | None = None
-        body: Any = None
-        try:
-            resp = self._session.post(
-                self._url,
-                json=payload,
-                headers={"Authorization": f"Basic {self._auth}", "Accept": "application/json"},
-                timeout=timeout,
-            )
-            status = resp.status_code
-            error = error_from_response(resp, action=action, secrets=secrets)
-            if error is not None:
-                raise error
-            body = _json_object(resp, action)
-            return body
-        except (
-            requests.Timeout,
-            requests.ConnectionError,
-            requests.exceptions.ChunkedEncodingError,
-        ) as exc:
-            # Not str(exc): keep the message to what we chose to say.
-            raise GatewayUnavailable(
-                type(exc).__name__, action=action, reason="no response"
-            ) from exc
-        finally:
-            logger.info(
-                "sip.request",
-                extra=_log_fields(payload, body, status, attempt, self._clock() - t0),
-            )
+    def _result_str(self, body: dict[str, Any], key: str, action: str) -> str:
+        value = body.get(key)
+        if not isinstance(value, str) or not value:
+            raise self._malformed(action, f"missing {key}")
+        return value
+
+    def _error_for(self, resp: requests.Response, sent: Any) -> UpstreamFailure | None:
+        # Any value we sent that the gateway might echo back is blanked out of the reason.
+        secrets = [self._auth, *(sent.get(k) for k in ("token", "sip", "pin", *_NUMBER_FIELDS))]
+        return error_from_response(resp, action=sent["action"], secrets=secrets)
+
+    def _unavailable(self, exc: Exception, context: Mapping[str, Any]) -> UpstreamFailure:
+        # Not str(exc): keep the message to what we chose to say.
+        return GatewayUnavailable(type(exc).__name__, action=context["action"],
+                                  reason="no response")
+
+    def _malformed_error(
+        self, what: str, problem: str, resp: requests.Response | None
+    ) -> UpstreamFailure:
+        """A 2xx we cannot use: the gateway's fault, and not one a retry would fix."""
+        return GatewayError(
+            problem,
+            status=resp.status_code if resp is not None else 200,
+            reason=MALFORMED_RESPONSE,
+            action=what,
+            response=resp,
+        )
+
+    def _log_extra(self, sent: Any, resp: requests.Response | None) -> dict[str, Any]:
+        """The call id, channel, region and masked numbers: never the credential, a token, a
+        SIP URI or a full number."""
+        body = _loose_json(resp)
+        fields: dict[str, Any] = {}
+        callid = sent.get("callid") or (body.get("callid") if isinstance(body, dict) else None)
+        if isinstance(callid, str) and callid:
+            fields["callid"] = callid
+        for name in ("channel", "region"):
+            if name in sent:
+                fields[name] = sent[name]
+        for name in _NUMBER_FIELDS:
+            value = sent.get(name)
+            if name == "did" and value is None and isinstance(body, dict):
+                value = body.get("did")
+            if isinstance(value, str) and value:
+                fields[name] = mask_number(value)
+        return fields
 
 
 def _payload(action: str, app_id: str, fields: Mapping[str, Value]) -> dict[str, Any]:
@@ -502,66 +484,11 @@ def _required_uid(name: str, value: int | str) -> int | str:
     return value
 
 
-def _json_object(resp: requests.Response, action: str) -> dict[str, Any]:
-    """The success body as a JSON object; an empty body counts as ``{}``."""
-    if not resp.content:
-        return {}
+def _loose_json(resp: requests.Response | None) -> Any:
+    """A success's JSON for the log line, or None when there is none."""
+    if resp is None or not resp.content or not 200 <= resp.status_code < 300:
+        return None
     try:
-        body = resp.json()
+        return resp.json()
     except ValueError:
-        raise _malformed(action, "body is not JSON", resp) from None
-    if not isinstance(body, dict):
-        raise _malformed(action, "body is not a JSON object", resp)
-    return body
-
-
-def _result_str(body: dict[str, Any], key: str, action: str) -> str:
-    value = body.get(key)
-    if not isinstance(value, str) or not value:
-        # Read after _call returned, so not yet counted as a failed request.
-        metrics.upstream_error("sip_gateway", metrics.MALFORMED_RESPONSE)
-        raise _malformed(action, f"missing {key}")
-    return value
-
-
-def _metric_reason(error: GatewayError) -> str:
-    """The error's class name, or MalformedResponse for a 2xx we could not use."""
-    if type(error) is GatewayError and error.reason == "MalformedResponse":
-        return metrics.MALFORMED_RESPONSE
-    return type(error).__name__
-
-
-def _malformed(action: str, problem: str, resp: requests.Response | None = None) -> GatewayError:
-    """A 2xx we cannot use: the gateway's fault, and not one a retry would fix."""
-    return GatewayError(
-        problem,
-        status=resp.status_code if resp is not None else 200,
-        reason="MalformedResponse",
-        action=action,
-        response=resp,
-    )
-
-
-def _log_fields(
-    payload: dict[str, Any], body: Any, status: int | None, attempt: int, elapsed_s: float
-) -> dict[str, Any]:
-    """What ``sip.request`` carries: never the credential, a token, a SIP URI or a full number."""
-    fields: dict[str, Any] = {
-        "action": payload["action"],
-        "status": status,
-        "elapsed_ms": round(elapsed_s * 1000),
-        "attempt": attempt,
-    }
-    callid = payload.get("callid") or (body.get("callid") if isinstance(body, dict) else None)
-    if isinstance(callid, str) and callid:
-        fields["callid"] = callid
-    for name in ("channel", "region"):
-        if name in payload:
-            fields[name] = payload[name]
-    for name in _NUMBER_FIELDS:
-        value = payload.get(name)
-        if name == "did" and value is None and isinstance(body, dict):
-            value = body.get("did")
-        if isinstance(value, str) and value:
-            fields[name] = mask_number(value)
-    return fields
+        return None

@@ -14,13 +14,13 @@ from typing import Any
 
 import requests
 
+from upstream.errors import UpstreamFailure, one_line
+
 #: Longest reason we keep; the gateway's are short, a proxy's error page is not.
 _MAX_REASON_CHARS = 200
-#: Shorter values are not scrubbed from reasons (a uid like "1" would mangle the text).
-_MIN_SECRET_CHARS = 4
 
 
-class GatewayError(Exception):
+class GatewayError(UpstreamFailure):
     """Base class: a SIP gateway call failed."""
 
     http_status = 502
@@ -35,13 +35,8 @@ class GatewayError(Exception):
         response: requests.Response | None = None,
     ) -> None:
         self.message = message
-        self.status = status
-        self.reason = reason
         self.action = action
-        self.response = response
-        # Only the one-line summary goes into args, so repr() shows nothing else either (the
-        # response, and the request behind it with its Authorization header, stay out).
-        super().__init__(self._summary())
+        super().__init__(status=status, reason=reason, response=response)
 
     def _summary(self) -> str:
         head = "SIP gateway"
@@ -50,9 +45,6 @@ class GatewayError(Exception):
         head = f"{head} unavailable" if self.status is None else f"{head} {self.status}"
         parts = [p for p in (self.reason, self.message) if p]
         return f"{head}: {'; '.join(parts)}" if parts else head
-
-    def __str__(self) -> str:
-        return self._summary()
 
 
 class GatewayAuthError(GatewayError):
@@ -78,6 +70,7 @@ class GatewayUnavailable(GatewayError):
     timeout/connection failure (then chained from the requests exception)."""
 
     http_status = 503
+    transient = True
 
 
 _BY_STATUS: dict[int, type[GatewayError]] = {
@@ -139,13 +132,5 @@ def _reason(body: Any, resp: requests.Response) -> str | None:
 
 
 def _clean(text: str | None, secrets: Iterable[str | None]) -> str | None:
-    """Secrets blanked first (so truncation cannot leave half of one), then one short line."""
-    if not text:
-        return None
-    for secret in secrets:
-        if secret and len(secret) >= _MIN_SECRET_CHARS:
-            text = text.replace(secret, "***")
-    flat = " ".join(text.split())
-    if len(flat) > _MAX_REASON_CHARS:
-        flat = flat[: _MAX_REASON_CHARS - 1] + "…"
-    return flat or None
+    """Secrets blanked, then one short line."""
+    return one_line(text, _MAX_REASON_CHARS, secrets)

@@ -14,17 +14,42 @@ from calls.service import CallService
 from calls.store import CallRecord, Store
 from config import Settings
 from convoai.tokens import MAX_TOKEN_LIFETIME_S, build_rtc_token
+from observability import metrics
 from personas import Registry
 from personas.registry import reservation_channel
-from sip.client import GatewayClient, mask_number, normalize_region
+from sip.client import LEGS, GatewayClient, mask_number, normalize_region
 from sip.errors import CallNotFound, GatewayError, GatewayRejected
 from sip.numbers import e164, number_key
+from upstream.errors import UpstreamFailure
 
 logger = logging.getLogger(__name__)
 
 #: Gateway events that end the phone leg. call_hangup is documented as always sent, but the
 #: gateway never retries, so NCS's leave remains the other signal.
 HANGUP_EVENTS = frozenset({"call_hangup"})
+DTMF_KEYS = frozenset("0123456789*#")
+
+
+def count_gateway_failure(error: UpstreamFailure) -> None:
+    """The gateway client's failure hook: an action that failed for good, counted once."""
+    metrics.upstream_error("sip_gateway", error.kind)
+
+
+def transfer_target(destination: Any, leg: Any) -> tuple[str, str | None]:
+    """A transfer's destination (trimmed) and phone leg, or ValueError saying what is wrong.
+    The one check of this input: the view and the gateway client rely on it."""
+    if not isinstance(destination, str) or not destination.strip():
+        raise ValueError("destination is required: a phone number or a SIP URI")
+    if leg is not None and (not isinstance(leg, str) or leg not in LEGS):
+        raise ValueError(f"leg must be one of {', '.join(sorted(LEGS))}")
+    return destination.strip(), leg
+
+
+def dtmf_digits(digits: Any) -> str:
+    """Keypad digits to play (``0-9``, ``*``, ``#``), or ValueError. The one check of them."""
+    if not isinstance(digits, str) or not digits or any(c not in DTMF_KEYS for c in digits):
+        raise ValueError("digits must be one or more of 0-9, * and #")
+    return digits
 
 
 class Refusal(Exception):
@@ -260,6 +285,8 @@ class SipService:
         return self._end(call, "operator_hangup")
 
     def transfer(self, call: CallRecord, destination: str, leg: str | None = None) -> str:
+        """Transfer the phone leg; ``destination`` and ``leg`` as :func:`transfer_target`
+        returned them."""
         if not call.gateway_callid:
             raise GatewayError("the call has no gateway call id (it is not a phone call yet)")
         self.gateway.transfer(call.gateway_callid, destination, leg=leg)
@@ -269,6 +296,7 @@ class SipService:
         return self._end(call, "transferred")
 
     def send_dtmf(self, call: CallRecord, digits: str) -> None:
+        """Play ``digits`` (as :func:`dtmf_digits` returned them) on the phone leg."""
         if not call.gateway_callid:
             raise GatewayError("the call has no gateway call id (it is not a phone call yet)")
         self.gateway.send_dtmf(call.gateway_callid, digits)

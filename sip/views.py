@@ -13,10 +13,9 @@ from flask.typing import ResponseReturnValue
 from calls.records import call_json, iso
 from calls.store import CallRecord
 from config import Settings
-from sip.client import LEGS
 from sip.errors import GatewayError
 from sip.numbers import number_key
-from sip.service import GuardRefused, Refusal, SipService
+from sip.service import GuardRefused, Refusal, SipService, dtmf_digits, transfer_target
 from web.auth import bearer_token_matches, header_matches, require_admin
 from web.errors import ApiError, BadRequest, NotFound, Unauthorized, json_object
 from web.security import refuse_failed_credential
@@ -202,22 +201,21 @@ def hangup(call_id: str) -> ResponseReturnValue:
 @require_admin
 def transfer(call_id: str) -> ResponseReturnValue:
     body = json_object()
-    destination = body.get("destination")
-    if not isinstance(destination, str) or not destination.strip():
-        raise BadRequest("destination is required: a phone number or a SIP URI")
-    leg = body.get("leg")
-    if leg is not None and (not isinstance(leg, str) or leg not in LEGS):
-        raise BadRequest(f"leg must be one of {', '.join(sorted(LEGS))}")
-    return _control(call_id, lambda sip, call: sip.transfer(call, destination.strip(), leg),
+    try:
+        destination, leg = transfer_target(body.get("destination"), body.get("leg"))
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    return _control(call_id, lambda sip, call: sip.transfer(call, destination, leg),
                     phone_leg=True)
 
 
 @bp.post("/api/calls/<call_id>/dtmf")
 @require_admin
 def dtmf(call_id: str) -> ResponseReturnValue:
-    digits = json_object().get("digits")
-    if not isinstance(digits, str) or not digits or any(c not in "0123456789*#" for c in digits):
-        raise BadRequest("digits must be one or more of 0-9, * and #")
+    try:
+        digits = dtmf_digits(json_object().get("digits"))
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
     return _control(call_id, lambda sip, call: sip.send_dtmf(call, digits) or "dtmf_sent",
                     phone_leg=True)
 

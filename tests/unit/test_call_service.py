@@ -83,22 +83,18 @@ def refuse_commits(monkeypatch):
     monkeypatch.setattr(HeldCommit, "__init__", refusing)
 
 
-def test_the_join_goes_out_before_the_call_commits_and_it_commits_before_the_answer(
-        service, store, convoai):
-    # Another connection's view of the call, as the join is sent and as ConvoAI answers.
+def test_the_call_commits_before_its_join_goes_out(service, store, convoai):
+    # Another connection's view of the call, as the join is sent.
     seen = {}
     original = convoai.join
 
-    def join_watching_the_store(name, properties, *, on_wire=None, **kwargs):
+    def join_watching_the_store(name, properties, **kwargs):
         seen["sent"] = store.get_call("call0001")
-        on_wire()
-        seen["answered"] = store.get_call("call0001")
         return original(name, properties, **kwargs)
 
     convoai.join = join_watching_the_store
     assert send(service, join(1))["outcome"] == "call_started"
-    assert seen["sent"] is None
-    assert seen["answered"].state == lc.STARTING
+    assert seen["sent"].state == lc.STARTING
     assert store.get_call("call0001").state == lc.ACTIVE
 
 
@@ -133,29 +129,33 @@ class WorkerDied(BaseException):
     """The worker's process ending in the middle of a request (nothing catches it)."""
 
 
-def test_a_delivery_sent_again_after_its_worker_died_mid_join_adopts_that_agent(
-        settings, store, convoai):
-    # Real call ids: taken from the join's noticeId.
+def test_a_worker_that_died_mid_join_leaves_a_call_the_sweeper_adopts_the_agent_for(
+        settings, store, convoai, clock):
+    # Real call ids: taken from the join's noticeId. The call commits before its join goes out.
     service = CallService(settings, store, convoai)
     original = convoai.join
 
     def join_then_die(name, properties, **_):
         original(name, properties)  # ConvoAI got the join ...
-        raise WorkerDied  # ... but the worker died before committing the call
+        raise WorkerDied  # ... but the worker died before recording the agent
 
     convoai.join = join_then_die
     with pytest.raises(WorkerDied):
         send(service, join(1))
     convoai.join = original
-    assert store.calls_in_channel("ch") == []
+    (call,) = store.calls_in_channel("ch")
+    assert (call.id, call.state) == (call_id_for_join("ch-j1"), lc.STARTING)
     (first,) = convoai.running()
 
     answer = send(service, join(1))  # NCS got no answer, so it sends the delivery again
-    assert answer["outcome"] == "call_started"
-    assert answer["call_id"] == call_id_for_join("ch-j1")
+    assert answer["outcome"] == "duplicate" and answer["call_id"] == call.id
+    assert convoai.count("join") == 1
+
+    clock.advance(60)  # past the work lease: the sweeper finishes the start
+    assert service.sweep() == 1
     assert convoai.count("join") == 2  # the second got 409 and adopted the first agent
     assert convoai.running() == [first]
-    assert store.get_call(answer["call_id"]).agent_id == first.agent_id
+    assert store.get_call(call.id).agent_id == first.agent_id
 
 
 def test_a_delivery_replayed_after_its_notice_was_forgotten_makes_a_call_of_its_own(

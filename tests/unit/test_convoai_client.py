@@ -31,7 +31,7 @@ from convoai.errors import (
     UpstreamUnavailable,
     error_from_response,
 )
-from convoai.retry import RetryPolicy
+from upstream.retry import RetryPolicy
 
 BASE_URL = "https://convoai.test/api/conversational-ai-agent/"  # trailing slash on purpose
 APP_ID = "0123456789abcdef0123456789abcdef"

@@ -24,16 +24,17 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app import create_app
 from calls.lifecycle import CallerJoined
-from calls.service import CallService
+from calls.service import CallService, count_convoai_failure
 from calls.store import StoreUnavailable
 from config import Settings
 from convoai.client import ConvoAIClient
 from convoai.errors import LimitExceeded, UpstreamError, UpstreamUnavailable
-from convoai.retry import RetryPolicy
 from observability import metrics
 from sip.client import GatewayClient
 from sip.errors import GatewayUnavailable
+from sip.service import count_gateway_failure
 from tests.fakes import FakeConvoAI
+from upstream.retry import RetryPolicy
 
 ROOT = Path(__file__).resolve().parents[2]
 SignedPost = Callable[..., tuple[bytes, dict[str, str]]]
@@ -297,7 +298,8 @@ def rsps() -> Iterator[responses.RequestsMock]:
 
 def convoai_client() -> ConvoAIClient:
     return ConvoAIClient("https://convoai.test", "app-id", "customer", "secret",
-                         retry=RetryPolicy(max_attempts=3), sleep=lambda _s: None)
+                         retry=RetryPolicy(max_attempts=3), sleep=lambda _s: None,
+                         on_failure=count_convoai_failure)
 
 
 def test_a_convoai_request_is_counted_once_however_many_times_it_was_tried(rsps):
@@ -331,7 +333,7 @@ def test_convoai_failures_are_counted_by_error_class(rsps, reply, error, reason)
 
 def test_a_gateway_action_is_counted_once_after_its_retry(rsps):
     gateway = GatewayClient("https://sip.test/pstn", "c2lwLWF1dGg=", "app-id",
-                            sleep=lambda _s: None)
+                            sleep=lambda _s: None, on_failure=count_gateway_failure)
     rsps.post("https://sip.test/pstn", json={"error": "No resource"}, status=503)
     rsps.post("https://sip.test/pstn", json={"error": "No resource"}, status=503)
     labels = {"service": "sip_gateway", "reason": "GatewayUnavailable"}
@@ -343,7 +345,8 @@ def test_a_gateway_action_is_counted_once_after_its_retry(rsps):
 
 
 def test_a_gateway_answer_missing_its_result_is_a_malformed_response(rsps):
-    gateway = GatewayClient("https://sip.test/pstn", "c2lwLWF1dGg=", "app-id")
+    gateway = GatewayClient("https://sip.test/pstn", "c2lwLWF1dGg=", "app-id",
+                            on_failure=count_gateway_failure)
     rsps.post("https://sip.test/pstn", json={"success": True})
     labels = {"service": "sip_gateway", "reason": "MalformedResponse"}
     before = value("phone_agent_upstream_errors_total", **labels)

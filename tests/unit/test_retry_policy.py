@@ -17,7 +17,7 @@ from convoai.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from convoai.retry import NO_RETRY, RetryPolicy, is_retryable
+from upstream.retry import NO_RETRY, RetryPolicy, is_retryable
 
 POLICY = RetryPolicy()  # 4 attempts, 0.2 s base, 2.0 s cap, 7 s budget
 ROOMY = RetryPolicy(max_attempts=1_000_000, budget_s=1000.0)
