@@ -46,7 +46,7 @@ class MetricsStack:
 def count_a_stale_duplicate(metrics_dir: Path) -> None:
     """Leave a file of an earlier run in the directory, as a crashed server would: the new run
     must start from zero (gunicorn.conf.py empties an operator's directory at start)."""
-    code = "import metrics; metrics.duplicate()"
+    code = "from observability import metrics; metrics.duplicate()"
     env = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "PYTHONPATH": str(ROOT),
            "PATH": "/usr/bin:/bin"}
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=60,
