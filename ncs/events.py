@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from calls.lifecycle import CallerEvent, CallerJoined, CallerLeft
+from observability.metrics import OTHER, UNKNOWN
 
 RTC_PRODUCT = 1
 CONVOAI_PRODUCT = 17
@@ -22,6 +23,13 @@ LEAVE_EVENTS = frozenset({104, 106, 108})
 CONVOAI_EVENTS = {101: "agent_joined", 102: "agent_left", 103: "agent_history",
                   104: "agent_token_expiring", 110: "agent_error", 111: "agent_metrics",
                   112: "turns_finished", 201: "inbound_call_state", 202: "outbound_call_state"}
+
+#: NCS event types worth a metrics label of their own, per productId: RTC channel events
+#: 101-112 and ConvoAI's agent notifications. Any other (product, event) pair is "other".
+KNOWN_EVENTS: dict[int, frozenset[int]] = {
+    RTC_PRODUCT: frozenset(range(101, 113)),
+    CONVOAI_PRODUCT: frozenset(CONVOAI_EVENTS),
+}
 
 #: A whole number as text; ``\d`` is any Unicode decimal digit, all of which int() reads.
 _INTEGER_TEXT = re.compile(r"\s*-?\d+\s*")
@@ -181,3 +189,19 @@ def _storable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def delivery_labels(product: int | None, event: int | None) -> tuple[str, str]:
+    """A delivery's bounded metrics labels: ``("1", "103")`` for a known event, OTHER for any
+    other product or event, UNKNOWN for what was not read (a body whose signature failed)."""
+    if product is None:
+        product_label = UNKNOWN
+    else:
+        product_label = str(product) if product in KNOWN_EVENTS else OTHER
+    if event is None:
+        event_label = UNKNOWN
+    elif product is None:
+        event_label = OTHER
+    else:
+        event_label = str(event) if event in KNOWN_EVENTS.get(product, ()) else OTHER
+    return product_label, event_label

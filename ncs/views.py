@@ -18,6 +18,7 @@ from ncs.events import (
     EnvelopeError,
     Ignored,
     classify,
+    delivery_labels,
     parse_envelope,
 )
 from ncs.signature import SignatureError
@@ -59,12 +60,12 @@ def webhook() -> ResponseReturnValue:
                        "error")
         if outcome == "bad_signature":
             metrics.signature_failure()
-        metrics.webhook(delivery.product, delivery.event, outcome)
+        metrics.webhook(*delivery_labels(delivery.product, delivery.event), outcome)
         raise
     outcome = delivery.outcome or answer.get("outcome") or answer.get("status", "ok")
     if outcome == "duplicate_notice":
         metrics.duplicate()
-    metrics.webhook(delivery.product, delivery.event, outcome)
+    metrics.webhook(*delivery_labels(delivery.product, delivery.event), outcome)
     return jsonify(answer)
 
 

@@ -27,7 +27,6 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from ncs.events import CONVOAI_EVENTS, CONVOAI_PRODUCT, RTC_PRODUCT
 from upstream.errors import MALFORMED_RESPONSE, UpstreamFailure
 
 logger = logging.getLogger(__name__)
@@ -40,12 +39,6 @@ PREFIX = "phone_agent"
 UNKNOWN = "unknown"
 OTHER = "other"
 
-#: NCS event types worth a label of their own, per productId: RTC channel events 101-112 and
-#: ConvoAI's agent notifications. Any other (product, event) pair is counted as "other".
-KNOWN_EVENTS: dict[int, frozenset[int]] = {
-    RTC_PRODUCT: frozenset(range(101, 113)),
-    CONVOAI_PRODUCT: frozenset(CONVOAI_EVENTS),
-}
 UPSTREAM_SERVICES = frozenset({"convoai", "sip_gateway"})
 REFUSAL_REASONS = frozenset({"max_concurrent_calls", "daily_agent_minutes", "convoai_limit"})
 #: Outcomes are names chosen in code (lifecycle decisions, store results); the pattern only
@@ -138,22 +131,6 @@ def _never_raises(record: Callable[P, None]) -> Callable[P, None]:
 # -- label values ---------------------------------------------------------------------------
 
 
-def product_label(product: int | None) -> str:
-    """``"1"`` or ``"17"``; ``"unknown"`` when not read, ``"other"`` for any other product."""
-    if product is None:
-        return UNKNOWN
-    return str(product) if product in KNOWN_EVENTS else OTHER
-
-
-def event_label(product: int | None, event: int | None) -> str:
-    """The eventType when it is one of the product's known events, else "other"/"unknown"."""
-    if event is None:
-        return UNKNOWN
-    if product is None:
-        return OTHER
-    return str(event) if event in KNOWN_EVENTS.get(product, ()) else OTHER
-
-
 def outcome_label(outcome: str) -> str:
     return outcome if isinstance(outcome, str) and _OUTCOME.fullmatch(outcome) else OTHER
 
@@ -162,11 +139,11 @@ def outcome_label(outcome: str) -> str:
 
 
 @_never_raises
-def webhook(product: int | None, event: int | None, outcome: str) -> None:
+def webhook(product: str, event: str, outcome: str) -> None:
     """One POST /webhook, answered with ``outcome`` (the answer's outcome, or bad_signature,
-    bad_request, unavailable, ignored, error). None for what was not read."""
-    WEBHOOKS.labels(product_label(product), event_label(product, event),
-                    outcome_label(outcome)).inc()
+    bad_request, unavailable, ignored, error). ``product`` and ``event`` are bounded labels
+    (ncs.events.delivery_labels): UNKNOWN for what was not read, OTHER for the rest."""
+    WEBHOOKS.labels(product, event, outcome_label(outcome)).inc()
 
 
 @_never_raises

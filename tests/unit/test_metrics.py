@@ -29,6 +29,7 @@ from calls.store import StoreUnavailable
 from config import Settings
 from convoai.client import ConvoAIClient
 from convoai.errors import LimitExceeded, UpstreamError, UpstreamUnavailable
+from ncs.events import delivery_labels
 from observability import metrics
 from sip.client import GatewayClient
 from sip.errors import GatewayUnavailable
@@ -70,7 +71,7 @@ def sample(samples: dict, name: str, **labels: str) -> float | None:
     (None, None, ("unknown", "unknown")),  # a body never read: its signature failed
 ])
 def test_product_and_event_labels_are_bounded(product, event, labels):
-    assert (metrics.product_label(product), metrics.event_label(product, event)) == labels
+    assert delivery_labels(product, event) == labels
 
 
 @pytest.mark.parametrize(("outcome", "label"), [
@@ -90,7 +91,7 @@ def test_outcome_labels_are_names_chosen_in_code(outcome, label):
 
 def test_each_function_counts_its_own_series():
     cases = [
-        (lambda: metrics.webhook(1, 104, "call_ending"), "phone_agent_webhooks_total",
+        (lambda: metrics.webhook("1", "104", "call_ending"), "phone_agent_webhooks_total",
          {"product": "1", "event": "104", "outcome": "call_ending"}),
         (metrics.signature_failure, "phone_agent_signature_failures_total", {}),
         (metrics.duplicate, "phone_agent_duplicates_total", {}),
@@ -144,7 +145,7 @@ def test_a_failing_metric_is_logged_and_never_raised(monkeypatch, caplog):
     monkeypatch.setattr(metrics, "WEBHOOKS", Broken())
     monkeypatch.setattr(metrics, "DUPLICATES", Broken())
     with caplog.at_level(logging.WARNING, logger="observability.metrics"):
-        metrics.webhook(1, 103, "call_started")
+        metrics.webhook("1", "103", "call_started")
         metrics.duplicate()
     failed = [r for r in caplog.records if r.getMessage() == "metrics.record_failed"]
     assert [(r.metric, r.error) for r in failed] == [("webhook", "OSError"),
@@ -363,7 +364,7 @@ WORKER = textwrap.dedent("""
     import sys
     from observability import metrics
     for _ in range(int(sys.argv[1])):
-        metrics.webhook(1, 103, "call_started")
+        metrics.webhook("1", "103", "call_started")
     metrics.duplicate()
     metrics.agent_start(float(sys.argv[1]))
 """)
