@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from typing import TextIO
 from urllib.parse import quote, quote_plus
 
+from config import ConfigError, Settings
+
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 REDACTED = "***"
 
@@ -126,8 +128,6 @@ def configure(level: str, secrets: Iterable[str], *, command: bool = False,
 
 def gunicorn_formatter() -> JsonFormatter:
     """The formatter gunicorn.conf.py gives gunicorn's own loggers, redacting the same secrets."""
-    from config import ConfigError, Settings
-
     try:
         settings = Settings.from_env()
     except ConfigError:

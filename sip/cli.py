@@ -7,8 +7,10 @@ import sys
 import click
 from flask import Flask, current_app
 
+from sip.errors import GatewayError
 from sip.numbers import number_key
 from sip.service import Placed
+from sip.views import add_line_from, provision_from, reservation_json
 from web.errors import ApiError
 
 
@@ -26,8 +28,6 @@ def init_app(app: Flask) -> None:
                   help="Instead: re-issue the reservations that expire within the hour.")
     def provision(region: str, persona: str | None, label: str | None, renew: bool) -> None:
         """Reserve a number and PIN into a fresh channel (valid up to 24 hours)."""
-        from sip.views import provision_from, reservation_json
-
         if renew:
             renewed = current_app.extensions["sip"].renew_expiring(within_s=3600,
                                                                    events_url=None)
@@ -44,8 +44,6 @@ def init_app(app: Flask) -> None:
     @sip.command("numbers")
     def numbers() -> None:
         """List the current reservations."""
-        from sip.views import reservation_json
-
         found = current_app.extensions["store"].list_reservations()
         if not found:
             click.echo("no reservations: make one with `flask sip provision --region NA`")
@@ -56,8 +54,6 @@ def init_app(app: Flask) -> None:
     @click.argument("reservation_id")
     def release(reservation_id: str) -> None:
         """Cancel a reservation at the gateway."""
-        from sip.errors import GatewayError
-
         reservation = current_app.extensions["store"].get_reservation(reservation_id)
         if reservation is None or reservation["released_at"] is not None:
             _fail(f"no reservation {reservation_id}")
@@ -83,8 +79,6 @@ def init_app(app: Flask) -> None:
             variables: tuple[str, ...], pins: tuple[str, ...]) -> None:
         """Register NUMBER as a line: E.164 (+18005550100), its digits, an extension (7373)
         or a SIP user (alice), as the trunk sends it to the gateway."""
-        from sip.views import add_line_from
-
         try:
             line = add_line_from(number, persona, label, _pairs(variables),
                                  _pairs(pins) or None)
