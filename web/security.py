@@ -203,7 +203,7 @@ def init_app(app: Flask, *, clock: Callable[[], float] = time.time) -> None:
     settings: Settings = app.extensions["settings"]
     app.extensions["rate_limiter"] = RateLimiter(
         app.extensions["store"].engine, limit=settings.rate_limit_per_minute,
-        key_salt=key_salt(settings), clock=clock)
+        key_salt=key_salt(settings), clock=clock, window_s=settings.rate_limit_window_s)
     app.extensions["cors_origins"] = parse_origins(settings.cors_origins)
     app.before_request(_before_request)
     app.after_request(_after_request)

@@ -161,7 +161,8 @@ def test_a_call_past_its_personas_limit_hears_the_goodbye_then_ends(
     agent = convoai.agents[call.agent_id]
     assert agent.spoken == [persona.goodbye] and agent.running
     assert reconciler.run().goodbyes == 0  # said once
-    clock.advance(goodbye_wait_s(persona.goodbye))
+    clock.advance(goodbye_wait_s(persona.goodbye, settings.goodbye_wait_min_s,
+                                settings.goodbye_wait_max_s))
     assert reconciler.run().ended_over_length == 1
     ended = store.get_call(call.id)
     assert (ended.state, ended.end_reason) == (lc.ENDED, "max_call_length")
