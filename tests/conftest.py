@@ -21,7 +21,10 @@ os.environ.update({
 
 import pytest  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
+from flask import Flask  # noqa: E402
+from flask.testing import FlaskClient, FlaskCliRunner  # noqa: E402
 
+from app import create_app  # noqa: E402
 from calls import migrate  # noqa: E402
 from calls.store import Store, metadata  # noqa: E402
 from config import Settings  # noqa: E402
@@ -145,6 +148,24 @@ def store(database_url: str, clock: FakeClock) -> Iterator[Store]:
 def settings(tmp_path: Path) -> Settings:
     return Settings.for_tests(database_url=f"sqlite:///{tmp_path / 'app.db'}",
                               agent_start_mode="inline", log_level="WARNING")
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    """The app on ``settings`` (sandbox mode, a SQLite file of the test's own)."""
+    app = create_app(settings)
+    yield app
+    app.extensions["store"].engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
 
 
 @pytest.fixture
