@@ -627,8 +627,8 @@ def test_a_store_out_of_reach_answers_503_and_the_service_recovers_when_it_is_ba
 def test_a_worker_killed_during_a_join_leaves_a_start_the_sweeper_finishes_with_one_agent(
         fresh):
     # The simplest honest way: really kill the worker and wait out the store's work lease
-    # (WORK_LEASE_S, 30 s, not configurable) until a surviving worker's sweeper takes the
-    # start over. This is the slowest test of the file, on purpose.
+    # (WORK_LEASE_S, 10 s in these stacks) until a surviving worker's sweeper takes the start
+    # over.
     fresh.sandbox.faults(join_latency_s=3)
     channel = fresh.channel("killed")
     delivery = Delivery.of(103, channel, 1)
