@@ -188,9 +188,6 @@ def base_env(database_url: str, sandbox_port: int, secrets: dict[str, str]) -> d
         "PYTHONUNBUFFERED": "1",
         # A short grace window; the join's idle_timeout is never below it.
         "REJOIN_GRACE_S": "2",
-        # A worker killed mid-join leaves its start to another worker's sweeper once this lease
-        # runs out (it must exceed JOIN_BUDGET_S, 7 s; the slowest join a test fakes takes 4 s).
-        "WORK_LEASE_S": "10",
         # The hang-up follows a persona's goodbye after at least this (production: 3 s).
         "GOODBYE_WAIT_MIN_S": "0.5",
         # A user persona (PERSONAS_DIR) with a short idle timeout, and routes to built-ins.
