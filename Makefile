@@ -20,10 +20,14 @@ run: install
 call: install
 	$(VENV)/bin/flask --app app simulate call
 
+# Two pytest-xdist workers, a test file each at a time (a file's module-scoped servers stay in one
+# worker); each worker has PostgreSQL databases of its own (tests/conftest.py).
+PYTEST_PARALLEL ?= -n 2 --dist loadfile
+
 test: install
 	$(VENV)/bin/ruff check .
 	bash scripts/ensure_chromium.sh
-	bash scripts/with_postgres.sh $(VENV)/bin/pytest
+	bash scripts/with_postgres.sh $(VENV)/bin/pytest $(PYTEST_PARALLEL) --durations=10
 
 lint: install
 	$(VENV)/bin/ruff check .

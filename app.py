@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     store = Store.from_url(settings.database_url, timeout_s=settings.store_timeout_s)
     store.emit_events = bool(settings.events_webhook_url)
+    store.work_lease_s = settings.work_lease_s
     if settings.database_url.startswith("sqlite:///"):
         Path(store.engine.url.database or ".").parent.mkdir(parents=True, exist_ok=True)
     if settings.migrate_on_start:

@@ -119,15 +119,19 @@ class Settings:
     join_budget_s: float = 7.0
     sweep_interval_s: float = 2.0
     run_sweeper: bool = True
+    work_lease_s: float = 30.0
     notice_retention_hours: int = 48
     # Operations (docs/operations.md).
     reconcile_interval_s: int = 60
     retention_days: int = 30
+    goodbye_wait_min_s: float = 3.0
+    goodbye_wait_max_s: float = 20.0
     events_webhook_url: str = ""
     events_webhook_secret: str = field(default="", repr=False)
     metrics_token: str = field(default="", repr=False)
     # Access (docs/security.md).
     rate_limit_per_minute: int = 30
+    rate_limit_window_s: int = 60
     cors_origins: str = ""
     proxy_hops: int = 0
     # Running.
@@ -218,6 +222,11 @@ class Settings:
             found.append("AGENT_START_MODE must be 'background' or 'inline'")
         if not 0 <= self.rejoin_grace_s <= 3600:
             found.append("REJOIN_GRACE_S must be between 0 and 3600")
+        if not self.join_budget_s < self.work_lease_s <= 3600:
+            found.append("WORK_LEASE_S must be more than JOIN_BUDGET_S and at most 3600")
+        if not 0 <= self.goodbye_wait_min_s <= self.goodbye_wait_max_s <= 600:
+            found.append("GOODBYE_WAIT_MIN_S and GOODBYE_WAIT_MAX_S must satisfy "
+                         "0 <= GOODBYE_WAIT_MIN_S <= GOODBYE_WAIT_MAX_S <= 600")
         if not 1 <= self.store_timeout_s <= 8:
             found.append("STORE_TIMEOUT_S must be between 1 and 8 (NCS waits 10 s for an answer)")
         if not 0 < self.join_budget_s <= 9:
@@ -260,6 +269,8 @@ class Settings:
                          "print('whsec_'+base64.b64encode(os.urandom(32)).decode())\"` makes one")
         if self.rate_limit_per_minute < 0:
             found.append("RATE_LIMIT_PER_MINUTE must be 0 (no limit) or more")
+        if not 1 <= self.rate_limit_window_s <= 86400:
+            found.append("RATE_LIMIT_WINDOW_S must be between 1 and 86400")
         if not 0 <= self.proxy_hops <= 5:
             found.append("PROXY_HOPS must be between 0 and 5")
         for origin in filter(None, (o.strip() for o in self.cors_origins.split(","))):

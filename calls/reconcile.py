@@ -44,10 +44,9 @@ logger = logging.getLogger(__name__)
 LIST_WINDOW_S = 72 * 3600
 #: An open call's agent missing from the list is only checked once it has had time to appear.
 LIST_LAG_S = 120.0
-#: Seconds of speech per character of the goodbye, roughly (a TTS voice says ~14 a second),
-#: and the bounds of the wait between the goodbye and the hang-up.
+#: Seconds of speech per character of the goodbye, roughly (a TTS voice says ~14 a second). The
+#: wait between the goodbye and the hang-up is kept within GOODBYE_WAIT_MIN_S..GOODBYE_WAIT_MAX_S.
 GOODBYE_S_PER_CHAR = 1 / 14
-GOODBYE_WAIT_BOUNDS_S = (3.0, 20.0)
 LEASE_NAME = "reconciler"
 
 
@@ -70,9 +69,8 @@ class Report:
         return asdict(self)
 
 
-def goodbye_wait_s(text: str) -> float:
-    """How long to let the goodbye play before hanging up."""
-    low, high = GOODBYE_WAIT_BOUNDS_S
+def goodbye_wait_s(text: str, low: float, high: float) -> float:
+    """How long to let the goodbye play before hanging up, kept between ``low`` and ``high``."""
     return min(high, max(low, 1.5 + len(text) * GOODBYE_S_PER_CHAR))
 
 
@@ -123,7 +121,9 @@ class Reconciler:
                         self.store.mark_goodbye(call.id):
                     self._say_goodbye(call, persona.goodbye)
                     report.goodbyes += 1
-            elif now - call.goodbye_at >= goodbye_wait_s(persona.goodbye):
+            elif now - call.goodbye_at >= goodbye_wait_s(
+                    persona.goodbye, self.settings.goodbye_wait_min_s,
+                    self.settings.goodbye_wait_max_s):
                 if self._end(call, "max_call_length"):
                     report.ended_over_length += 1
 

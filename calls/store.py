@@ -323,7 +323,8 @@ DEFAULT_STORE_TIMEOUT_S = 5.0
 #: PostgreSQL's statement_timeout is the lock timeout plus this.
 STATEMENT_TIMEOUT_MARGIN_MS = 1000
 
-#: How long a worker owns a call's pending start or stop before the sweeper may take it over.
+#: WORK_LEASE_S's default: how long a worker owns a call's pending start or stop before the
+#: sweeper may take it over.
 #: It exceeds the longest a join can take inside its budget (retries plus per-request timeouts).
 WORK_LEASE_S = 30.0
 #: The page size of a SQLite file this store creates. Every row a call writes touches a leaf page
@@ -350,6 +351,8 @@ class Store:
         self._gate = _WRITE_GATES.get(engine)
         #: Write call.started/call.ended/transcript.ready into the outbox (EVENTS_WEBHOOK_URL).
         self.emit_events = False
+        #: How long a worker owns a pending start or stop (WORK_LEASE_S).
+        self.work_lease_s = WORK_LEASE_S
 
     @classmethod
     def from_url(cls, url: str, *, clock: Callable[[], float] = time.time,
@@ -488,7 +491,7 @@ class Store:
                 run(sql.end_call, {"id": live.id, "state": change.state, "now": now,
                                    "grace_until": change.grace_until,
                                    "end_reason": change.end_reason,
-                                   "retry_at": now + WORK_LEASE_S
+                                   "retry_at": now + self.work_lease_s
                                    if change.state == lifecycle.STOPPING else None})
                 if change.state == lifecycle.ENDED:
                     self._emit(run, "ended", live.id, now)
@@ -520,7 +523,7 @@ class Store:
                 agent_name=f"{agent_name_prefix}-{new_call_id}", agent_id=None,
                 persona=persona, join_seq=event.seq, created_at=now, agent_started_at=None,
                 ended_at=now if refused else None, end_reason=refused, last_error=None,
-                grace_until=None, retry_at=None if refused else now + WORK_LEASE_S,
+                grace_until=None, retry_at=None if refused else now + self.work_lease_s,
                 updated_at=now, caller_joined_at=now, join_notice_id=event.notice_id)
             # An id already taken (new_id may derive it from the event) is replaced by new_id's
             # next one.
@@ -614,7 +617,7 @@ class Store:
             else:
                 cursor.execute(sql.agent_started_late, {"id": call_id, "agent_id": agent_id,
                                                         "now": now,
-                                                        "retry_at": now + WORK_LEASE_S})
+                                                        "retry_at": now + self.work_lease_s})
                 outcome, kind = "stop", "agent_started_after_leave"
             cursor.execute(sql.insert_event, {
                 "call_id": call_id, "at": now, "source": "service", "kind": kind,
@@ -714,7 +717,7 @@ class Store:
             "id": call_id, "channel": channel, "caller_uid": caller_uid, "state": state,
             "agent_name": f"{agent_name_prefix}-{call_id}", "persona": persona,
             "created_at": now, "updated_at": now, "direction": direction,
-            "retry_at": now + WORK_LEASE_S if state == lifecycle.STARTING else None,
+            "retry_at": now + self.work_lease_s if state == lifecycle.STARTING else None,
             "caller_number": caller_number, "called_number": called_number,
             "gateway_callid": gateway_callid,
             "variables": json.dumps(variables, separators=(",", ":")) if variables else None,
@@ -758,7 +761,7 @@ class Store:
             state = lifecycle.ENDED if row.state == lifecycle.PENDING else lifecycle.STOPPING
             conn.execute(calls.update().where(calls.c.id == call_id).values(
                 state=state, end_reason=reason, ended_at=now, grace_until=None, updated_at=now,
-                retry_at=now + WORK_LEASE_S if state == lifecycle.STOPPING else None))
+                retry_at=now + self.work_lease_s if state == lifecycle.STOPPING else None))
             self._event(conn, call_id, now, "service", "call_ending", {"reason": reason})
             if state == lifecycle.ENDED:
                 self._emit(conn.exec_driver_sql, "ended", call_id, now)
@@ -828,7 +831,7 @@ class Store:
                        caller_wait_s: float | None = None) -> list[CallRecord]:
         """Take over calls whose pending work is due: grace windows that ran out, stops that
         failed or whose worker vanished, and starts left half done. Each returned call is leased
-        to the caller for WORK_LEASE_S (a conditional update, so only one worker gets it)."""
+        to the caller for the work lease (a conditional update, so only one worker gets it)."""
         now = self.clock()
         due = sa.or_(
             sa.and_(calls.c.state == lifecycle.GRACE, calls.c.grace_until < now,
@@ -850,7 +853,7 @@ class Store:
         with self._write() as conn:
             rows = conn.execute(sa.select(calls).where(due).limit(limit)).all()
             for row in rows:
-                values: dict[str, Any] = {"retry_at": now + WORK_LEASE_S, "updated_at": now}
+                values: dict[str, Any] = {"retry_at": now + self.work_lease_s, "updated_at": now}
                 if row.state == lifecycle.GRACE:
                     values.update(state=lifecycle.STOPPING, end_reason="caller_did_not_return",
                                   ended_at=now)

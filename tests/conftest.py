@@ -21,7 +21,10 @@ os.environ.update({
 
 import pytest  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
+from flask import Flask  # noqa: E402
+from flask.testing import FlaskClient, FlaskCliRunner  # noqa: E402
 
+from app import create_app  # noqa: E402
 from calls import migrate  # noqa: E402
 from calls.store import Store, metadata  # noqa: E402
 from config import Settings  # noqa: E402
@@ -30,6 +33,9 @@ from sandbox.defaults import SANDBOX_NCS_SECRET  # noqa: E402
 from tests.fakes import FakeClock  # noqa: E402
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "")
+#: The pytest-xdist worker running this process ("gw0", "gw1", ...; empty without -n). Each
+#: worker gets PostgreSQL databases of its own, so no worker drops another's tables.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 
 # -- nothing in the suite reaches beyond this machine -------------------------------------------
 # Every HTTP client here looks the host up first: a name that is not this machine's is refused
@@ -60,6 +66,12 @@ socket.getaddrinfo = _local_getaddrinfo
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        # An xdist worker: hand the hosts to the controller (pytest_testnodedown), which fails
+        # the run; a worker's own exit status does not reach it.
+        workeroutput["outbound_tried"] = sorted(set(_OUTBOUND_TRIED))
+        return
     if _OUTBOUND_TRIED:
         hosts = ", ".join(sorted(set(_OUTBOUND_TRIED)))
         writer = session.config.get_terminal_writer()
@@ -69,7 +81,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """On the xdist controller: collect the hosts a worker tried to reach."""
+    _OUTBOUND_TRIED.extend(getattr(node, "workeroutput", {}).get("outbound_tried", []))
+
+
+_worker_database: list[str] = []
+
+
 def postgres_url_or_skip() -> str:
+    if POSTGRES_URL and XDIST_WORKER:
+        if not _worker_database:
+            name = sa.make_url(POSTGRES_URL).database
+            _worker_database.append(fresh_database(POSTGRES_URL, name))
+        return _worker_database[0]
     if POSTGRES_URL:
         return POSTGRES_URL
     if os.environ.get("CI"):
@@ -82,6 +108,8 @@ def fresh_database(url: str, name: str | None = None) -> str:
     With ``name``, make that database anew beside it and return its URL instead: servers that
     outlive a test (the integration stacks) need a database nobody else drops tables in."""
     if name:
+        if XDIST_WORKER:
+            name = f"{name}_{XDIST_WORKER}"
         admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -120,6 +148,24 @@ def store(database_url: str, clock: FakeClock) -> Iterator[Store]:
 def settings(tmp_path: Path) -> Settings:
     return Settings.for_tests(database_url=f"sqlite:///{tmp_path / 'app.db'}",
                               agent_start_mode="inline", log_level="WARNING")
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    """The app on ``settings`` (sandbox mode, a SQLite file of the test's own)."""
+    app = create_app(settings)
+    yield app
+    app.extensions["store"].engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
 
 
 @pytest.fixture

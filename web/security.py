@@ -206,7 +206,7 @@ def init_app(app: Flask, *, clock: Callable[[], float] = time.time) -> None:
     settings: Settings = app.extensions["settings"]
     app.extensions["rate_limiter"] = RateLimiter(
         app.extensions["store"].engine, limit=settings.rate_limit_per_minute,
-        key_salt=key_salt(settings), clock=clock)
+        key_salt=key_salt(settings), clock=clock, window_s=settings.rate_limit_window_s)
     trust_proxies(app, settings.proxy_hops)
     app.register_error_handler(Unauthorized, _unauthorized)
     app.after_request(_after_request)

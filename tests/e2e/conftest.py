@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.integration.harness import Sandbox, Service, base_env, free_port
+from tests.integration.harness import Sandbox, Service, running_stack, stack_database
 
 CHROMIUM = Path("/usr/bin/chromium")
 #: As root on a machine whose network is closed: no sandbox (it needs user namespaces), no GPU,
@@ -43,19 +43,9 @@ class Stack:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     log_dir = tmp_path_factory.mktemp("e2e-stack")
-    sandbox_port, service_port = free_port(), free_port()
-    env = base_env(f"sqlite:///{Path(log_dir) / 'service.db'}", sandbox_port, SECRETS)
-    env["ADMIN_TOKEN"] = ADMIN_TOKEN
-    env["SANDBOX_WEBHOOK_URL"] = f"http://127.0.0.1:{service_port}/webhook"
-    sandbox = Sandbox(log_dir, env, sandbox_port)
-    try:
-        service = Service(log_dir, env, service_port)
-    except BaseException:
-        sandbox.process.stop()
-        raise
-    yield Stack(sandbox, service)
-    service.process.stop()
-    sandbox.process.stop()
+    with running_stack(log_dir, stack_database("sqlite", log_dir, ""), SECRETS,
+                       env={"ADMIN_TOKEN": ADMIN_TOKEN}) as running:
+        yield Stack(running.sandbox, running.service)
 
 
 @pytest.fixture(scope="session")

@@ -7,12 +7,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import fresh_database, postgres_url_or_skip
-from tests.integration.harness import Sandbox, Service, base_env, free_port
+from tests.integration.harness import Sandbox, Service, running_stack, stack_database
 
 SECRETS = {
     "customer_secret": "it-customer-secret-7Hq2",
@@ -38,22 +36,9 @@ class Stack:
 def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
           ) -> Iterator[Stack]:
     log_dir = tmp_path_factory.mktemp(f"stack-{request.param}")
-    if request.param == "sqlite":
-        database_url = f"sqlite:///{Path(log_dir) / 'service.db'}"
-    else:
-        database_url = fresh_database(postgres_url_or_skip(), "phone_agent_integration")
-    sandbox_port, service_port = free_port(), free_port()
-    env = base_env(database_url, sandbox_port, SECRETS)
-    env["SANDBOX_WEBHOOK_URL"] = f"http://127.0.0.1:{service_port}/webhook"
-    sandbox = Sandbox(log_dir, env, sandbox_port)
-    try:
-        service = Service(log_dir, env, service_port)
-    except BaseException:
-        sandbox.process.stop()
-        raise
-    yield Stack(sandbox, service, request.param, env)
-    service.process.stop()
-    sandbox.process.stop()
+    database_url = stack_database(request.param, log_dir, "phone_agent_integration")
+    with running_stack(log_dir, database_url, SECRETS) as running:
+        yield Stack(running.sandbox, running.service, request.param, running.env)
 
 
 @pytest.fixture

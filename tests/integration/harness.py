@@ -11,13 +11,17 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
 
 from ncs.signature import sign
+from tests.conftest import fresh_database, postgres_url_or_skip
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -28,6 +32,17 @@ LOOKUP_TOKEN = "it-lookup-token-0123456789"
 #: which the sandbox's gateway sends as Bearer).
 LOOKUP_AUTH = "Basic aXQ6bG9va3VwLWF1dGgtMDEyMzQ1"
 EVENTS_TOKEN = "it-events-token-9876543210"
+#: The stacks' rate-limit window (RATE_LIMIT_WINDOW_S).
+RATE_LIMIT_WINDOW_S = 86400
+
+
+def whole_window(needed_s: float = 30.0) -> None:
+    """Make sure ``needed_s`` seconds are left in the current rate-limit window, so a test's
+    hits are counted in one window. Windows last a day here: this waits only in the last
+    ``needed_s`` seconds before midnight UTC."""
+    into = time.time() % RATE_LIMIT_WINDOW_S
+    if into > RATE_LIMIT_WINDOW_S - needed_s:
+        time.sleep(RATE_LIMIT_WINDOW_S - into + 0.2)
 
 
 def free_port() -> int:
@@ -173,6 +188,9 @@ def base_env(database_url: str, sandbox_port: int, secrets: dict[str, str]) -> d
         "PYTHONUNBUFFERED": "1",
         # A short grace window; the join's idle_timeout is never below it.
         "REJOIN_GRACE_S": "2",
+        # The hang-up follows a persona's goodbye after about the time it takes to say, kept
+        # within these bounds (production: 3 to 20 s; the brief persona's takes about 5.6 s).
+        "GOODBYE_WAIT_MIN_S": "0.5", "GOODBYE_WAIT_MAX_S": "1",
         # A user persona (PERSONAS_DIR) with a short idle timeout, and routes to built-ins.
         "PERSONAS_DIR": str(ROOT / "tests" / "integration" / "personas"),
         "PERSONA_ROUTES": "idle_*=quick,brief_*=brief,tarot_*=tarot,orders_*=orders",
@@ -184,7 +202,68 @@ def base_env(database_url: str, sandbox_port: int, secrets: dict[str, str]) -> d
         # Every test client is 127.0.0.1 and the suite fails authentication on purpose many
         # times a minute; tests/integration/test_rate_limits.py runs with a low limit of its own.
         "RATE_LIMIT_PER_MINUTE": "10000",
+        # Day-long windows: a test that counts hits (and expects a refusal) never sees its count
+        # restart at a window boundary mid-test, so it need not wait for a fresh minute.
+        "RATE_LIMIT_WINDOW_S": str(RATE_LIMIT_WINDOW_S),
         # Storms of 40 simultaneous calls; the cost guards' own test sets a low cap.
         "MAX_CONCURRENT_CALLS": "1000",
     })
     return env
+
+
+def stack_database(backend: str, log_dir: Path, name: str) -> str:
+    """A database of a stack's own: a SQLite file in ``log_dir``, or the PostgreSQL database
+    ``name`` made anew (servers that outlive a test need a database nobody else drops)."""
+    if backend == "sqlite":
+        return f"sqlite:///{Path(log_dir) / 'service.db'}"
+    return fresh_database(postgres_url_or_skip(), name)
+
+
+@dataclass
+class Running:
+    """A running sandbox and the service instances in front of it."""
+
+    sandbox: Sandbox
+    services: list[Service]
+    env: dict[str, str]
+    database_url: str
+
+    @property
+    def service(self) -> Service:
+        return self.services[0]
+
+
+@contextmanager
+def running_stack(log_dir: Path, database_url: str, secrets: dict[str, str], *,
+                  env: Mapping[str, str] | Callable[[list[str]], Mapping[str, str]] = (),
+                  instances: int = 1, workers: int = 2, name: str = "service",
+                  notify: int | None = 0) -> Iterator[Running]:
+    """The one way the suite starts the sandbox and the service under gunicorn: ``instances``
+    services (started together, on one database) behind one sandbox, stopped on exit.
+
+    ``env`` is added to :func:`base_env`'s, or is a function of the services' URLs returning
+    what to add. The sandbox's ConvoAI notifications go to instance ``notify`` (None: not set).
+    """
+    sandbox_port, ports = free_port(), [free_port() for _ in range(instances)]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    full_env = base_env(database_url, sandbox_port, secrets)
+    if notify is not None:
+        full_env["SANDBOX_WEBHOOK_URL"] = f"{urls[notify]}/webhook"
+    full_env.update(env(urls) if callable(env) else env)
+    names = [name] if instances == 1 else [f"{name}-{n}" for n in range(instances)]
+    sandbox = Sandbox(log_dir, full_env, sandbox_port)
+    services: list[Service] = []
+    try:
+        # Started together: they migrate the fresh database at once, under the migration lock.
+        with ThreadPoolExecutor(instances) as pool:
+            futures = [pool.submit(Service, log_dir, full_env, port, workers=workers,
+                                   name=label) for port, label in zip(ports, names, strict=True)]
+        services += [f.result() for f in futures if f.exception() is None]
+        for future in futures:
+            if (error := future.exception()) is not None:
+                raise error
+        yield Running(sandbox, services, full_env, database_url)
+    finally:
+        for service in services:
+            service.process.stop()
+        sandbox.process.stop()

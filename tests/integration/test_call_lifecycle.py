@@ -190,7 +190,10 @@ def test_no_secret_appears_in_the_output_even_when_convoai_fails(fresh):
     for n in range(2):
         channel = fresh.channel(f"fail{n}")
         fresh.service.event(103, channel=channel, seq=1)
-    time.sleep(3)
+    # Every fault handed out (four failed attempts, then the 401) and the service's log of them.
+    wait_until(lambda: len(fresh.sandbox.requests("join")) >= 5
+               and "convoai.request" in fresh.service.process.output(),
+               message="the five failed joins")
     forged = fresh.service.event(103, channel=fresh.channel("forged"), seq=1, secret="wrong")
     assert forged.status_code == 401
     bodies = forged.text

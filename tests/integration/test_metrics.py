@@ -22,9 +22,15 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from calls.store import Store
-from tests.conftest import fresh_database, postgres_url_or_skip
 from tests.integration.conftest import SECRETS
-from tests.integration.harness import ROOT, Sandbox, Service, base_env, free_port, wait_until
+from tests.integration.harness import (
+    ROOT,
+    Sandbox,
+    Service,
+    running_stack,
+    stack_database,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -59,26 +65,14 @@ def count_a_stale_duplicate(metrics_dir: Path) -> None:
 def metrics_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
                   ) -> Iterator[MetricsStack]:
     log_dir = tmp_path_factory.mktemp(f"metrics-{request.param}")
-    if request.param == "sqlite":
-        database_url = f"sqlite:///{log_dir / 'service.db'}"
-    else:
-        database_url = fresh_database(postgres_url_or_skip(), "phone_agent_metrics")
+    database_url = stack_database(request.param, log_dir, "phone_agent_metrics")
     # An operator's directory (rather than the one gunicorn.conf.py makes), so that the test
     # can leave a stale file in it first and read each worker's file afterwards.
     metrics_dir = Path(tempfile.mkdtemp(prefix="it-metrics-", dir=log_dir))
     count_a_stale_duplicate(metrics_dir)
-    sandbox_port, service_port = free_port(), free_port()
-    env = base_env(database_url, sandbox_port, SECRETS)
-    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    sandbox = Sandbox(log_dir, env, sandbox_port)
-    try:
-        service = Service(log_dir, env, service_port, workers=2, name="metrics-service")
-    except BaseException:
-        sandbox.process.stop()
-        raise
-    yield MetricsStack(sandbox, service, database_url, metrics_dir)
-    service.process.stop()
-    sandbox.process.stop()
+    with running_stack(log_dir, database_url, SECRETS, name="metrics-service", notify=None,
+                       env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}) as running:
+        yield MetricsStack(running.sandbox, running.service, database_url, metrics_dir)
     shutil.rmtree(metrics_dir, ignore_errors=True)
 
 

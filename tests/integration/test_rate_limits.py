@@ -24,9 +24,16 @@ import sqlalchemy as sa
 from calls.store import rate_limits
 from config import Settings
 from ncs.signature import sign
-from tests.conftest import fresh_database, postgres_url_or_skip
 from tests.integration.conftest import SECRETS
-from tests.integration.harness import Sandbox, Service, base_env, free_port, wait_until
+from tests.integration.harness import (
+    RATE_LIMIT_WINDOW_S,
+    Sandbox,
+    Service,
+    running_stack,
+    stack_database,
+    wait_until,
+    whole_window,
+)
 from web.security import AUTH, RateLimiter, key_salt
 
 pytestmark = pytest.mark.integration
@@ -48,25 +55,11 @@ class Cluster:
 def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             ) -> Iterator[Cluster]:
     log_dir = tmp_path_factory.mktemp(f"rate-limits-{request.param}")
-    if request.param == "sqlite":
-        database_url = f"sqlite:///{Path(log_dir) / 'service.db'}"
-    else:
-        database_url = fresh_database(postgres_url_or_skip(), "phone_agent_rate_limits")
-    sandbox_port, ports = free_port(), [free_port(), free_port()]
-    env = base_env(database_url, sandbox_port, SECRETS)
-    env.update({"RATE_LIMIT_PER_MINUTE": str(LIMIT), "PROXY_HOPS": "1",
-                "ADMIN_TOKEN": ADMIN_TOKEN,
-                "SANDBOX_WEBHOOK_URL": f"http://127.0.0.1:{ports[0]}/webhook"})
-    sandbox = Sandbox(log_dir, env, sandbox_port)
-    instances: list[Service] = []
-    try:
-        for index, port in enumerate(ports):
-            instances.append(Service(log_dir, env, port, workers=2, name=f"service{index}"))
-        yield Cluster(sandbox, instances, database_url, env)
-    finally:
-        for instance in instances:
-            instance.process.stop()
-        sandbox.process.stop()
+    database_url = stack_database(request.param, log_dir, "phone_agent_rate_limits")
+    with running_stack(log_dir, database_url, SECRETS, instances=2, env={
+            "RATE_LIMIT_PER_MINUTE": str(LIMIT), "PROXY_HOPS": "1",
+            "ADMIN_TOKEN": ADMIN_TOKEN}) as running:
+        yield Cluster(running.sandbox, running.services, database_url, running.env)
 
 
 @pytest.fixture
@@ -76,12 +69,9 @@ def client_ip() -> str:
 
 
 @pytest.fixture(autouse=True)
-def whole_window() -> None:
-    """Start in a fresh one-minute window, so that no test's hits straddle two (the limit counts
-    per window; a boundary in the middle would restart the count)."""
-    into = time.time() % 60
-    if into > 40:
-        time.sleep(60 - into + 0.2)
+def one_window() -> None:
+    """No test's hits straddle two windows (a boundary in the middle would restart the count)."""
+    whole_window()
 
 
 def send(service: Service, method: str, path: str, client_ip: str, *,
@@ -168,7 +158,7 @@ def test_failures_spread_over_both_workers_trip_one_shared_limit(cluster, client
         served[worker] += 1
     assert served == {pids[0]: LIMIT // 2, pids[1]: LIMIT // 2}
     status, headers, _ = fail_auth(service, client_ip)
-    assert status == 429 and 1 <= int(headers["Retry-After"]) <= 60
+    assert status == 429 and 1 <= int(headers["Retry-After"]) <= RATE_LIMIT_WINDOW_S
     # The count is the store's (the refusal came before the token check, so it did not count),
     # under a key that is not the address.
     stored = counters(cluster)

@@ -22,9 +22,8 @@ import pytest
 import requests
 
 from ncs.signature import sign
-from tests.conftest import fresh_database, postgres_url_or_skip
 from tests.integration.conftest import SECRETS
-from tests.integration.harness import Sandbox, Service, base_env, free_port, wait_until
+from tests.integration.harness import Sandbox, Service, running_stack, stack_database, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
@@ -66,29 +65,13 @@ class Cluster:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     log_dir = tmp_path_factory.mktemp("scale-out")
     # A database of its own: the session's integration stack keeps running on another one.
-    database_url = fresh_database(postgres_url_or_skip(), "phone_agent_scale_out")
-    sandbox_port, ports = free_port(), [free_port(), free_port()]
-    env = base_env(database_url, sandbox_port, SECRETS)
+    database_url = stack_database("postgresql", log_dir, "phone_agent_scale_out")
     # The sandbox's ConvoAI notifications (agent joined, left, history) go to the second
-    # instance; the callers' events go to either.
-    env["SANDBOX_WEBHOOK_URL"] = f"http://127.0.0.1:{ports[1]}/webhook"
-    sandbox = Sandbox(log_dir, env, sandbox_port)
-    instances: list[Service] = []
-    try:
-        # Started together: both migrate the fresh database at once, under the migration lock.
-        with ThreadPoolExecutor(2) as pool:
-            futures = [pool.submit(Service, log_dir, env, port, workers=2,
-                                   name=f"instance-{n}") for n, port in enumerate(ports)]
-        instances += [f.result() for f in futures if f.exception() is None]
-        for future in futures:
-            if future.exception() is not None:
-                raise future.exception()
-        sandbox.reset(concurrency_limit=200)
-        yield Cluster(sandbox, instances)
-    finally:
-        for instance in instances:
-            instance.process.stop()
-        sandbox.process.stop()
+    # instance; the callers' events go to either. Both migrate the fresh database at once.
+    with running_stack(log_dir, database_url, SECRETS, instances=2, name="instance",
+                       notify=1) as running:
+        running.sandbox.reset(concurrency_limit=200)
+        yield Cluster(running.sandbox, running.services)
 
 
 def ncs_body(event_type: int, channel: str, seq: int, *, reason: int | None = None) -> bytes:

@@ -25,7 +25,16 @@ import pytest
 import requests
 
 from ncs.signature import sign
-from tests.integration.harness import ROOT, Sandbox, Service, base_env, free_port, wait_until
+from tests.integration.harness import (
+    ROOT,
+    Sandbox,
+    Service,
+    free_port,
+    running_stack,
+    stack_database,
+    wait_until,
+    whole_window,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -119,44 +128,36 @@ class LeakStack:
 @pytest.fixture(scope="module")
 def leak_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LeakStack]:
     log_dir = tmp_path_factory.mktemp("secrets")
-    sandbox_port, service_port = free_port(), free_port()
-    env = base_env(f"sqlite:///{Path(log_dir) / 'service.db'}", sandbox_port, {
-        "customer_secret": SECRETS["AGORA_CUSTOMER_SECRET"],
-        "ncs_secret": SECRETS["AGORA_NCS_SECRET"],
-        "openai_api_key": SECRETS["OPENAI_API_KEY"],
-        "elevenlabs_api_key": SECRETS["ELEVENLABS_API_KEY"]})
-    env.update(SECRETS)
-    env.update({
-        "AGORA_CUSTOMER_ID": CUSTOMER_ID,
-        # The sandbox holds the same credentials, so it accepts what the service sends.
-        "SANDBOX_CUSTOMER_ID": CUSTOMER_ID,
-        "SANDBOX_APP_CERTIFICATE": SECRETS["AGORA_APP_CERTIFICATE"],
-        "SANDBOX_CONVOAI_NCS_SECRET": SECRETS["AGORA_CONVOAI_NCS_SECRET"],
-        "SANDBOX_SIP_AUTH": SECRETS["SIP_AUTH"],
-        "SANDBOX_LOOKUP_TOKEN": SECRETS["SIP_LOOKUP_TOKEN"],
-        "SANDBOX_WEBHOOK_URL": f"http://127.0.0.1:{service_port}/webhook",
-        "SANDBOX_OUTBOUND_HANG_S": "1",
-        # The operator's event receiver is down: every delivery fails (and is logged).
-        "EVENTS_WEBHOOK_URL": f"http://127.0.0.1:{free_port()}/phone-agent-events",
-        "PUBLIC_URL": f"http://127.0.0.1:{service_port}",
-        "TRY_PAGE": "true",
-        # A low limit, so refusals are part of the run. Requests come through one proxy: the
-        # attackers' X-Forwarded-For names them, the test's own come from 127.0.0.1.
-        "RATE_LIMIT_PER_MINUTE": "8", "PROXY_HOPS": "1",
-        "LOG_LEVEL": "DEBUG",
-    })
-    sandbox = Sandbox(log_dir, env, sandbox_port)
-    try:
-        service = Service(log_dir, env, service_port)
-    except BaseException:
-        sandbox.process.stop()
-        raise
-    capture = Capture()
-    web = requests.Session()
-    web.hooks["response"].append(capture.record)
-    yield LeakStack(sandbox, service, env, web, capture)
-    service.process.stop()
-    sandbox.process.stop()
+
+    def env(urls: list[str]) -> dict[str, str]:
+        return {**SECRETS,
+                "AGORA_CUSTOMER_ID": CUSTOMER_ID,
+                # The sandbox holds the same credentials, so it accepts what the service sends.
+                "SANDBOX_CUSTOMER_ID": CUSTOMER_ID,
+                "SANDBOX_APP_CERTIFICATE": SECRETS["AGORA_APP_CERTIFICATE"],
+                "SANDBOX_CONVOAI_NCS_SECRET": SECRETS["AGORA_CONVOAI_NCS_SECRET"],
+                "SANDBOX_SIP_AUTH": SECRETS["SIP_AUTH"],
+                "SANDBOX_LOOKUP_TOKEN": SECRETS["SIP_LOOKUP_TOKEN"],
+                "SANDBOX_OUTBOUND_HANG_S": "1",
+                # The operator's event receiver is down: every delivery fails (and is logged).
+                "EVENTS_WEBHOOK_URL": f"http://127.0.0.1:{free_port()}/phone-agent-events",
+                "PUBLIC_URL": urls[0],
+                "TRY_PAGE": "true",
+                # A low limit, so refusals are part of the run. Requests come through one proxy:
+                # the attackers' X-Forwarded-For names them, the test's own come from 127.0.0.1.
+                "RATE_LIMIT_PER_MINUTE": "8", "PROXY_HOPS": "1",
+                "LOG_LEVEL": "DEBUG"}
+
+    secrets = {"customer_secret": SECRETS["AGORA_CUSTOMER_SECRET"],
+               "ncs_secret": SECRETS["AGORA_NCS_SECRET"],
+               "openai_api_key": SECRETS["OPENAI_API_KEY"],
+               "elevenlabs_api_key": SECRETS["ELEVENLABS_API_KEY"]}
+    with running_stack(log_dir, stack_database("sqlite", log_dir, ""), secrets,
+                       env=env) as running:
+        capture = Capture()
+        web = requests.Session()
+        web.hooks["response"].append(capture.record)
+        yield LeakStack(running.sandbox, running.service, running.env, web, capture)
 
 
 def running(stack: LeakStack, channel: str) -> list[dict[str, Any]]:
@@ -225,11 +226,9 @@ def drive_calls_and_upstream_failures(stack: LeakStack) -> None:
 
 
 def drive_forgeries_and_wrong_tokens(stack: LeakStack) -> None:
-    # The limit counts per minute: start in a fresh one, so the attacker's failures all count
-    # together and the last of them are refused.
-    into = time.time() % 60
-    if into > 45:
-        time.sleep(60 - into + 0.2)
+    # The limit counts per window: the attacker's failures all count in one, so the last of
+    # them are refused.
+    whole_window()
     channel = f"leak_forged_{uuid.uuid4().hex[:8]}"
     body = json.dumps({"noticeId": "forged", "productId": 1, "eventType": 103,
                        "payload": {"channelName": channel, "uid": 111, "clientSeq": 1}}

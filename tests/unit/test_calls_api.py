@@ -16,13 +16,6 @@ TOKEN = {"Authorization": "Bearer sandbox-admin-token"}
 
 
 @pytest.fixture
-def app(settings):
-    from app import create_app
-
-    return create_app(settings)
-
-
-@pytest.fixture
 def calls(app):
     """Three ended calls and a live one, with numbers."""
     store = app.extensions["store"]

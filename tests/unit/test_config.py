@@ -78,6 +78,9 @@ def test_heroku_postgres_urls_are_rewritten():
     ({"AGENT_START_MODE": "later"}, "AGENT_START_MODE"),
     ({"JOIN_BUDGET_S": "12"}, "JOIN_BUDGET_S"),
     ({"REJOIN_GRACE_S": "-1"}, "REJOIN_GRACE_S"),
+    ({"WORK_LEASE_S": "5"}, "WORK_LEASE_S must be more than JOIN_BUDGET_S"),
+    ({"GOODBYE_WAIT_MIN_S": "30", "GOODBYE_WAIT_MAX_S": "20"}, "GOODBYE_WAIT_MIN_S"),
+    ({"RATE_LIMIT_WINDOW_S": "0"}, "RATE_LIMIT_WINDOW_S"),
     ({"ENABLE_RTM": "maybe"}, "ENABLE_RTM must be true/false"),
     ({"DATABASE_URL": "instance/db.sqlite"}, "DATABASE_URL"),
 ])

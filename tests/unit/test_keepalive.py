@@ -13,18 +13,12 @@ from flask import Flask
 from werkzeug.test import Client
 from werkzeug.wrappers import Response
 
-from app import MAX_BODY_BYTES, create_app
-from config import Settings
+from app import MAX_BODY_BYTES
 from web.keepalive import DRAIN_LIMIT_BYTES, DrainUnreadBody
 
 ROOT = Path(__file__).resolve().parents[2]
 #: What gunicorn promises: wsgi.input ends where the body ends.
 GUNICORN = {"wsgi.input_terminated": True}
-
-
-@pytest.fixture
-def app(settings: Settings) -> Flask:
-    return create_app(settings)
 
 
 def post(app: Flask, path: str, body: io.BytesIO, *, length: int | None = None,

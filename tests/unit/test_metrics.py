@@ -156,8 +156,8 @@ def test_a_failing_metric_is_logged_and_never_raised(monkeypatch, caplog):
 
 
 @pytest.fixture
-def app(settings: Settings) -> Flask:
-    app = create_app(settings)
+def app(app: Flask) -> Flask:
+    """The shared app, its ConvoAI faked."""
     app.extensions["calls"].convoai = FakeConvoAI()
     return app
 

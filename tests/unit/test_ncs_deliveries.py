@@ -9,8 +9,6 @@ from collections.abc import Callable
 import pytest
 from flask import Flask
 
-from app import create_app
-from config import Settings
 from ncs.freshness import MAX_AHEAD_S, ReplayWindow, max_age_s
 from observability import metrics
 from tests.fakes import FakeClock, FakeConvoAI
@@ -21,8 +19,8 @@ SHARED_ID = "2000001428:4330:107"
 
 
 @pytest.fixture
-def app(settings: Settings) -> Flask:
-    app = create_app(settings)
+def app(app: Flask) -> Flask:
+    """The shared app, its ConvoAI faked."""
     app.extensions["calls"].convoai = FakeConvoAI()
     return app
 
