@@ -26,11 +26,13 @@ PYTEST_PARALLEL ?= -n 2 --dist loadfile
 
 test: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	bash scripts/ensure_chromium.sh
 	bash scripts/with_postgres.sh $(VENV)/bin/pytest $(PYTEST_PARALLEL) --durations=10
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 # A long hypothesis run of the fuzz suite alone (tests/fuzz), on SQLite and PostgreSQL; `make test`
 # runs the same tests with a small, fixed set of examples.
