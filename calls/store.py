@@ -17,7 +17,7 @@ import sqlite3
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -249,75 +249,6 @@ class Applied:
     notice: Notice | None = None
 
 
-class HeldCommit:
-    """The commit of an open hot-path transaction, which its holder may bring forward.
-
-    Calling it commits, once, and hands the connection back to the pool (the next transaction
-    of this thread then finds it with its cache warm); it never raises, as it may run inside
-    urllib3 (convoai/wire.py): a failure rolls back and is kept for :meth:`check`, which raises
-    it as StoreUnavailable."""
-
-    def __init__(self, raw: Any, cursor: Any, driver_errors: tuple[type[BaseException], ...],
-                 *, on_release: Callable[[], None] | None = None) -> None:
-        self._raw = raw
-        self._cursor = cursor
-        self._driver_errors = driver_errors
-        #: Run once the connection is back in the pool (the store's write gate opens).
-        self._on_release = on_release
-        #: Statements to run just before the commit (see defer).
-        self._deferred: list[tuple[str, dict[str, Any]]] = []
-        self.done = False
-        self.error: StoreUnavailable | None = None
-
-    def defer(self, statement: str, params: dict[str, Any]) -> None:
-        """Run ``statement`` at the commit, not now: a write nothing in the transaction reads
-        back, which the lock already makes safe to postpone past the agent's join."""
-        self._deferred.append((statement, params))
-
-    def __call__(self) -> None:
-        if self.done:
-            return
-        self.done = True
-        try:
-            for statement, params in self._deferred:
-                self._cursor.execute(statement, params)
-                if self._cursor.description is not None:
-                    self._cursor.fetchall()  # finish a RETURNING statement before the commit
-            self._raw.commit()
-        except self._driver_errors as exc:
-            self.error = StoreUnavailable(_short(exc))
-            self._rollback()
-        finally:
-            self._release()
-
-    def check(self) -> None:
-        """Commit if not done yet; raise StoreUnavailable if the commit failed."""
-        self()
-        if self.error is not None:
-            raise self.error
-
-    def abandon(self) -> None:
-        """Roll back, unless already committed (or failed, which rolled back)."""
-        if not self.done:
-            self.done = True
-            self._rollback()
-            self._release()
-
-    def _rollback(self) -> None:
-        try:
-            self._raw.rollback()
-        except self._driver_errors:
-            pass  # the connection is broken; the pool discards it on return
-
-    def _release(self) -> None:
-        try:
-            self._cursor.close()
-            self._raw.close()  # back to the pool
-        finally:
-            if self._on_release is not None:
-                self._on_release()
-
-
 #: STORE_TIMEOUT_S's default: the longest an operation waits for a lock or for the database.
 DEFAULT_STORE_TIMEOUT_S = 5.0
 #: PostgreSQL's statement_timeout is the lock timeout plus this.
@@ -397,14 +328,7 @@ class Store:
 
     # -- caller events -----------------------------------------------------------------------
 
-    def apply_caller_event(self, event: CallerEvent, **options: Any) -> Applied:
-        """Record the notice and apply the event to the channel's live call, atomically
-        (the options are caller_event's)."""
-        with self.caller_event(event, **options) as (applied, _commit):
-            return applied
-
-    @contextmanager
-    def caller_event(
+    def apply_caller_event(
         self,
         event: CallerEvent,
         *,
@@ -415,18 +339,16 @@ class Store:
         product_id: int = 1,
         event_type: int = 0,
         limits: guards.Limits | None = None,
-    ) -> Iterator[tuple[Applied, HeldCommit]]:
-        """Decide a caller's event under the store's write lock and yield what it did, with the
-        transaction still open: it commits when the caller calls the yielded HeldCommit (the
-        webhook does so once the agent's join is on the wire) and at the latest on leaving the
-        block; it rolls back if the block raises first. Nothing else may use the store inside
-        the block before the commit: the lock is held.
+    ) -> Applied:
+        """Record the notice and apply the event to the channel's live call, atomically, under
+        the store's write lock; returns what it did once committed. A call that needs an agent
+        is committed as ``starting`` with its work lease: the join goes out after the commit.
 
-        This is the webhook's hot path (every millisecond is dead air for the caller), so its
-        statements are plain SQL written once per dialect and handed straight to the driver."""
+        This is the webhook's hot path, so its statements are plain SQL written once per
+        dialect and handed straight to the driver."""
         now = self.clock()
         notice = Notice(event.notice_id, product_id, event_type, now)
-        with self._hot_write() as (cursor, commit):
+        with self._hot_write() as cursor:
 
             def run(statement: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
                 cursor.execute(statement, params)
@@ -437,9 +359,9 @@ class Store:
                 rows = cursor.fetchall()
                 return rows[0] if rows else None
 
-            yield self._decide_caller_event(
+            return self._decide_caller_event(
                 run, event, notice, grace_s=grace_s, agent_name_prefix=agent_name_prefix,
-                new_id=new_id, persona=persona, limits=limits, defer=commit.defer), commit
+                new_id=new_id, persona=persona, limits=limits)
 
     def _decide_caller_event(
         self,
@@ -452,11 +374,8 @@ class Store:
         new_id: Callable[[], str],
         persona: str | None,
         limits: guards.Limits | None,
-        defer: Callable[[str, dict[str, Any]], None],
     ) -> Applied:
-        """caller_event's statements, run inside its transaction. A new call's writes are
-        deferred to the commit (HeldCommit.defer): its agent's join then goes out after the
-        reads alone, the write lock keeping the decision safe meanwhile."""
+        """apply_caller_event's statements, run inside its transaction."""
         now = notice.received_at
         sql = self._sql
         if run(sql.notice_seen, {"product_id": notice.product_id,
@@ -475,7 +394,7 @@ class Store:
         if not decision.applied:
             run(sql.remember_notice, notice.params())
             return Applied(decision, call_id=live.id if live else None)
-        (defer if live is None and decision.new_call else run)(sql.save_participant, {
+        run(sql.save_participant, {
             "seq": event.seq, "now": now, "channel": event.channel, "uid": event.uid,
             "present": isinstance(event, CallerJoined)})
         stop = None
@@ -530,7 +449,7 @@ class Store:
                                              agent_name=f"{agent_name_prefix}-{replacement}")
             new_call_id = new_call.id
             # The row is the timeline's caller_joined entry too (Store.timeline).
-            (run if refused or live is not None else defer)(sql.insert_call, new_call._asdict())
+            run(sql.insert_call, new_call._asdict())
             if refused:
                 run(sql.insert_event, {"call_id": new_call_id, "at": now,
                                        "source": "service", "kind": "call_refused",
@@ -567,35 +486,36 @@ class Store:
             return self._usage(run, self.clock(), limits)
 
     @contextmanager
-    def _hot_write(self) -> Iterator[tuple[Any, HeldCommit]]:
+    def _hot_write(self) -> Iterator[Any]:
         """A write transaction on the pooled driver connection itself, for the hot path: the
         same transaction as _write, without SQLAlchemy's per-statement machinery. Yields the
-        cursor and the transaction's HeldCommit, which commits early if called (the cursor is
-        then closed); leaving the block commits otherwise (raising StoreUnavailable if that
-        fails), an exception in it rolls back whatever is not committed yet."""
+        cursor; leaving the block commits, an exception in it rolls back."""
         self._enter_gate()
         try:
-            raw = self.engine.raw_connection()
-            cursor = raw.cursor()
-        except BaseException as exc:
-            self._leave_gate()
-            if isinstance(exc, (sa.exc.OperationalError, *self._driver_errors)):
+            try:
+                raw = self.engine.raw_connection()
+            except (sa.exc.OperationalError, *self._driver_errors) as exc:
                 # A pool that cannot connect raises the driver's own error, unwrapped.
                 raise StoreUnavailable(_short(exc)) from exc
-            raise
-        # From here the commit opens the gate again, when it hands the connection back.
-        commit = HeldCommit(raw, cursor, self._driver_errors, on_release=self._leave_gate)
-        try:
             try:
-                if self.dialect == "sqlite":
-                    cursor.execute("BEGIN IMMEDIATE")
-                yield cursor, commit
+                cursor = raw.cursor()
+                try:
+                    if self.dialect == "sqlite":
+                        cursor.execute("BEGIN IMMEDIATE")
+                    yield cursor
+                    raw.commit()
+                except BaseException:
+                    with suppress(*self._driver_errors):
+                        raw.rollback()  # a broken connection is discarded by the pool
+                    raise
+                finally:
+                    cursor.close()
             except self._driver_errors as exc:
                 raise StoreUnavailable(_short(exc)) from exc
-            commit.check()
-        except BaseException:
-            commit.abandon()
-            raise
+            finally:
+                raw.close()  # back to the pool
+        finally:
+            self._leave_gate()
 
     # -- agent start and stop outcomes -------------------------------------------------------
 
@@ -606,7 +526,7 @@ class Store:
         connection like apply_caller_event."""
         now = self.clock()
         sql = self._sql
-        with self._hot_write() as (cursor, _commit):
+        with self._hot_write() as cursor:
             cursor.execute(sql.agent_started, {"id": call_id, "agent_id": agent_id, "now": now})
             if cursor.fetchone() is not None:
                 outcome, kind = "active", "agent_started"
@@ -649,7 +569,7 @@ class Store:
 
     def agent_stopped(self, call_id: str, *, already_gone: bool = False) -> None:
         now = self.clock()
-        with self._hot_write() as (cursor, _commit):
+        with self._hot_write() as cursor:
             cursor.execute(self._sql.agent_stopped, {"id": call_id, "now": now})
             self._emit(cursor.execute, "ended", call_id, now)
             cursor.execute(self._sql.insert_event, {

@@ -24,7 +24,6 @@ from requests.auth import HTTPBasicAuth
 
 from observability import metrics
 
-from . import wire
 from .errors import AgentNotFound, UpstreamError, UpstreamUnavailable, error_from_response
 from .retry import NO_RETRY, RetryPolicy
 
@@ -132,8 +131,6 @@ class ConvoAIClient:
         # other code (and property tests) may rely on.
         self._rand = rand or random.Random().random
         self._owns_session = session is None
-        #: Whether a join's ``on_wire`` can run between sending and receiving (see join).
-        self._wire_hooks = False
         if session is None:
             session = requests.Session()
             # requests re-reads proxy and CA settings from the environment on every request
@@ -143,12 +140,6 @@ class ConvoAIClient:
             session.proxies.update(proxies)
             session.verify = (os.environ.get("REQUESTS_CA_BUNDLE")
                               or os.environ.get("CURL_CA_BUNDLE") or True)
-            if not proxies:
-                # Through a proxy requests uses its own pools, which know nothing of the hook.
-                adapter = wire.WireHookAdapter()
-                session.mount("http://", adapter)
-                session.mount("https://", adapter)
-                self._wire_hooks = True
         self._session = session
         self._session.auth = HTTPBasicAuth(customer_id, customer_secret)
         self._session.headers["Accept"] = "application/json"
@@ -178,29 +169,19 @@ class ConvoAIClient:
         *,
         timeout: TimeoutSpec | None = None,
         budget_s: float | None = None,
-        on_wire: Callable[[], None] | None = None,
     ) -> Agent:
         """Start an agent.
 
         Retried: the name is deterministic, so a retry of a join that did reach Agora gets
         :class:`~convoai.errors.TaskConflict`, which the caller resolves with :meth:`find_by_name`.
         ``budget_s`` overrides the policy's time budget for this call.
-
-        ``on_wire`` runs once, before the first attempt's answer is awaited: as soon as the
-        request is written, or before a new connection is opened (convoai/wire.py); on a session
-        that cannot tell (one passed in, or behind a proxy), before the request. It must not
-        raise.
         """
-        if on_wire is not None and not self._wire_hooks:
-            on_wire()
-            on_wire = None
         resp = self._request(
             "POST",
             "/join",
             json={"name": name, "properties": properties},
             timeout=timeout,
             budget_s=budget_s,
-            on_wire=on_wire,
         )
         return _agent(resp)
 
@@ -384,10 +365,8 @@ class ConvoAIClient:
         retry: bool = True,
         timeout: TimeoutSpec | None = None,
         budget_s: float | None = None,
-        on_wire: Callable[[], None] | None = None,
     ) -> requests.Response:
-        """Send one call, retrying per policy; return the 2xx response or raise ConvoAIError.
-        ``on_wire`` fires during the first attempt, at the latest when it ends (see join)."""
+        """Send one call, retrying per policy; return the 2xx response or raise ConvoAIError."""
         policy = self._retry if retry else NO_RETRY
         if budget_s is not None:
             policy = dataclasses.replace(policy, budget_s=budget_s)
@@ -401,8 +380,7 @@ class ConvoAIClient:
                 remaining = max(0.5, budget_s - (self._clock() - started))
                 attempt_timeout = _cap_timeout(attempt_timeout, remaining)
             try:
-                with wire.on_wire(on_wire if attempt == 1 else None):
-                    resp = self._send(method, path, json, params, attempt_timeout, attempt)
+                resp = self._send(method, path, json, params, attempt_timeout, attempt)
             except UpstreamUnavailable as exc:
                 error = exc
             else:

@@ -50,10 +50,7 @@ class FakeConvoAI:
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def join(self, name: str, properties: dict[str, Any], *,
-             on_wire: Callable[[], None] | None = None, **_: Any) -> Agent:
-        if on_wire is not None:
-            on_wire()  # the request is on its way, as ConvoAIClient.join promises
+    def join(self, name: str, properties: dict[str, Any], **_: Any) -> Agent:
         with self._lock:
             self.calls.append(("join", name))
             if self.join_errors:

@@ -237,7 +237,7 @@ def test_a_store_outage_is_counted_and_the_scrape_still_answers(
     def down(*_: object, **__: object) -> None:
         raise StoreUnavailable("database is locked")
 
-    monkeypatch.setattr(store, "caller_event", down)
+    monkeypatch.setattr(store, "apply_caller_event", down)
     monkeypatch.setattr(store, "count_open_calls", down)
     before = value("phone_agent_webhooks_total", product="1", event="103", outcome="unavailable")
     body, headers = signed_post(1, 103, notice_id="n-down", channelName="down_ch", uid=111,
