@@ -23,7 +23,6 @@ from calls import views as calls_views
 from calls.outbox import EventSender
 from calls.reconcile import PeriodicRunner, Reconciler
 from calls.service import CallService
-from calls.store import Store, StoreUnavailable
 from config import ConfigError, Settings
 from convoai.client import ConvoAIClient
 from dashboard import bp as dashboard_bp
@@ -41,6 +40,7 @@ from sip import try_page
 from sip import views as sip_views
 from sip.client import GatewayClient
 from sip.service import SipService
+from store import Store, StoreUnavailable
 from web import keepalive, pages_security, security
 from web.errors import register_error_handlers
 

@@ -22,7 +22,6 @@ from typing import Any
 
 from calls import guards, lifecycle
 from calls.lifecycle import CallerEvent, CallerJoined
-from calls.store import Applied, CallRecord, Notice, Store, StoreUnavailable
 from calls.turns import finished_turns
 from config import Settings
 from convoai.client import ConvoAIClient
@@ -31,6 +30,7 @@ from convoai.payload import agent_token, build_join_properties
 from ncs.events import AgentEvent
 from observability import metrics
 from personas import Persona, Registry, load_registry
+from store import Applied, CallRecord, Notice, Store, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 

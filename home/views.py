@@ -14,8 +14,8 @@ from flask.typing import ResponseReturnValue
 
 from calls import lifecycle
 from calls.records import call_detail, call_json
-from calls.store import Store
 from home.test_calls import TEST_CALL_DURATION_S, SandboxUnreachable, place_test_call
+from store import Store
 from web.errors import BadRequest, NotFound, Unavailable
 
 logger = logging.getLogger(__name__)

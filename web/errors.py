@@ -97,7 +97,7 @@ def register_error_handlers(app: Flask) -> None:
         refusal = note_failed_authentication()
         return api_error_response(refusal or exc)
 
-    from calls.store import StoreUnavailable
+    from store import StoreUnavailable
 
     @app.errorhandler(StoreUnavailable)
     def _store_down(exc: StoreUnavailable):  # type: ignore[no-untyped-def]

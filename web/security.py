@@ -24,8 +24,8 @@ from flask import Flask, Response, current_app, g, jsonify, request
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from calls.store import rate_limits
 from config import Settings
+from store.schema import rate_limits
 from web.errors import TooManyRequests, api_error_response
 
 logger = logging.getLogger(__name__)

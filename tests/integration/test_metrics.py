@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from calls.store import Store
+from store import Store
 from tests.conftest import fresh_database, postgres_url_or_skip
 from tests.integration.conftest import SECRETS
 from tests.integration.harness import ROOT, Sandbox, Service, base_env, free_port, wait_until

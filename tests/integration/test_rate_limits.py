@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from calls.store import rate_limits
 from config import Settings
 from ncs.signature import sign
+from store.schema import rate_limits
 from tests.conftest import fresh_database, postgres_url_or_skip
 from tests.integration.conftest import SECRETS
 from tests.integration.harness import Sandbox, Service, base_env, free_port, wait_until

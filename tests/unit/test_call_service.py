@@ -9,8 +9,8 @@ import pytest
 from calls import lifecycle as lc
 from calls.lifecycle import CallerJoined, CallerLeft
 from calls.service import CallService, call_id_for_join
-from calls.store import WORK_LEASE_S, StoreUnavailable
 from convoai.errors import LimitExceeded, UpstreamError, UpstreamUnavailable
+from store import WORK_LEASE_S, StoreUnavailable
 from tests.fakes import FakeConvoAI
 
 

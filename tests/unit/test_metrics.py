@@ -25,7 +25,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from app import create_app
 from calls.lifecycle import CallerJoined
 from calls.service import CallService
-from calls.store import StoreUnavailable
 from config import Settings
 from convoai.client import ConvoAIClient
 from convoai.errors import LimitExceeded, UpstreamError, UpstreamUnavailable
@@ -33,6 +32,7 @@ from convoai.retry import RetryPolicy
 from observability import metrics
 from sip.client import GatewayClient
 from sip.errors import GatewayUnavailable
+from store import StoreUnavailable
 from tests.fakes import FakeConvoAI
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from calls import migrate
-from calls.store import Store, StoreUnavailable, make_engine
-from calls.write_gate import WriteGate, WriteGateTimeout
+from store import Store, StoreUnavailable, make_engine
+from store.engine import WriteGate, WriteGateTimeout
 
 
 def _hold_and_count(gate: WriteGate, inside: list[int], most: list[int], rounds: int) -> None:
