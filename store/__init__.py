@@ -4,7 +4,8 @@ SQLite or PostgreSQL. It is the only memory shared between workers and machines.
 One module per aggregate, each a part of :class:`Store`: ``calls`` (caller events and agent
 outcomes, the webhook's path), ``call_records`` (reads, sweeping, retention), ``sip`` (lines and
 reservations), ``outbox`` (operator events, leases, checkpoints); ``schema`` holds the tables and
-``engine`` the engines and SQLite's write gate. Every statement is SQLAlchemy Core.
+``engine`` the engines and SQLite's write gate; ``statements`` the statements on every call's
+path, built once per dialect. Every statement is SQLAlchemy Core.
 """
 
 from __future__ import annotations

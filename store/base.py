@@ -15,11 +15,11 @@ from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from store.engine import DEFAULT_STORE_TIMEOUT_S, WriteGateTimeout, make_engine, write_gate
-from store.schema import call_events, calls, outbox
+from store.schema import calls
+from store.statements import Statements, statements
 
 #: The operator's event types (calls/outbox.py), by the short name the store writes them under.
 EVENT_TYPES = {"started": "call.started", "ended": "call.ended",
@@ -81,6 +81,8 @@ class StoreBase:
         self.engine = engine
         self.clock = clock
         self.dialect = engine.dialect.name
+        #: The statements on every call's path, built once per dialect.
+        self._sql: Statements = statements(self.dialect)
         #: SQLite engines made by make_engine queue their writers (store/engine.py).
         self._gate = write_gate(engine)
         #: Write call.started/call.ended/transcript.ready into the outbox (EVENTS_WEBHOOK_URL).
@@ -119,11 +121,6 @@ class StoreBase:
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             raise StoreUnavailable(short_error(exc)) from exc
 
-    def _insert(self, table: sa.Table) -> Any:
-        """INSERT for the dialect, with its ``ON CONFLICT`` clauses (SQLite 3.35+ and
-        PostgreSQL alike; the RETURNING row, not rowcount, says whether a row went in)."""
-        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
-
     def check(self) -> None:
         """Raise StoreUnavailable unless the database answers and has our tables."""
         with self._read() as conn:
@@ -138,18 +135,17 @@ class StoreBase:
 
     def _event(self, conn: Connection, call_id: str, at: float, source: str, kind: str,
                detail: dict[str, Any] | None) -> None:
-        conn.execute(call_events.insert().values(
-            call_id=call_id, at=at, source=source, kind=kind,
-            detail=json.dumps(detail, separators=(",", ":")) if detail else None))
+        conn.execute(self._sql.insert_event, {
+            "call_id": call_id, "at": at, "source": source, "kind": kind,
+            "detail": json.dumps(detail, separators=(",", ":")) if detail else None})
 
     def _emit(self, conn: Connection, kind: str, call_id: str, now: float) -> None:
         """Queue an operator event in the current transaction. Its id is made from the call
         and the kind, so the same change recorded twice is still one event."""
         if self.emit_events:
-            conn.execute(self._insert(outbox).values(
-                id=f"evt_{call_id}_{kind}", type=EVENT_TYPES[kind], call_id=call_id,
-                payload="{}", created_at=now, attempts=0, next_attempt_at=now)
-                .on_conflict_do_nothing())
+            conn.execute(self._sql.insert_outbox, {
+                "id": f"evt_{call_id}_{kind}", "type": EVENT_TYPES[kind], "call_id": call_id,
+                "payload": "{}", "created_at": now, "attempts": 0, "next_attempt_at": now})
 
 
 def short_error(exc: BaseException) -> str:

@@ -19,7 +19,7 @@ from calls import guards, lifecycle
 from calls.lifecycle import CallerEvent, Decision, LiveCall, Participant
 from calls.plan import WORK_LEASE_S, Plan, plan
 from store.base import CallRecord, StoreBase, record
-from store.schema import calls, notices, participants
+from store.schema import calls
 
 #: An arbitrary constant naming the lock new calls are admitted under (PostgreSQL).
 _ADMISSION_LOCK_KEY = 0x61646D6974  # "admit"
@@ -76,17 +76,13 @@ class CallerEvents(StoreBase):
         is committed as ``starting`` with its work lease: its join goes out after the commit."""
         now = self.clock()
         notice = Notice(event.notice_id, product_id, event_type, now)
+        sql = self._sql
         with self._write() as conn:
-            if conn.execute(sa.select(sa.literal(1)).where(
-                    notices.c.product_id == product_id,
-                    notices.c.notice_id == event.notice_id)).first() is not None:
+            if conn.execute(sql.notice_seen, {"product_id": product_id,
+                                              "notice_id": event.notice_id}).first() is not None:
                 return Applied(Decision(outcome="duplicate_notice", applied=False))
             participant = self._participant(conn, event, now)
-            live_row = conn.execute(
-                sa.select(calls.c.id, calls.c.state, calls.c.agent_id, calls.c.grace_until)
-                .where(calls.c.channel == event.channel,
-                       calls.c.state.in_(lifecycle.LIVE_STATES))
-                .order_by(calls.c.created_at.desc()).limit(1).with_for_update()).first()
+            live_row = conn.execute(sql.live_call, {"channel": event.channel}).first()
             live = LiveCall(*live_row) if live_row else None
             decision = lifecycle.decide(event, participant, live, now=now, grace_s=grace_s)
             usage = new_call_id = None
@@ -114,17 +110,8 @@ class CallerEvents(StoreBase):
         """The caller's row. PostgreSQL: creating or touching it locks it until commit, so every
         event of this channel's caller is decided one at a time. SQLite: a plain read, as BEGIN
         IMMEDIATE already holds the database's write lock."""
-        key = (participants.c.channel == event.channel, participants.c.uid == event.uid)
-        columns = (participants.c.last_seq, participants.c.present, participants.c.updated_at)
-        if self.dialect == "postgresql":
-            insert = self._insert(participants).values(
-                channel=event.channel, uid=event.uid, last_seq=None, present=False,
-                updated_at=now)
-            seen = conn.execute(insert.on_conflict_do_update(
-                index_elements=[participants.c.channel, participants.c.uid],
-                set_={"channel": insert.excluded.channel}).returning(*columns)).first()
-        else:
-            seen = conn.execute(sa.select(*columns).where(*key)).first()
+        seen = conn.execute(self._sql.read_participant, {
+            "channel": event.channel, "uid": event.uid, "now": now}).first()
         if seen is None or seen.last_seq is None:
             return None
         return Participant(last_seq=seen.last_seq, present=bool(seen.present),
@@ -133,42 +120,39 @@ class CallerEvents(StoreBase):
     def _free_id(self, conn: Connection, new_id: Callable[[], str]) -> str:
         """new_id's first id that no call has (new_id may derive it from the event)."""
         call_id = new_id()
-        while conn.execute(sa.select(calls.c.id).where(calls.c.id == call_id)).first():
+        while conn.execute(self._sql.call_exists, {"call_id": call_id}).first():
             call_id = new_id()
         return call_id
 
     def _apply(self, conn: Connection, event: CallerEvent, planned: Plan,
                now: float) -> CallRecord | None:
         """Write ``planned``; return the call whose agent is now to be started, if any."""
+        sql = self._sql
         if planned.participant is not None:
             seq, present = planned.participant
-            insert = self._insert(participants).values(
-                channel=event.channel, uid=event.uid, last_seq=seq, present=present,
-                updated_at=now)
-            conn.execute(insert.on_conflict_do_update(
-                index_elements=[participants.c.channel, participants.c.uid],
-                set_={"last_seq": insert.excluded.last_seq, "present": insert.excluded.present,
-                      "updated_at": insert.excluded.updated_at}))
+            conn.execute(sql.save_participant, {
+                "channel": event.channel, "uid": event.uid, "last_seq": seq,
+                "present": present, "updated_at": now})
         live = planned.live
         if live is not None and live.caller_seen:
-            conn.execute(calls.update().where(calls.c.id == live.call_id).values(
-                caller_joined_at=sa.func.coalesce(calls.c.caller_joined_at, now)))
+            conn.execute(sql.caller_seen, {"call_id": live.call_id, "now": now})
         if live is not None and live.change is not None:
             change = live.change
-            values: dict[str, Any] = {"state": change.state, "grace_until": change.grace_until,
-                                      "updated_at": now}
+            params = {"call_id": live.call_id, "state": change.state,
+                      "grace_until": change.grace_until, "now": now}
             if change.state in (lifecycle.STOPPING, lifecycle.ENDED):
-                values.update(end_reason=change.end_reason, ended_at=now,
-                              retry_at=live.retry_at)
-            conn.execute(calls.update().where(calls.c.id == live.call_id).values(**values))
+                conn.execute(sql.end_call, {**params, "end_reason": change.end_reason,
+                                            "retry_at": live.retry_at})
+            else:
+                conn.execute(sql.update_state, params)
         start = None
         if planned.start_live_call and live is not None:
-            row = conn.execute(sa.select(calls).where(calls.c.id == live.call_id)).first()
+            row = conn.execute(sql.call_by_id, {"call_id": live.call_id}).first()
             assert row is not None  # read under the same lock a moment ago
             start = record(row._mapping)
         if planned.new_call is not None:
             values = dataclasses.asdict(planned.new_call)
-            conn.execute(calls.insert().values(**values))
+            conn.execute(sql.insert_call, values)
             if planned.start_new_call:
                 start = record(values)
         for entry in planned.timeline:
@@ -179,7 +163,7 @@ class CallerEvents(StoreBase):
 
     def _remember(self, conn: Connection, notice: Notice) -> None:
         """Record a caller's notice (a copy may have beaten it: then nothing changes)."""
-        conn.execute(self._insert(notices).values(**notice.values()).on_conflict_do_nothing())
+        conn.execute(self._sql.remember_notice, notice.values())
 
     def _usage(self, conn: Connection, now: float,
                limits: guards.Limits | None = None) -> guards.Usage:
@@ -187,21 +171,11 @@ class CallerEvents(StoreBase):
         day's agent time reads every call of the day)."""
         open_calls = seconds = 0
         if limits is None or limits.max_concurrent_calls:
-            open_calls = conn.execute(sa.select(sa.func.count()).select_from(calls).where(
-                calls.c.state.in_(lifecycle.OPEN_STATES))).scalar_one()
+            open_calls = conn.execute(self._sql.count_open).scalar_one()
         if limits is None or limits.daily_agent_minutes:
-            # Agent seconds since midnight UTC: calls whose agent started, ended after
-            # midnight or still running, each counted from the later of its start and
-            # midnight. Only calls made within an agent's lifetime can count (created_at's
-            # index); an index on ended_at would cost every call's commit a page.
             day = guards.utc_day_start(now)
-            since = sa.case((calls.c.agent_started_at > day, calls.c.agent_started_at),
-                            else_=day)
-            seconds = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(
-                sa.func.coalesce(calls.c.ended_at, now) - since), 0)).where(
-                calls.c.created_at > day - _AGENT_LIFETIME_S,
-                calls.c.agent_started_at.is_not(None),
-                sa.or_(calls.c.ended_at.is_(None), calls.c.ended_at > day))).scalar_one()
+            seconds = conn.execute(self._sql.agent_seconds, {
+                "now": now, "day": day, "made_after": day - _AGENT_LIFETIME_S}).scalar_one()
         return guards.Usage(open_calls=int(open_calls), agent_seconds_today=float(seconds or 0))
 
     def usage(self, limits: guards.Limits | None = None) -> guards.Usage:
@@ -217,20 +191,15 @@ class CallerEvents(StoreBase):
         caller must then stop the agent)."""
         now = self.clock()
         with self._write() as conn:
-            started = conn.execute(calls.update().where(
-                calls.c.id == call_id,
-                calls.c.state.in_((lifecycle.STARTING, lifecycle.GRACE))).values(
-                agent_id=agent_id, agent_started_at=now, retry_at=None, updated_at=now,
-                state=sa.case((calls.c.state == lifecycle.STARTING, lifecycle.ACTIVE),
-                              else_=calls.c.state))
-                .returning(calls.c.id)).first()
+            started = conn.execute(self._sql.agent_started, {
+                "call_id": call_id, "agent_id": agent_id, "now": now}).first()
             if started is not None:
                 outcome, kind = "active", "agent_started"
                 self._emit(conn, "started", call_id, now)
             else:
-                conn.execute(calls.update().where(calls.c.id == call_id).values(
-                    agent_id=agent_id, agent_started_at=now, updated_at=now,
-                    retry_at=now + WORK_LEASE_S))
+                conn.execute(self._sql.agent_started_late, {
+                    "call_id": call_id, "agent_id": agent_id, "now": now,
+                    "retry_at": now + WORK_LEASE_S})
                 outcome, kind = "stop", "agent_started_after_leave"
             self._event(conn, call_id, now, "service", kind, {"agent_id": agent_id})
             if notice is not None:
@@ -263,9 +232,7 @@ class CallerEvents(StoreBase):
     def agent_stopped(self, call_id: str, *, already_gone: bool = False) -> None:
         now = self.clock()
         with self._write() as conn:
-            conn.execute(calls.update().where(calls.c.id == call_id).values(
-                state=lifecycle.ENDED, retry_at=None, grace_until=None, updated_at=now,
-                ended_at=sa.func.coalesce(calls.c.ended_at, now)))
+            conn.execute(self._sql.agent_stopped, {"call_id": call_id, "now": now})
             self._emit(conn, "ended", call_id, now)
             self._event(conn, call_id, now, "service", "agent_stopped",
                         {"already_gone": already_gone})
@@ -284,9 +251,9 @@ class CallerEvents(StoreBase):
         left (its idle timeout, an error, or our own stop), an open call of that agent ends."""
         now = self.clock()
         with self._write() as conn:
-            if conn.execute(self._insert(notices).values(
-                    notice_id=notice_id, product_id=17, event_type=event_type, received_at=now)
-                    .on_conflict_do_nothing().returning(notices.c.notice_id)).first() is None:
+            if conn.execute(self._sql.insert_notice, {
+                    "notice_id": notice_id, "product_id": 17, "event_type": event_type,
+                    "received_at": now}).first() is None:
                 return "duplicate_notice"
             if call_id:
                 where = calls.c.id == call_id
