@@ -24,7 +24,6 @@ from calls import views as calls_views
 from calls.outbox import EventSender
 from calls.reconcile import PeriodicRunner, Reconciler
 from calls.service import CallService, count_convoai_failure
-from calls.store import Store, StoreUnavailable
 from config import ConfigError, Settings
 from convoai.client import ConvoAIClient
 from ncs import cli as ncs_cli
@@ -41,6 +40,7 @@ from sip import try_page
 from sip import views as sip_views
 from sip.client import GatewayClient
 from sip.service import SipService, count_gateway_failure
+from store import Store, StoreUnavailable
 from web import keepalive, pages_security, security
 from web.errors import register_error_handlers
 

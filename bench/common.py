@@ -34,8 +34,8 @@ if str(ROOT) not in sys.path:
 
 import requests  # noqa: E402
 
-from calls.store import SQLITE_PAGE_SIZE  # noqa: E402
 from ncs.signature import sign  # noqa: E402
+from store import SQLITE_PAGE_SIZE  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 NCS_SECRET = "bench-ncs-secret-4f1c"

@@ -8,8 +8,8 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from calls.store import StoreUnavailable
 from convoai.errors import ConvoAIError
+from store import StoreUnavailable
 
 group = AppGroup("calls", help="Call records and the reconciler.")
 

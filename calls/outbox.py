@@ -25,7 +25,7 @@ from typing import Any
 import requests
 
 from calls.records import call_json, iso, transcript
-from calls.store import Store
+from store import Store
 
 logger = logging.getLogger(__name__)
 

@@ -32,11 +32,11 @@ from dataclasses import asdict, dataclass
 from calls import lifecycle
 from calls.outbox import EventSender
 from calls.service import CallService
-from calls.store import CallRecord, Store
 from config import Settings
 from convoai.client import ConvoAIClient
 from convoai.errors import AgentNotFound, ConvoAIError
 from observability import metrics
+from store import CallRecord, Store
 
 logger = logging.getLogger(__name__)
 

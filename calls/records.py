@@ -8,8 +8,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from calls.store import CallRecord
 from calls.turns import turn_latency
+from store import CallRecord
 
 #: The columns of the CSV export, in order (the JSON forms carry these and more).
 EXPORT_FIELDS = ("id", "channel", "state", "persona", "direction", "caller_number",

@@ -1,10 +1,10 @@
 """Carries out the lifecycle's decisions: the store records them, the ConvoAI client acts on them.
 
-In ``inline`` mode (the default) the join or leave is sent from the webhook's own request, which
-is the quickest way to the agent's greeting: a new call's join even goes out before the decision
-that made the call is committed, and the commit runs while ConvoAI reads the join (the decision
-itself is made under the store's lock; docs/architecture.md). A slow ConvoAI holds only that
-caller's gunicorn thread, and JOIN_BUDGET_S keeps the answer inside NCS's 10 s.
+Commit, then send: a caller's event is decided and committed first (a new call as ``starting``,
+with its work lease), and only then is the join or leave sent. In ``inline`` mode (the default)
+it is sent from the webhook's own request, the quickest way to the agent's greeting; a slow
+ConvoAI holds only that caller's gunicorn thread, and JOIN_BUDGET_S keeps the answer inside NCS's
+10 s.
 In ``background`` mode the webhook answers once the decision is committed and the join or leave
 runs on a thread pool. Either way the store holds the pending work, so the sweeper finishes or
 undoes it if the worker dies half way.
@@ -12,19 +12,16 @@ undoes it if the worker dies half way.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import hashlib
 import json
 import logging
 import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple
+from typing import Any
 
 from calls import guards, lifecycle
 from calls.lifecycle import CallerEvent, CallerJoined
-from calls.store import Applied, CallRecord, HeldCommit, Notice, Store, StoreUnavailable
 from calls.turns import finished_turns
 from config import Settings
 from convoai.client import ConvoAIClient
@@ -33,6 +30,7 @@ from convoai.payload import agent_token, build_join_properties
 from ncs.events import AgentEvent
 from observability import metrics
 from personas import Persona, Registry, load_registry
+from store import Applied, CallRecord, Notice, Store, StoreUnavailable
 from upstream.errors import UpstreamFailure
 
 logger = logging.getLogger(__name__)
@@ -54,18 +52,10 @@ def count_convoai_failure(error: UpstreamFailure) -> None:
 
 
 def call_id_for_join(notice_id: str) -> str:
-    """The id of the call a caller's join begins, from the delivery's noticeId: NCS sending the
-    same delivery again (because the worker died between sending the agent's join and committing
-    the call) then names the same agent, gets 409 and adopts it instead of starting another."""
+    """The id of the call a caller's join begins, from the delivery's noticeId: whatever sends
+    that join again then names the same agent, gets 409 and adopts it instead of starting
+    another."""
     return hashlib.sha256(b"call\0" + notice_id.encode()).hexdigest()[:16]
-
-
-class PreparedJoin(NamedTuple):
-    """The join body of a call that a caller's join may begin, built ahead of the decision."""
-
-    call_id: str
-    persona: Persona
-    properties: dict[str, Any]
 
 
 class CallService:
@@ -110,25 +100,12 @@ class CallService:
     def handle_caller_event(self, event: CallerEvent, *, event_type: int) -> dict[str, Any]:
         """Apply a caller's join or leave and set its consequences going; returns the answer."""
         persona = self.personas.route(event.channel)
-        new_id, prepared = self._new_call_of(event, persona)
-        with self.store.caller_event(
+        applied = self.store.apply_caller_event(
             event, grace_s=self.settings.rejoin_grace_s,
-            agent_name_prefix=self.settings.agent_name_prefix, new_id=new_id,
-            event_type=event_type, persona=persona.name, limits=self.limits,
-        ) as (applied, commit):
-            start = applied.start
-            if self.executor is None and start is not None and applied.stop is None \
-                    and start.state == lifecycle.STARTING:
-                # Inline: the join goes out first and the decision commits while ConvoAI reads
-                # it (convoai/wire.py). Until then the store's lock keeps every other event of
-                # any call waiting, so nothing else happens under it.
-                self.start_agent(start.id, start, applied.notice, commit=commit,
-                                 prepared=prepared if prepared and prepared.call_id == start.id
-                                 else None)
-                applied = dataclasses.replace(applied, start=None)
-            else:
-                commit.check()
-        # Anything else (a stop, a background start) goes out once the decision is committed.
+            agent_name_prefix=self.settings.agent_name_prefix, new_id=self._new_id_for(event),
+            event_type=event_type, persona=persona.name, limits=self.limits)
+        # Committed: now the agent's join or leave may go out (the leases and the agent's
+        # deterministic name make a second attempt, by anyone, adopt rather than duplicate).
         self._follow_up(applied)
         decision = applied.decision
         if applied.refused:
@@ -145,23 +122,13 @@ class CallService:
             answer["call_id"] = applied.call_id
         return answer
 
-    def _new_call_of(self, event: CallerEvent, persona: Persona
-                     ) -> tuple[Callable[[], str], PreparedJoin | None]:
-        """The id generator for the call this event may begin, and in inline mode that call's
-        join body, built before the store's lock is taken (the lock is then held until the join
-        is on the wire). The body is wasted on a join that turns out to be a copy or a rejoin,
-        the rarer case."""
-        if not isinstance(event, CallerJoined):
-            return self.new_id, None
-        call_id = call_id_for_join(event.notice_id) if self._ids_from_notices \
-            else self.new_id()
-        # A random id instead if that one is taken: a delivery replayed after its notice was
-        # forgotten makes a call of its own.
-        new_id = _offering(call_id, then=self.new_id)
-        if self.executor is not None:
-            return new_id, None
-        return new_id, PreparedJoin(call_id, persona, build_join_properties(
-            self.settings, persona, call_id=call_id, channel=event.channel))
+    def _new_id_for(self, event: CallerEvent) -> Callable[[], str]:
+        """The id generator for the call this event may begin: a join's call takes its id from
+        the join's noticeId (unless the ids are given), and a random one if that id is taken (a
+        delivery replayed after its notice was forgotten makes a call of its own)."""
+        if not isinstance(event, CallerJoined) or not self._ids_from_notices:
+            return self.new_id
+        return _offering(call_id_for_join(event.notice_id), then=self.new_id)
 
     def _follow_up(self, applied: Applied) -> None:
         if applied.stop:
@@ -239,13 +206,10 @@ class CallService:
     # -- starting and stopping ---------------------------------------------------------------
 
     def start_agent(self, call_id: str, call: CallRecord | None = None,
-                    notice: Notice | None = None, *, commit: HeldCommit | None = None,
-                    prepared: PreparedJoin | None = None) -> None:
+                    notice: Notice | None = None) -> None:
         """Start the call's agent; adopt it on 409; stop it at once if the call ended meanwhile.
-        ``call`` is the record just written, when the caller has it (saves a read); ``notice``
-        the caller event that asked for the agent, recorded with the outcome; ``commit`` that
-        record's transaction, still open, to commit once the join is on the wire; ``prepared``
-        the join body, when it was built for this new call already."""
+        ``call`` is the record just committed, when the caller has it (saves a read);
+        ``notice`` the caller event that asked for the agent, recorded with the outcome."""
         call = call or self.store.get_call(call_id)
         if call is None or call.state not in (lifecycle.STARTING, lifecycle.GRACE,
                                               lifecycle.STOPPING):
@@ -259,17 +223,15 @@ class CallService:
                 self.store.record_notice(notice)
             self._stop_by_name(call)
             return
-        if prepared is not None:
-            persona, properties = prepared.persona, prepared.properties
-        else:
-            persona = self.persona_of(call)
-            properties = build_join_properties(
-                self.settings, persona, call_id=call.id, channel=call.channel,
-                variables=json.loads(call.variables) if call.variables else None)
+        persona = self.persona_of(call)
+        properties = build_join_properties(
+            self.settings, persona, call_id=call.id, channel=call.channel,
+            variables=json.loads(call.variables) if call.variables else None)
         extra = {"call_id": call.id, "channel": call.channel, "agent_name": call.agent_name,
                  "persona": persona.name}
         try:
-            agent_id = self._join(call, properties, commit)
+            agent_id = self.convoai.join(call.agent_name, properties,
+                                         budget_s=self.settings.join_budget_s).agent_id
         except TaskConflict:
             found = self.convoai.find_by_name(call.agent_name, channel=call.channel)
             if found is None:
@@ -297,32 +259,6 @@ class CallService:
         logger.info("agent.started", extra={**extra, "agent_id": agent_id, "then": outcome})
         if outcome == "stop":
             self.stop_agent(call.id, agent_id)
-
-    def _join(self, call: CallRecord, properties: dict[str, Any],
-              commit: HeldCommit | None) -> str:
-        """Send the call's join. With ``commit``, the call's record commits as soon as the join
-        is on the wire, and must have before anything else uses the store."""
-        if commit is not None:
-            commit()  # commit, then send: the record is in before the join goes out
-        try:
-            agent_id = self.convoai.join(call.agent_name, properties,
-                                         budget_s=self.settings.join_budget_s).agent_id
-        except ConvoAIError:
-            if commit is not None:
-                # Without its record the call has nothing to fail: NCS must send it again.
-                commit.check()
-            raise
-        if commit is not None:
-            commit()  # done already, unless the client could not tell when the join went out
-            if commit.error is not None:
-                # The agent started but its call was never recorded, so nothing would stop it:
-                # stop it now and let NCS send the event again (the webhook answers 503).
-                logger.error("agent.start_unrecorded", extra={
-                    "call_id": call.id, "agent_id": agent_id, "error": str(commit.error)})
-                with contextlib.suppress(ConvoAIError):
-                    self.convoai.leave(agent_id)
-                raise commit.error
-        return agent_id
 
     def persona_of(self, call: CallRecord) -> Persona:
         """The persona recorded with the call; routing again only if it has since vanished."""

@@ -18,7 +18,7 @@ from flask.typing import ResponseReturnValue
 
 from calls import lifecycle
 from calls.records import EXPORT_FIELDS, call_detail, call_json, iso, transcript
-from calls.store import CallRecord, Store
+from store import CallRecord, Store
 from web.auth import bearer_token_matches, require_admin
 from web.errors import ApiError, BadRequest, NotFound, Unauthorized
 from web.security import rate_limit_failed_auth

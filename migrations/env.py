@@ -6,7 +6,7 @@ calls.migrate, which holds a lock so instances starting together do not race.
 
 from alembic import context
 
-from calls.store import metadata
+from store import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:

@@ -11,7 +11,6 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from calls.lifecycle import CallerJoined, CallerLeft
-from calls.store import StoreUnavailable
 from ncs.events import (
     CONVOAI_PRODUCT,
     AgentEvent,
@@ -23,6 +22,7 @@ from ncs.events import (
 )
 from ncs.signature import SignatureError
 from observability import metrics
+from store import StoreUnavailable
 from web.errors import BadRequest, Unauthorized, Unavailable
 
 logger = logging.getLogger(__name__)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from calls.store import StoreUnavailable
 from observability import metrics
+from store import StoreUnavailable
 from web.auth import bearer_token_matches
 from web.errors import Unauthorized
 from web.security import rate_limit_failed_auth

@@ -202,7 +202,7 @@ class _OpenCalls:
     def collect(self) -> Iterator[Metric]:
         # Imported here, not at the top: the store's own imports (the cost guards) record
         # metrics, and a module-level import would make a cycle.
-        from calls.store import StoreUnavailable
+        from store import StoreUnavailable
 
         try:
             count = self.store.count_open_calls()

@@ -14,10 +14,10 @@ from flask.typing import ResponseReturnValue
 
 from calls import lifecycle
 from calls.records import call_detail, call_json
-from calls.store import Store
 from pages import bp
 from pages.login import signed_in
 from pages.sandbox_calls import TEST_CALL_DURATION_S, SandboxUnreachable, place_test_call
+from store import Store
 from web.errors import BadRequest, NotFound, Unavailable
 from web.pages_security import check_csrf
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from calls.store import StoreUnavailable, calls
+from store import StoreUnavailable
+from store.schema import calls
 
 HOUR_S = 3600
 #: The most calls one chart reads; beyond it the charts cover the newest calls and say so.

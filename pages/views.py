@@ -11,10 +11,10 @@ from flask.typing import ResponseReturnValue
 
 from calls import lifecycle
 from calls.records import call_detail, call_json
-from calls.store import CallRecord, Store
 from calls.views import _cursor, _encode_cursor  # the API's cursors: one format for both
 from pages import bp, display, stats
 from pages.charts import Bar, bar_chart
+from store import CallRecord, Store
 from web.errors import BadRequest
 
 PAGE_SIZE = 25

@@ -11,7 +11,6 @@ from typing import Any
 
 from calls import lifecycle
 from calls.service import CallService
-from calls.store import CallRecord, Store
 from config import Settings
 from convoai.tokens import MAX_TOKEN_LIFETIME_S, build_rtc_token
 from observability import metrics
@@ -20,6 +19,7 @@ from personas.registry import reservation_channel
 from sip.client import LEGS, GatewayClient, mask_number, normalize_region
 from sip.errors import CallNotFound, GatewayError, GatewayRejected
 from sip.numbers import e164, number_key
+from store import CallRecord, Store
 from upstream.errors import UpstreamFailure
 
 logger = logging.getLogger(__name__)

@@ -11,11 +11,11 @@ from flask import Blueprint, current_app, has_request_context, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from calls.records import call_json, iso
-from calls.store import CallRecord
 from config import Settings
 from sip.errors import GatewayError
 from sip.numbers import number_key
 from sip.service import GuardRefused, Refusal, SipService, dtmf_digits, transfer_target
+from store import CallRecord
 from web.auth import bearer_token_matches, header_matches, require_admin
 from web.errors import ApiError, BadRequest, NotFound, Unauthorized, json_object
 from web.security import refuse_failed_credential

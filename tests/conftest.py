@@ -26,10 +26,10 @@ from flask.testing import FlaskClient, FlaskCliRunner  # noqa: E402
 
 from app import create_app  # noqa: E402
 from calls import migrate  # noqa: E402
-from calls.store import Store, metadata  # noqa: E402
 from config import Settings  # noqa: E402
 from ncs.signature import sign  # noqa: E402
 from sandbox.defaults import SANDBOX_NCS_SECRET  # noqa: E402
+from store import Store, metadata  # noqa: E402
 from tests.fakes import FakeClock  # noqa: E402
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "")

@@ -8,6 +8,8 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from store import StoreUnavailable
+
 logger = logging.getLogger(__name__)
 
 
@@ -88,7 +90,6 @@ def register_error_handlers(app: Flask) -> None:
     def _api_error(exc: ApiError):  # type: ignore[no-untyped-def]
         return api_error_response(exc)
 
-    from calls.store import StoreUnavailable
 
     @app.errorhandler(StoreUnavailable)
     def _store_down(exc: StoreUnavailable):  # type: ignore[no-untyped-def]

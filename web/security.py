@@ -31,8 +31,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from calls.store import rate_limits
 from config import Settings
+from store.schema import rate_limits
 from web import cors
 from web.errors import TooManyRequests, Unauthorized, api_error_response
 

@@ -432,7 +432,7 @@ def test_a_timed_out_join_that_did_start_an_agent_ends_with_that_one_agent_stopp
 
 
 def test_a_slow_join_keeps_no_lock_so_other_calls_are_decided_while_it_is_in_flight(fresh):
-    # A call's decision commits once its join is on the wire, not once ConvoAI answers: were
+    # A call's decision commits before its join is sent, not once ConvoAI answers: were
     # the store's lock held for the round trip, every other webhook would wait behind it.
     fresh.sandbox.faults(join_latency_s=4)
     first, second = fresh.channel("slowjoin"), fresh.channel("meanwhile")

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from calls.store import Store
+from store import Store
 from tests.integration.conftest import SECRETS
 from tests.integration.harness import (
     ROOT,

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from calls.store import rate_limits
 from config import Settings
 from ncs.signature import sign
+from store.schema import rate_limits
 from tests.integration.conftest import SECRETS
 from tests.integration.harness import (
     RATE_LIMIT_WINDOW_S,

@@ -9,8 +9,8 @@ import pytest
 from calls import lifecycle as lc
 from calls.lifecycle import CallerJoined, CallerLeft
 from calls.service import CallService, call_id_for_join
-from calls.store import WORK_LEASE_S, HeldCommit, StoreUnavailable
 from convoai.errors import LimitExceeded, UpstreamError, UpstreamUnavailable
+from store import WORK_LEASE_S, StoreUnavailable
 from tests.fakes import FakeConvoAI
 
 
@@ -60,31 +60,9 @@ def test_duplicates_and_redundant_copies_start_one_agent(service, convoai):
     assert convoai.count("leave") == 1 and convoai.running() == []
 
 
-class _CommitRefused:
-    """A driver connection whose commits fail as on a full or failing disk."""
-
-    def __init__(self, raw, error):
-        self._raw, self._error = raw, error
-
-    def commit(self):
-        raise self._error("disk I/O error")
-
-    def __getattr__(self, name):
-        return getattr(self._raw, name)
-
-
-def refuse_commits(monkeypatch):
-    """Make every held (hot-path) transaction's commit fail in the driver."""
-    init = HeldCommit.__init__
-
-    def refusing(self, raw, cursor, driver_errors, **options):
-        init(self, _CommitRefused(raw, driver_errors[0]), cursor, driver_errors, **options)
-
-    monkeypatch.setattr(HeldCommit, "__init__", refusing)
-
-
-def test_the_call_commits_before_its_join_goes_out(service, store, convoai):
-    # Another connection's view of the call, as the join is sent.
+def test_the_call_commits_as_starting_with_its_lease_before_its_join_goes_out(
+        service, store, convoai, clock):
+    # Another connection's view of the call as the join is sent.
     seen = {}
     original = convoai.join
 
@@ -95,43 +73,31 @@ def test_the_call_commits_before_its_join_goes_out(service, store, convoai):
     convoai.join = join_watching_the_store
     assert send(service, join(1))["outcome"] == "call_started"
     assert seen["sent"].state == lc.STARTING
+    assert seen["sent"].retry_at == clock.now + WORK_LEASE_S
     assert store.get_call("call0001").state == lc.ACTIVE
 
 
-def test_a_call_whose_record_fails_to_commit_has_its_agent_stopped_and_nothing_recorded(
-        service, store, convoai, monkeypatch):
+def test_a_call_the_store_could_not_record_sends_no_join(service, store, convoai, monkeypatch):
+    def down(*_, **__):
+        raise StoreUnavailable("disk I/O error")
+
     with monkeypatch.context() as patched:
-        refuse_commits(patched)
+        patched.setattr(store, "apply_caller_event", down)
         with pytest.raises(StoreUnavailable):  # the webhook answers 503: NCS sends it again
             send(service, join(1))
-    assert convoai.count("join") == 1 and convoai.count("leave") == 1
-    assert convoai.running() == []
-    assert store.calls_in_channel("ch") == []
-    # The notice was not recorded either, so NCS's next delivery starts the call.
+    assert convoai.count("join") == 0
     answer = send(service, join(1))
     assert answer["outcome"] == "call_started"
     assert [a.name for a in convoai.running()] == [f"phoneagent-{answer['call_id']}"]
-
-
-def test_a_failed_join_whose_record_fails_to_commit_records_nothing(
-        service, store, convoai, monkeypatch):
-    convoai.join_errors.append(LimitExceeded(status=422, reason="ConcurrencyLimitExceeded"))
-
-    with monkeypatch.context() as patched:
-        refuse_commits(patched)
-        with pytest.raises(StoreUnavailable):
-            send(service, join(1))
-    assert store.calls_in_channel("ch") == []
-    assert send(service, join(1))["outcome"] == "call_started"
 
 
 class WorkerDied(BaseException):
     """The worker's process ending in the middle of a request (nothing catches it)."""
 
 
-def test_a_worker_that_died_mid_join_leaves_a_call_the_sweeper_adopts_the_agent_for(
+def test_a_start_whose_worker_died_mid_join_is_adopted_by_the_sweeper(
         settings, store, convoai, clock):
-    # Real call ids: taken from the join's noticeId. The call commits before its join goes out.
+    # Real call ids: taken from the join's noticeId.
     service = CallService(settings, store, convoai)
     original = convoai.join
 
@@ -144,18 +110,18 @@ def test_a_worker_that_died_mid_join_leaves_a_call_the_sweeper_adopts_the_agent_
         send(service, join(1))
     convoai.join = original
     (call,) = store.calls_in_channel("ch")
-    assert (call.id, call.state) == (call_id_for_join("ch-j1"), lc.STARTING)
+    assert call.id == call_id_for_join("ch-j1") and call.state == lc.STARTING
     (first,) = convoai.running()
 
-    answer = send(service, join(1))  # NCS got no answer, so it sends the delivery again
-    assert answer["outcome"] == "duplicate" and answer["call_id"] == call.id
+    # NCS got no answer and sends the delivery again: the event is decided already.
+    assert send(service, join(1))["outcome"] == "duplicate"
     assert convoai.count("join") == 1
-
-    clock.advance(60)  # past the work lease: the sweeper finishes the start
+    clock.advance(WORK_LEASE_S + 1)  # the dead worker's lease runs out
     assert service.sweep() == 1
     assert convoai.count("join") == 2  # the second got 409 and adopted the first agent
     assert convoai.running() == [first]
-    assert store.get_call(call.id).agent_id == first.agent_id
+    recorded = store.get_call(call.id)
+    assert recorded.agent_id == first.agent_id and recorded.state == lc.ACTIVE
 
 
 def test_a_delivery_replayed_after_its_notice_was_forgotten_makes_a_call_of_its_own(

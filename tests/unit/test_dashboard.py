@@ -14,11 +14,11 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from calls.records import time_to_agent_ms
-from calls.store import Store
 from config import Settings
 from pages import charts, display, stats
 from pages import login as dashboard_login
 from pages import views as dashboard_views
+from store import Store
 from tests.fakes import FakeClock
 from tests.unit.test_config import PRODUCTION
 from web import pages_security

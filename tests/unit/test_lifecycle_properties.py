@@ -15,7 +15,7 @@ from calls import lifecycle as lc
 from calls import migrate
 from calls.lifecycle import CallerJoined, CallerLeft
 from calls.service import CallService
-from calls.store import WORK_LEASE_S, Store
+from store import WORK_LEASE_S, Store
 from tests.fakes import FakeClock, FakeConvoAI
 
 GRACE_S = 30

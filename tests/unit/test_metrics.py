@@ -25,7 +25,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from app import create_app
 from calls.lifecycle import CallerJoined
 from calls.service import CallService, count_convoai_failure
-from calls.store import StoreUnavailable
 from config import Settings
 from convoai.client import ConvoAIClient
 from convoai.errors import LimitExceeded, UpstreamError, UpstreamUnavailable
@@ -34,6 +33,7 @@ from observability import metrics
 from sip.client import GatewayClient
 from sip.errors import GatewayUnavailable
 from sip.service import count_gateway_failure
+from store import StoreUnavailable
 from tests.fakes import FakeConvoAI
 from upstream.retry import RetryPolicy
 
@@ -239,7 +239,7 @@ def test_a_store_outage_is_counted_and_the_scrape_still_answers(
     def down(*_: object, **__: object) -> None:
         raise StoreUnavailable("database is locked")
 
-    monkeypatch.setattr(store, "caller_event", down)
+    monkeypatch.setattr(store, "apply_caller_event", down)
     monkeypatch.setattr(store, "count_open_calls", down)
     before = value("phone_agent_webhooks_total", product="1", event="103", outcome="unavailable")
     body, headers = signed_post(1, 103, notice_id="n-down", channelName="down_ch", uid=111,

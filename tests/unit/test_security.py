@@ -15,9 +15,10 @@ from flask import Flask, request
 from flask.testing import FlaskClient
 
 from app import create_app
-from calls.store import Store, rate_limits
 from config import Settings
 from observability import logs
+from store import Store
+from store.schema import rate_limits
 from tests.fakes import FakeClock, FakeConvoAI
 from tests.unit.test_config import PRODUCTION
 from web.cors import parse_origins

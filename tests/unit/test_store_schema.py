@@ -11,7 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from calls import migrate
-from calls.store import metadata
+from store import metadata
 
 
 def test_migrations_build_exactly_the_declared_schema(database_url: str) -> None:
@@ -42,7 +42,7 @@ def test_every_migration_can_be_undone(database_url: str) -> None:
 def test_a_new_sqlite_file_gets_small_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
     import sqlite3
 
-    from calls.store import SQLITE_PAGE_SIZE, make_engine
+    from store import SQLITE_PAGE_SIZE, make_engine
 
     def created(path: Path) -> tuple[int, str]:
         engine = make_engine(f"sqlite:///{path}")
@@ -88,7 +88,7 @@ def test_the_agent_and_gateway_id_indexes_skip_nulls_and_serve_lookups(
 def test_0006_keeps_every_row_and_the_timeline_of_older_calls(database_url: str) -> None:
     # Rows written under 0005 survive the rebuild (SQLite) or the constraint drop (PostgreSQL);
     # a call made before 0006 keeps its stored caller_joined entry, once.
-    from calls.store import Store
+    from store import Store
 
     engine = sa.create_engine(database_url)
     migrate.upgrade(engine, "0005")
@@ -186,7 +186,7 @@ def test_the_join_commit_writes_no_page_it_does_not_need(database_url: str) -> N
 
 
 def _open_new_files(paths: list[str], barrier: Any, errors: Any) -> None:
-    from calls.store import make_engine
+    from store import make_engine
 
     for path in paths:
         engine = make_engine(f"sqlite:///{path}")

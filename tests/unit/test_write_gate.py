@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from calls import migrate
-from calls.store import Store, StoreUnavailable, make_engine
-from calls.write_gate import WriteGate, WriteGateTimeout
+from store import Store, StoreUnavailable, make_engine
+from store.engine import WriteGate, WriteGateTimeout
 
 
 def _hold_and_count(gate: WriteGate, inside: list[int], most: list[int], rounds: int) -> None:
@@ -166,19 +166,4 @@ def test_a_store_write_answers_unavailable_while_another_process_holds_the_turn(
     finally:
         other.release()
     assert store.take_lease("test", "me", 10)
-    engine.dispose()
-
-
-def test_a_held_commit_gives_the_turn_back_when_it_commits_early(tmp_path: Path) -> None:
-    database = tmp_path / "calls.db"
-    engine = make_engine(f"sqlite:///{database}", timeout_s=0.2)
-    migrate.upgrade(engine)
-    store = Store(engine)
-    other = WriteGate(str(database.with_suffix(".write.lock")), timeout_s=0.2)
-    with store._hot_write() as (_cursor, commit):
-        with pytest.raises(WriteGateTimeout):
-            other.acquire()  # the open transaction holds the turn
-        commit()
-        other.acquire()  # committed: the turn is free before the block ends
-        other.release()
     engine.dispose()

@@ -1,0 +1,150 @@
+"""The tables, as SQLAlchemy Core metadata (migrations/ creates them; a test checks they match)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+calls = sa.Table(
+    "calls",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("channel", sa.String(128), nullable=False, index=True),
+    sa.Column("caller_uid", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    # Unique by construction (the prefix and the call's id), so no index of its own (0006).
+    sa.Column("agent_name", sa.String(64), nullable=False),
+    sa.Column("agent_id", sa.String(64)),
+    sa.Column("persona", sa.String(64)),
+    sa.Column("join_seq", sa.BigInteger),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+    sa.Column("agent_started_at", sa.Float),
+    sa.Column("ended_at", sa.Float),
+    sa.Column("end_reason", sa.String(64)),
+    sa.Column("last_error", sa.String(500)),
+    sa.Column("grace_until", sa.Float),
+    # When the sweeper may take over the call's pending work (a start or stop whose worker may
+    # have died). Set whenever a worker takes the work on.
+    sa.Column("retry_at", sa.Float),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    # The phone side (migration 0002): inbound or outbound, the two numbers when the gateway
+    # told us, its call id (for endcall/transfer), the persona's template variables of this
+    # call (JSON), and when the caller was first seen in the channel.
+    sa.Column("direction", sa.String(16)),
+    sa.Column("caller_number", sa.String(64)),
+    sa.Column("called_number", sa.String(64)),
+    sa.Column("gateway_callid", sa.String(128)),
+    sa.Column("variables", sa.Text),
+    sa.Column("caller_joined_at", sa.Float),
+    # When the reconciler had the agent say goodbye at the persona's max_call_s (0004).
+    sa.Column("goodbye_at", sa.Float),
+    # The notice of the join that began the call (0006): with join_seq and created_at it is the
+    # timeline's caller_joined entry, which therefore costs the join's commit no row of its own.
+    sa.Column("join_notice_id", sa.String(128)),
+    # Only rows that have the id (0005): a new call has neither, and an index entry for NULL
+    # would be one more page for its commit to write.
+    *(sa.Index(f"ix_calls_{column}", column,
+               sqlite_where=sa.text(f"{column} IS NOT NULL"),
+               postgresql_where=sa.text(f"{column} IS NOT NULL"))
+      for column in ("agent_id", "gateway_callid")),
+)
+
+numbers = sa.Table(
+    "numbers",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("did", sa.String(32), nullable=False),
+    sa.Column("display", sa.String(64)),
+    sa.Column("pin", sa.String(32), nullable=False),
+    sa.Column("channel", sa.String(128), nullable=False, index=True),
+    sa.Column("region", sa.String(16), nullable=False),
+    sa.Column("persona", sa.String(64)),
+    sa.Column("label", sa.String(200)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("released_at", sa.Float),
+)
+
+lines = sa.Table(
+    "lines",
+    metadata,
+    sa.Column("number", sa.String(32), primary_key=True),
+    sa.Column("persona", sa.String(64)),
+    sa.Column("label", sa.String(200)),
+    sa.Column("variables", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    # JSON {pin: persona}: a line whose callers enter a PIN can reach several personas.
+    sa.Column("pins", sa.Text),
+)
+
+participants = sa.Table(
+    "participants",
+    metadata,
+    sa.Column("channel", sa.String(128), primary_key=True),
+    sa.Column("uid", sa.BigInteger, primary_key=True),
+    sa.Column("last_seq", sa.BigInteger),
+    sa.Column("present", sa.Boolean, nullable=False, default=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    # Keyed by its primary key alone (SQLite): one B-tree to write instead of two (0006).
+    sqlite_with_rowid=False,
+)
+
+notices = sa.Table(
+    "notices",
+    metadata,
+    sa.Column("notice_id", sa.String(128), nullable=False),
+    sa.Column("product_id", sa.Integer, nullable=False),
+    sa.Column("event_type", sa.Integer, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False, index=True),
+    # A noticeId is unique within its product only, as far as Agora documents (0007): a
+    # ConvoAI notice must never pass for a copy of an RTC one with the same id.
+    sa.PrimaryKeyConstraint("product_id", "notice_id"),
+    sqlite_with_rowid=False,
+)
+
+call_events = sa.Table(
+    "call_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("call_id", sa.String(32), nullable=False, index=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(48), nullable=False),
+    sa.Column("detail", sa.Text),
+)
+
+
+#: Events for the operator's EVENTS_WEBHOOK_URL, written in the transaction of the change they
+#: report and delivered later by the periodic runner (calls/outbox.py).
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("call_id", sa.String(32), index=True),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.Float, index=True),
+    sa.Column("delivered_at", sa.Float),
+    sa.Column("last_error", sa.String(300)),
+)
+
+#: Named leases: a job that must run in one worker at a time (the reconciler) holds one.
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(64), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+
+#: Fixed-window counters shared by every worker (web/security.py's rate limits).
+rate_limits = sa.Table(
+    "rate_limits",
+    metadata,
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("window_start", sa.Float, nullable=False),
+    sa.Column("hits", sa.Integer, nullable=False),
+)

@@ -1,0 +1,101 @@
+"""The statements on every call's path, built once per dialect as SQLAlchemy Core with bound
+parameters: executing a built statement reuses its cache key and compiled form, where building
+it for each webhook would cost more than running it."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from calls import lifecycle
+from store.schema import call_events, calls, notices, outbox, participants
+
+bp = sa.bindparam
+
+
+def dialect_insert(dialect: str, table: sa.Table) -> Any:
+    """INSERT for the dialect, with its ``ON CONFLICT`` clauses (SQLite 3.35+ and PostgreSQL
+    alike; the RETURNING row, not rowcount, says whether a row went in)."""
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+class Statements:
+    """The path's statements for one dialect (see :func:`statements`)."""
+
+    def __init__(self, dialect: str) -> None:
+        def insert(table: sa.Table) -> Any:
+            return dialect_insert(dialect, table)
+
+        self.notice_seen = sa.select(sa.literal(1)).where(
+            notices.c.product_id == bp("product_id"), notices.c.notice_id == bp("notice_id"))
+        self.remember_notice = insert(notices).on_conflict_do_nothing()
+        self.insert_notice = insert(notices).on_conflict_do_nothing().returning(
+            notices.c.notice_id)
+        seen = (participants.c.last_seq, participants.c.present, participants.c.updated_at)
+        key = [participants.c.channel, participants.c.uid]
+        if dialect == "postgresql":
+            # Creating or touching the row locks it until commit.
+            touch = insert(participants).values(
+                channel=bp("channel"), uid=bp("uid"), last_seq=None, present=False,
+                updated_at=bp("now"))
+            self.read_participant = touch.on_conflict_do_update(
+                index_elements=key, set_={"channel": touch.excluded.channel}).returning(*seen)
+        else:
+            self.read_participant = sa.select(*seen).where(
+                participants.c.channel == bp("channel"), participants.c.uid == bp("uid"))
+        save = insert(participants)
+        self.save_participant = save.on_conflict_do_update(
+            index_elements=key, set_={"last_seq": save.excluded.last_seq,
+                                      "present": save.excluded.present,
+                                      "updated_at": save.excluded.updated_at})
+        self.live_call = (
+            sa.select(calls.c.id, calls.c.state, calls.c.agent_id, calls.c.grace_until)
+            .where(calls.c.channel == bp("channel"), calls.c.state.in_(lifecycle.LIVE_STATES))
+            .order_by(calls.c.created_at.desc()).limit(1).with_for_update())
+        self.call_exists = sa.select(calls.c.id).where(calls.c.id == bp("call_id"))
+        self.call_by_id = sa.select(calls).where(calls.c.id == bp("call_id"))
+        self.insert_call = calls.insert()
+        self.caller_seen = calls.update().where(calls.c.id == bp("call_id")).values(
+            caller_joined_at=sa.func.coalesce(calls.c.caller_joined_at, bp("now")))
+        self.update_state = calls.update().where(calls.c.id == bp("call_id")).values(
+            state=bp("state"), grace_until=bp("grace_until"), updated_at=bp("now"))
+        self.end_call = calls.update().where(calls.c.id == bp("call_id")).values(
+            state=bp("state"), grace_until=bp("grace_until"), updated_at=bp("now"),
+            end_reason=bp("end_reason"), ended_at=bp("now"), retry_at=bp("retry_at"))
+        self.agent_started = calls.update().where(
+            calls.c.id == bp("call_id"),
+            calls.c.state.in_((lifecycle.STARTING, lifecycle.GRACE))).values(
+            agent_id=bp("agent_id"), agent_started_at=bp("now"), retry_at=None,
+            updated_at=bp("now"),
+            state=sa.case((calls.c.state == lifecycle.STARTING, lifecycle.ACTIVE),
+                          else_=calls.c.state)).returning(calls.c.id)
+        self.agent_started_late = calls.update().where(calls.c.id == bp("call_id")).values(
+            agent_id=bp("agent_id"), agent_started_at=bp("now"), updated_at=bp("now"),
+            retry_at=bp("retry_at"))
+        self.agent_stopped = calls.update().where(calls.c.id == bp("call_id")).values(
+            state=lifecycle.ENDED, retry_at=None, grace_until=None, updated_at=bp("now"),
+            ended_at=sa.func.coalesce(calls.c.ended_at, bp("now")))
+        self.insert_event = call_events.insert()
+        self.insert_outbox = insert(outbox).on_conflict_do_nothing()
+        self.count_open = sa.select(sa.func.count()).select_from(calls).where(
+            calls.c.state.in_(lifecycle.OPEN_STATES))
+        # Agent seconds since midnight UTC (``day``): calls whose agent started, ended after
+        # midnight or still running, each counted from the later of its start and midnight.
+        # Only calls made since ``made_after`` (an agent's lifetime before midnight) can count,
+        # which created_at's index finds; an index on ended_at would cost every call's commit
+        # a page for a query few deployments run.
+        since = sa.case((calls.c.agent_started_at > bp("day"), calls.c.agent_started_at),
+                        else_=bp("day"))
+        self.agent_seconds = sa.select(sa.func.coalesce(sa.func.sum(
+            sa.func.coalesce(calls.c.ended_at, bp("now")) - since), 0)).where(
+            calls.c.created_at > bp("made_after"), calls.c.agent_started_at.is_not(None),
+            sa.or_(calls.c.ended_at.is_(None), calls.c.ended_at > bp("day")))
+
+
+@functools.cache
+def statements(dialect: str) -> Statements:
+    """The statements for ``dialect``, built on first use."""
+    return Statements(dialect)
