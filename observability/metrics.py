@@ -27,6 +27,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from store import StoreUnavailable
 from upstream.errors import MALFORMED_RESPONSE, UpstreamFailure
 
 logger = logging.getLogger(__name__)
@@ -200,10 +201,6 @@ class _OpenCalls:
         self.store = store
 
     def collect(self) -> Iterator[Metric]:
-        # Imported here, not at the top: the store's own imports (the cost guards) record
-        # metrics, and a module-level import would make a cycle.
-        from store import StoreUnavailable
-
         try:
             count = self.store.count_open_calls()
         except (StoreUnavailable, sa.exc.SQLAlchemyError) as exc:
