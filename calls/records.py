@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from calls.turns import turn_latency
-from store import CallRecord
+from store import CallRecord, Store
 
 #: The columns of the CSV export, in order (the JSON forms carry these and more).
 EXPORT_FIELDS = ("id", "channel", "state", "persona", "direction", "caller_number",
@@ -43,6 +43,12 @@ def call_json(record: CallRecord) -> dict[str, Any]:
         "time_to_agent_ms": time_to_agent_ms(record), "duration_s": duration,
         "end_reason": record.end_reason, "last_error": record.last_error,
     }
+
+
+def find_call_detail(store: Store, call_id: str) -> dict[str, Any] | None:
+    """:func:`call_detail` of the call ``call_id``, or None when there is no such call."""
+    record = store.get_call(call_id)
+    return None if record is None else call_detail(record, store.timeline(call_id))
 
 
 def call_detail(record: CallRecord, timeline: list[dict[str, Any]]) -> dict[str, Any]:

@@ -17,13 +17,13 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from calls import lifecycle
-from calls.records import EXPORT_FIELDS, call_detail, call_json, iso, transcript
+from calls.records import EXPORT_FIELDS, call_json, find_call_detail, iso, transcript
 from store import CallRecord, Store
 from web.auth import bearer_token_matches, require_admin
 from web.errors import ApiError, BadRequest, NotFound, Unauthorized
 from web.security import rate_limit_failed_auth
 
-__all__ = ["bp", "call_detail", "call_json", "iso", "transcript"]
+__all__ = ["bp"]
 
 bp = Blueprint("calls_api", __name__, url_prefix="/api")
 MAX_LIMIT = 200
@@ -117,11 +117,10 @@ def reconcile() -> ResponseReturnValue:
 @bp.get("/calls/<call_id>")
 @require_admin
 def get_call(call_id: str) -> ResponseReturnValue:
-    store = _store()
-    record = store.get_call(call_id)
-    if record is None:
+    detail = find_call_detail(_store(), call_id)
+    if detail is None:
         raise NotFound(f"no call {call_id}")
-    return jsonify(call_detail(record, store.timeline(call_id)))
+    return jsonify(detail)
 
 
 class Conflict(ApiError):

@@ -13,7 +13,7 @@ from flask import Blueprint, current_app, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 
 from calls import lifecycle
-from calls.records import call_detail, call_json
+from calls.records import call_json, find_call_detail
 from pages import bp
 from pages.login import signed_in
 from pages.sandbox_calls import TEST_CALL_DURATION_S, SandboxUnreachable, place_test_call
@@ -67,11 +67,10 @@ def calls() -> ResponseReturnValue:
 
 @sandbox_bp.get("/home/calls/<call_id>")
 def call(call_id: str) -> ResponseReturnValue:
-    store = _store()
-    record = store.get_call(call_id)
-    if record is None:
+    detail = find_call_detail(_store(), call_id)
+    if detail is None:
         raise NotFound(f"no call {call_id}")
-    return jsonify(call_detail(record, store.timeline(call_id)))
+    return jsonify(detail)
 
 
 @sandbox_bp.post("/home/test-call")

@@ -147,37 +147,25 @@ class GatewayClient(UpstreamClient):
 
     # -- into a channel --------------------------------------------------------------------
 
-    def inbound(
-        self,
-        channel: str,
-        region: str,
-        *,
-        token: str | None = None,
-        uid: int | str | None = None,
-        webhook_url: str | None = None,
-        audio_scenario: int | str | None = None,
-        sdk_options: Mapping[str, Any] | str | None = None,
-        video: bool | None = None,
-    ) -> Reservation:
-        """Reserve a dial-in number and PIN that lead into ``channel``. Not retried."""
-        body = self._call(
-            "inbound",
-            {
-                "channel": _required("channel", channel),
-                "region": normalize_region(region),
-                "token": token,
-                "uid": uid,
-                **_common(webhook_url, audio_scenario, sdk_options, video),
-            },
-        )
+    def inbound(self, channel: str, region: str, **leg: Any) -> Reservation:
+        """Reserve a dial-in number and PIN that lead into ``channel``. Not retried. ``leg``:
+        token, uid, webhook_url, audio_scenario, sdk_options, video."""
+        body = self._into_channel("inbound", channel, region, **leg)
         return Reservation(
             did=self._result_str(body, "did", "inbound"),
             display=body.get("display") if isinstance(body.get("display"), str) else "",
             pin=self._result_str(body, "pin", "inbound"),
         )
 
-    def inbound_sip(
+    def inbound_sip(self, channel: str, region: str, **leg: Any) -> str:
+        """A one-off SIP URI that leads into ``channel``. Not retried. ``leg`` as for
+        :meth:`inbound`."""
+        body = self._into_channel("inboundsip", channel, region, **leg)
+        return self._result_str(body, "sip", "inboundsip")
+
+    def _into_channel(
         self,
+        action: str,
         channel: str,
         region: str,
         *,
@@ -187,10 +175,10 @@ class GatewayClient(UpstreamClient):
         audio_scenario: int | str | None = None,
         sdk_options: Mapping[str, Any] | str | None = None,
         video: bool | None = None,
-    ) -> str:
-        """A one-off SIP URI that leads into ``channel``. Not retried."""
-        body = self._call(
-            "inboundsip",
+    ) -> dict[str, Any]:
+        """The gateway's two reservations into a channel share one request shape."""
+        return self._call(
+            action,
             {
                 "channel": _required("channel", channel),
                 "region": normalize_region(region),
@@ -199,7 +187,6 @@ class GatewayClient(UpstreamClient):
                 **_common(webhook_url, audio_scenario, sdk_options, video),
             },
         )
-        return self._result_str(body, "sip", "inboundsip")
 
     def outbound(
         self,
