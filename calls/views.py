@@ -17,7 +17,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from calls import lifecycle
-from calls.records import EXPORT_FIELDS, call_json, find_call_detail, iso, transcript
+from calls.records import EXPORT_FIELDS, call_json, find_call_detail, transcript
 from store import CallRecord, Store
 from web.auth import bearer_token_matches, require_admin
 from web.errors import ApiError, BadRequest, NotFound, Unauthorized
