@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -23,19 +22,18 @@ from upstream.errors import MALFORMED_RESPONSE, UpstreamFailure
 from upstream.retry import NO_RETRY, RetryPolicy
 
 from .errors import AgentNotFound, UpstreamError, UpstreamUnavailable, error_from_response
+from .models import (
+    Agent,
+    AgentPage,
+    AgentStatus,
+    AgentSummary,
+    History,
+    encode_states,
+    opt_int,
+    opt_str,
+)
 
 logger = logging.getLogger(__name__)
-
-#: Agent state names and the numeric codes the list endpoint's ``state`` filter expects.
-STATE_CODES: dict[str, int] = {
-    "IDLE": 0,
-    "STARTING": 1,
-    "RUNNING": 2,
-    "STOPPING": 3,
-    "STOPPED": 4,
-    "RECOVERING": 5,
-    "FAILED": 6,
-}
 
 #: ``speak`` text limit, in UTF-8 bytes (API reference 2.6).
 MAX_SPEAK_BYTES = 512
@@ -43,55 +41,6 @@ SPEAK_PRIORITIES = frozenset({"INTERRUPT", "APPEND", "IGNORE"})
 
 DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 5.0)
 DEFAULT_RETRY = RetryPolicy()
-
-
-@dataclass(frozen=True)
-class Agent:
-    """An agent as returned by ``join`` and ``update``."""
-
-    agent_id: str
-    status: str
-    created_at: int
-
-
-@dataclass(frozen=True)
-class AgentStatus:
-    """The result of querying one agent."""
-
-    agent_id: str
-    name: str | None
-    status: str
-    start_ts: int | None
-    stop_ts: int | None
-    message: str | None
-
-
-@dataclass(frozen=True)
-class AgentSummary:
-    """One entry of the agent list (the list carries no name)."""
-
-    agent_id: str
-    status: str
-    start_ts: int | None
-
-
-@dataclass(frozen=True)
-class AgentPage:
-    """One page of the agent list; ``cursor`` is None on the last page."""
-
-    items: tuple[AgentSummary, ...]
-    cursor: str | None
-    total: int | None
-
-
-@dataclass(frozen=True)
-class History:
-    """The conversation so far of a running agent."""
-
-    agent_id: str
-    status: str
-    start_ts: int | None
-    contents: tuple[dict[str, Any], ...]
 
 
 class ConvoAIClient(UpstreamClient):
@@ -172,12 +121,12 @@ class ConvoAIClient(UpstreamClient):
         resp = self._request("GET", _agent_path(agent_id))
         body = self._json_object(resp, "response")
         return AgentStatus(
-            agent_id=_opt_str(body.get("agent_id")) or agent_id,
-            name=_opt_str(body.get("name")),
+            agent_id=opt_str(body.get("agent_id")) or agent_id,
+            name=opt_str(body.get("name")),
             status=self._required_str(body, "status", "query", resp),
-            start_ts=_opt_int(body.get("start_ts")),
-            stop_ts=_opt_int(body.get("stop_ts")),
-            message=_opt_str(body.get("message")),
+            start_ts=opt_int(body.get("start_ts")),
+            stop_ts=opt_int(body.get("stop_ts")),
+            message=opt_str(body.get("message")),
         )
 
     # -- listing ---------------------------------------------------------------------------
@@ -198,7 +147,7 @@ class ConvoAIClient(UpstreamClient):
         if channel is not None:
             params["channel"] = channel
         if states is not None:
-            params["state"] = _encode_states(states)
+            params["state"] = encode_states(states)
         if from_time is not None:
             params["from_time"] = from_time
         if to_time is not None:
@@ -220,14 +169,14 @@ class ConvoAIClient(UpstreamClient):
             AgentSummary(
                 agent_id=self._required_str(item, "agent_id", "list", resp),
                 status=self._required_str(item, "status", "list", resp),
-                start_ts=_opt_int(item.get("start_ts")),
+                start_ts=opt_int(item.get("start_ts")),
             )
             for item in raw_items
         )
         return AgentPage(
             items=items,
-            cursor=_opt_str(meta.get("cursor")) or None,
-            total=_opt_int(meta.get("total")),
+            cursor=opt_str(meta.get("cursor")) or None,
+            total=opt_int(meta.get("total")),
         )
 
     def iter_agents(
@@ -289,9 +238,9 @@ class ConvoAIClient(UpstreamClient):
         if not isinstance(contents, list) or not all(isinstance(c, dict) for c in contents):
             raise self._malformed("history", "contents is not a list of objects", resp)
         return History(
-            agent_id=_opt_str(body.get("agent_id")) or agent_id,
+            agent_id=opt_str(body.get("agent_id")) or agent_id,
             status=self._required_str(body, "status", "history", resp),
-            start_ts=_opt_int(body.get("start_ts")),
+            start_ts=opt_int(body.get("start_ts")),
             contents=tuple(contents),
         )
 
@@ -365,7 +314,7 @@ class ConvoAIClient(UpstreamClient):
 
     def _agent(self, resp: requests.Response) -> Agent:
         body = self._json_object(resp, "response")
-        created_at = _opt_int(body.get("create_ts"))
+        created_at = opt_int(body.get("create_ts"))
         if created_at is None:
             raise self._malformed("agent", "missing create_ts", resp)
         return Agent(
@@ -387,35 +336,3 @@ def _agent_path(agent_id: str) -> str:
     if not agent_id:
         raise ValueError("agent_id is required")
     return f"/agents/{quote(agent_id, safe='')}"
-
-
-def _encode_states(states: Sequence[str]) -> str:
-    """State names to the comma-separated numeric codes of the list filter (``1,2``)."""
-    if isinstance(states, str):
-        states = (states,)
-    if not states:
-        raise ValueError("states must not be empty (omit it to get Agora's default, RUNNING)")
-    codes = []
-    for state in states:
-        try:
-            codes.append(STATE_CODES[state.upper()])
-        except KeyError:
-            raise ValueError(f"unknown agent state {state!r}") from None
-    return ",".join(str(code) for code in codes)
-
-
-def _opt_str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _opt_int(value: Any) -> int | None:
-    """An integer field; tolerates numeric strings, ignores anything else (bools included)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    return None
-
-

@@ -12,13 +12,10 @@ because ending something twice is harmless. Nothing that acts on a live phone ca
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -28,6 +25,19 @@ from upstream.errors import MALFORMED_RESPONSE, UpstreamFailure
 from upstream.retry import NO_RETRY, RetryPolicy
 
 from .errors import GatewayAuthError, GatewayError, GatewayUnavailable, error_from_response
+from .models import OutboundResult, Reservation
+from .payload import (
+    NUMBER_FIELDS,
+    Value,
+    build_payload,
+    check_cancel_keys,
+    check_outbound,
+    common_fields,
+    log_fields,
+    normalize_region,
+    required,
+    required_uid,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -35,57 +45,9 @@ DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 10.0)
 #: ``outbound`` returns once the call is answered or failed: allow for a full ring.
 DEFAULT_OUTBOUND_TIMEOUT: tuple[float, float] = (3.05, 90.0)
 
-REGIONS = frozenset(f"AREA_CODE_{code}" for code in ("NA", "EU", "AS", "JP", "IN", "CN"))
-PROMPTS = frozenset({"false", "beep", "lazy", "true"})
-LEGS = frozenset({"aleg", "bleg"})
 #: Actions that may be sent twice: ending a call or reservation that is already gone is a 404.
 RETRYABLE_ACTIONS = frozenset({"endcall", "cancelcall"})
 MAX_ATTEMPTS = 2
-#: Body fields that are phone numbers: logged with all but their last four digits masked.
-_NUMBER_FIELDS = ("to", "from", "did", "destination")
-
-Value = str | int | bool | Mapping[str, Any] | None
-
-
-@dataclass(frozen=True)
-class Reservation:
-    """A dial-in number plus PIN that leads into a channel (``inbound``)."""
-
-    did: str
-    display: str
-    pin: str
-
-
-@dataclass(frozen=True)
-class OutboundResult:
-    """An answered outbound call; ``callid`` is what ``endcall``/``transfer`` etc. take."""
-
-    callid: str
-
-
-def normalize_region(region: str) -> str:
-    """``"na"``, ``"NA"`` or ``"AREA_CODE_NA"`` -> ``"AREA_CODE_NA"``; anything else is refused."""
-    if not isinstance(region, str):
-        raise ValueError("region must be a string such as 'NA' or 'AREA_CODE_NA'")
-    code = region.strip().upper()
-    if not code.startswith("AREA_CODE_"):
-        code = f"AREA_CODE_{code}"
-    if code not in REGIONS:
-        raise ValueError(f"unknown region {region!r}; expected one of {sorted(REGIONS)}")
-    return code
-
-
-def mask_number(number: str) -> str:
-    """A phone number for logs: only its last four digits (``+1 800 555 0142`` -> ``*******0142``).
-
-    A ``;dtmf=``/``#`` suffix (it may be a PIN) is dropped; SIP URIs are hidden entirely.
-    """
-    if number.lower().startswith(("sip:", "sips:")):
-        return "sip:***"
-    digits = re.sub(r"[^0-9]", "", re.split(r"[;#]", number, maxsplit=1)[0])
-    if len(digits) <= 4:
-        return "****"
-    return "*" * (len(digits) - 4) + digits[-4:]
 
 
 def retry_policy(action: str, delay_s: float = 0.5) -> RetryPolicy:
@@ -180,11 +142,11 @@ class GatewayClient(UpstreamClient):
         return self._call(
             action,
             {
-                "channel": _required("channel", channel),
+                "channel": required("channel", channel),
                 "region": normalize_region(region),
                 "token": token,
                 "uid": uid,
-                **_common(webhook_url, audio_scenario, sdk_options, video),
+                **common_fields(webhook_url, audio_scenario, sdk_options, video),
             },
         )
 
@@ -211,26 +173,21 @@ class GatewayClient(UpstreamClient):
         Blocks until the call is answered or has failed (hence ``outbound_timeout``). A busy or
         invalid number raises GatewayRejected. Never retried: a second request rings twice.
         """
-        if prompt not in PROMPTS:
-            raise ValueError(f"prompt must be one of {sorted(PROMPTS)}")
-        if timeout_s is not None and (
-            isinstance(timeout_s, bool) or not isinstance(timeout_s, int) or timeout_s <= 0
-        ):
-            raise ValueError("timeout_s must be a positive number of seconds")
+        check_outbound(prompt, timeout_s)
         body = self._call(
             "outbound",
             {
-                "channel": _required("channel", channel),
+                "channel": required("channel", channel),
                 "region": normalize_region(region),
-                "to": _required("to", to),
-                "from": _required("caller_id", caller_id),
+                "to": required("to", to),
+                "from": required("caller_id", caller_id),
                 "prompt": prompt,
                 "token": token,
                 "uid": uid,
                 "timeout": timeout_s,
                 "sip": sip,
                 "sip_domain": sip_domain,
-                **_common(webhook_url, audio_scenario, sdk_options, video),
+                **common_fields(webhook_url, audio_scenario, sdk_options, video),
             },
             timeout=self._outbound_timeout,
         )
@@ -240,7 +197,7 @@ class GatewayClient(UpstreamClient):
 
     def end_call(self, callid: str) -> None:
         """Hang up a live call. CallNotFound (404) means it is already gone. Retried once."""
-        self._call("endcall", {"callid": _required("callid", callid)})
+        self._call("endcall", {"callid": required("callid", callid)})
 
     def cancel_call(
         self,
@@ -254,17 +211,7 @@ class GatewayClient(UpstreamClient):
     ) -> None:
         """Cancel a reservation (or stop the call that came through it). Exactly one key:
         ``token`` + ``channel`` (+ ``uid``), or ``sip``, or ``did`` + ``pin``. Retried once."""
-        by_channel = token is not None or channel is not None or uid is not None
-        by_sip = sip is not None
-        by_pin = did is not None or pin is not None
-        if sum((by_channel, by_sip, by_pin)) != 1:
-            raise ValueError("give exactly one of: token+channel (+uid), sip, or did+pin")
-        if by_channel and not (token and channel):
-            raise ValueError("cancelling by channel needs both token and channel")
-        if by_sip and not sip:
-            raise ValueError("sip must not be empty")
-        if by_pin and not (did and pin):
-            raise ValueError("cancelling by number needs both did and pin")
+        check_cancel_keys(token, channel, uid, sip, did, pin)
         self._call(
             "cancelcall",
             {"token": token, "channel": channel, "uid": uid, "sip": sip, "did": did, "pin": pin},
@@ -279,8 +226,8 @@ class GatewayClient(UpstreamClient):
         self._call(
             "transfer",
             {
-                "callid": _required("callid", callid),
-                "destination": _required("destination", destination),
+                "callid": required("callid", callid),
+                "destination": required("destination", destination),
                 "leg": leg,
             },
         )
@@ -288,7 +235,7 @@ class GatewayClient(UpstreamClient):
     def send_dtmf(self, callid: str, digits: str) -> None:
         """Play DTMF ``digits`` (``0-9``, ``*``, ``#``, checked by the caller: sip/service.py)
         on the phone leg. Not retried."""
-        self._call("send_dtmf", {"callid": _required("callid", callid), "digits": digits})
+        self._call("send_dtmf", {"callid": required("callid", callid), "digits": digits})
 
     def bridge(
         self,
@@ -306,17 +253,17 @@ class GatewayClient(UpstreamClient):
         self._call(
             "bridge",
             {
-                "callid": _required("callid", callid),
-                "channel": _required("channel", channel),
-                "token": _required("token", token),
-                "uid": _required_uid("uid", uid),
-                **_common(webhook_url, audio_scenario, sdk_options, video),
+                "callid": required("callid", callid),
+                "channel": required("channel", channel),
+                "token": required("token", token),
+                "uid": required_uid("uid", uid),
+                **common_fields(webhook_url, audio_scenario, sdk_options, video),
             },
         )
 
     def unbridge(self, callid: str) -> None:
         """Detach the call from Agora and keep the phone leg up."""
-        self._call("unbridge", {"callid": _required("callid", callid)})
+        self._call("unbridge", {"callid": required("callid", callid)})
 
     def rebridge(
         self,
@@ -337,13 +284,13 @@ class GatewayClient(UpstreamClient):
         self._call(
             "rebridge",
             {
-                "callid": _required("callid", callid),
-                "channel": _required("channel", channel),
-                "token": _required("token", token),
-                "uid": _required_uid("uid", uid),
-                "current_channel": _required("current_channel", current_channel),
-                "current_uid": _required_uid("current_uid", current_uid),
-                **_common(webhook_url, audio_scenario, sdk_options, video),
+                "callid": required("callid", callid),
+                "channel": required("channel", channel),
+                "token": required("token", token),
+                "uid": required_uid("uid", uid),
+                "current_channel": required("current_channel", current_channel),
+                "current_uid": required_uid("current_uid", current_uid),
+                **common_fields(webhook_url, audio_scenario, sdk_options, video),
             },
         )
 
@@ -356,7 +303,7 @@ class GatewayClient(UpstreamClient):
         Logged as ``sip.request`` without the credential, tokens or full phone numbers."""
         if not self.configured:
             raise GatewayAuthError("no gateway credential or App ID configured", action=action)
-        payload = _payload(action, self._app_id, fields)
+        payload = build_payload(action, self._app_id, fields)
         resp = self._send(
             "POST", self._url, {"action": action},
             policy=retry_policy(action, self._retry_delay_s), timeout=timeout, json=payload,
@@ -372,7 +319,7 @@ class GatewayClient(UpstreamClient):
 
     def _error_for(self, resp: requests.Response, sent: Any) -> UpstreamFailure | None:
         # Any value we sent that the gateway might echo back is blanked out of the reason.
-        secrets = [self._auth, *(sent.get(k) for k in ("token", "sip", "pin", *_NUMBER_FIELDS))]
+        secrets = [self._auth, *(sent.get(k) for k in ("token", "sip", "pin", *NUMBER_FIELDS))]
         return error_from_response(resp, action=sent["action"], secrets=secrets)
 
     def _unavailable(self, exc: Exception, context: Mapping[str, Any]) -> UpstreamFailure:
@@ -395,80 +342,7 @@ class GatewayClient(UpstreamClient):
     def _log_extra(self, sent: Any, resp: requests.Response | None) -> dict[str, Any]:
         """The call id, channel, region and masked numbers: never the credential, a token, a
         SIP URI or a full number."""
-        body = _loose_json(resp)
-        fields: dict[str, Any] = {}
-        callid = sent.get("callid") or (body.get("callid") if isinstance(body, dict) else None)
-        if isinstance(callid, str) and callid:
-            fields["callid"] = callid
-        for name in ("channel", "region"):
-            if name in sent:
-                fields[name] = sent[name]
-        for name in _NUMBER_FIELDS:
-            value = sent.get(name)
-            if name == "did" and value is None and isinstance(body, dict):
-                value = body.get("did")
-            if isinstance(value, str) and value:
-                fields[name] = mask_number(value)
-        return fields
-
-
-def _payload(action: str, app_id: str, fields: Mapping[str, Value]) -> dict[str, Any]:
-    """The JSON body: every value a string except ``video``; None means "leave it out"."""
-    payload: dict[str, Any] = {"action": action, "appid": app_id}
-    for name, value in fields.items():
-        if value is None:
-            continue
-        if name == "video":
-            if not isinstance(value, bool):
-                raise ValueError("video must be a boolean")
-            payload[name] = value
-        elif isinstance(value, bool):
-            raise ValueError(f"{name} must not be a boolean")
-        elif isinstance(value, int):
-            if value < 0:
-                raise ValueError(f"{name} must not be negative")
-            payload[name] = str(value)
-        elif isinstance(value, Mapping):
-            payload[name] = json.dumps(dict(value), separators=(",", ":"))
-        elif isinstance(value, str):
-            payload[name] = value
-        else:
-            raise ValueError(f"{name} must be a string")
-    return payload
-
-
-def _common(
-    webhook_url: str | None,
-    audio_scenario: int | str | None,
-    sdk_options: Mapping[str, Any] | str | None,
-    video: bool | None,
-) -> dict[str, Value]:
-    """The optional fields inbound, outbound, inboundsip, bridge and rebridge share."""
-    if isinstance(sdk_options, str):
-        try:
-            parsed = json.loads(sdk_options)
-        except ValueError:
-            parsed = None
-        if not isinstance(parsed, dict):
-            raise ValueError("sdk_options must be a JSON object (a dict or its JSON text)")
-    return {
-        "webhook_url": webhook_url,
-        "audio_scenario": audio_scenario,
-        "sdk_options": sdk_options,
-        "video": video,
-    }
-
-
-def _required(name: str, value: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{name} is required")
-    return value
-
-
-def _required_uid(name: str, value: int | str) -> int | str:
-    if value is None or value == "":
-        raise ValueError(f"{name} is required")
-    return value
+        return log_fields(sent, _loose_json(resp))
 
 
 def _loose_json(resp: requests.Response | None) -> Any:

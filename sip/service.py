@@ -16,9 +16,10 @@ from convoai.tokens import MAX_TOKEN_LIFETIME_S, build_rtc_token
 from observability import metrics
 from personas import Registry
 from personas.registry import reservation_channel
-from sip.client import LEGS, GatewayClient, mask_number, normalize_region
+from sip.client import GatewayClient
 from sip.errors import CallNotFound, GatewayError, GatewayRejected
 from sip.numbers import e164, number_key
+from sip.payload import LEGS, mask_number, normalize_region
 from store import CallRecord, Store
 from upstream.errors import UpstreamFailure
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from convoai.client import Agent, AgentStatus, AgentSummary, History
 from convoai.errors import AgentNotFound, ConvoAIError, TaskConflict
+from convoai.models import Agent, AgentStatus, AgentSummary, History
 
 
 class FakeClock:

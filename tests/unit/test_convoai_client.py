@@ -11,14 +11,7 @@ import requests
 import responses
 from responses import matchers
 
-from convoai.client import (
-    Agent,
-    AgentPage,
-    AgentStatus,
-    AgentSummary,
-    ConvoAIClient,
-    History,
-)
+from convoai.client import ConvoAIClient
 from convoai.errors import (
     AgentNotFound,
     AuthenticationFailed,
@@ -30,6 +23,13 @@ from convoai.errors import (
     UpstreamError,
     UpstreamUnavailable,
     error_from_response,
+)
+from convoai.models import (
+    Agent,
+    AgentPage,
+    AgentStatus,
+    AgentSummary,
+    History,
 )
 from upstream.retry import RetryPolicy
 

@@ -12,14 +12,7 @@ import requests
 import responses
 from responses import matchers
 
-from sip.client import (
-    GatewayClient,
-    OutboundResult,
-    Reservation,
-    mask_number,
-    normalize_region,
-    should_retry,
-)
+from sip.client import GatewayClient, should_retry
 from sip.errors import (
     CallNotFound,
     GatewayAuthError,
@@ -29,6 +22,8 @@ from sip.errors import (
     GatewayUnavailable,
     error_from_response,
 )
+from sip.models import OutboundResult, Reservation
+from sip.payload import mask_number, normalize_region
 
 API_URL = "https://sipcm.test/v1/api/pstn"
 AUTH = "c2lwLWF1dGgtdmFsdWUtZnJvbS1hZ29yYQ=="
