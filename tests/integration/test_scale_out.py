@@ -71,7 +71,22 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with running_stack(log_dir, database_url, SECRETS, instances=2, name="instance",
                        notify=1) as running:
         running.sandbox.reset(concurrency_limit=200)
+        warm_up(running.sandbox, running.services)
         yield Cluster(running.sandbox, running.services)
+
+
+def warm_up(sandbox: Sandbox, instances: list[Service]) -> None:
+    """One call through each instance before the burst, so that the test measures the rules,
+    not the first requests' cold start (imports, pools, schema compilation) in every process."""
+    for n, instance in enumerate(instances):
+        channel = f"warm_up_{n}_{uuid.uuid4().hex[:6]}"
+        assert instance.event(103, channel=channel, seq=1).status_code == 200
+        wait_until(lambda c=channel: [a for a in sandbox.agents(c) if a["state"] == "RUNNING"],
+                   timeout=30, message="the warm-up call's agent")
+        assert instance.event(104, channel=channel, seq=2, reason=1).status_code == 200
+        wait_until(lambda c=channel: not [a for a in sandbox.agents(c)
+                                          if a["state"] in RUNNING],
+                   timeout=30, message="the warm-up call's agent to stop")
 
 
 def ncs_body(event_type: int, channel: str, seq: int, *, reason: int | None = None) -> bytes:
