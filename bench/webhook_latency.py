@@ -62,7 +62,8 @@ from bench.common import (  # noqa: E402
 
 SECTION = "## Webhook overhead"
 PLOT_NAME = "webhook_latency.png"
-TARGET_RATIO = 1.25
+#: Issue 16 relaxed the target from 1.25 (commit then send, one SQL style).
+TARGET_RATIO = 1.5
 
 
 # -- the client --------------------------------------------------------------------------------
