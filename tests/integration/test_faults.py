@@ -671,12 +671,13 @@ def test_a_worker_killed_during_a_join_leaves_a_start_the_sweeper_finishes_with_
     wait_until(lambda: worker not in children(master) and len(children(master)) == 2,
                message="gunicorn to replace the killed worker")
 
-    # ConvoAI did start the agent (the join reached it before the worker died).
-    wait_until(lambda: fresh.sandbox.agents(channel), message="the agent of the lost answer")
+    # One agent either way. The call commits before its join is sent, so the worker may die
+    # after the join reached ConvoAI (its agent is adopted: 200, then the sweeper's 409) or
+    # before it left (the sweeper's join starts the only agent: 200).
     call = the_call(fresh.service, channel, ("active",), timeout=60)
     (agent,) = fresh.sandbox.agents(channel)
     assert call["agent_id"] == agent["agent_id"] and agent["state"] in RUNNING
-    assert [r["status"] for r in joins_for(fresh.sandbox, channel)] == [200, 409]
+    assert [r["status"] for r in joins_for(fresh.sandbox, channel)] in ([200, 409], [200])
     kinds = [e["kind"] for e in record(fresh.service, call["id"])["timeline"]]
     assert "claimed_starting" in kinds, kinds
 
