@@ -35,6 +35,7 @@ from calls.service import CallService
 from config import Settings
 from convoai.client import ConvoAIClient
 from convoai.errors import AgentNotFound, ConvoAIError
+from convoai.models import AgentStatus
 from observability import metrics
 from store import CallRecord, Store
 
@@ -48,6 +49,8 @@ LIST_LAG_S = 120.0
 #: wait between the goodbye and the hang-up is kept within GOODBYE_WAIT_MIN_S..GOODBYE_WAIT_MAX_S.
 GOODBYE_S_PER_CHAR = 1 / 14
 LEASE_NAME = "reconciler"
+#: ConvoAI statuses of an agent that is (or is about to be) in its channel.
+LIVE_AGENT_STATUSES = frozenset({"STARTING", "RUNNING", "RECOVERING", "IDLE"})
 
 
 @dataclass
@@ -174,15 +177,12 @@ class Reconciler:
 
     def _check_agent(self, agent_id: str, report: Report) -> None:
         call = self.store.call_by_agent_id(agent_id)
+        status: AgentStatus | None = None
         if call is None:
-            try:
-                name = self.convoai.query(agent_id).name or ""
-            except AgentNotFound:
-                return  # gone since the list was taken
-            except ConvoAIError as exc:
-                logger.warning("reconcile.query_failed", extra={"agent_id": agent_id,
-                                                                "reason": exc.reason})
+            status = self._query(agent_id)
+            if status is None:
                 return
+            name = status.name or ""
             if not name.startswith(self.prefix):
                 report.foreign_agents += 1  # not ours: never touched
                 return
@@ -193,7 +193,26 @@ class Reconciler:
             # again adopts this agent on 409). Names are unique, so it cannot be another's.
         if call is not None and call.state in lifecycle.OPEN_STATES:
             return
+        if status is None:
+            # The call may have ended, and its agent been stopped by its worker, since the
+            # list was taken: only an agent that is still live now is an orphan.
+            status = self._query(agent_id)
+            if status is None:
+                return
+        if status.status not in LIVE_AGENT_STATUSES:
+            return
         self._stop_orphan(agent_id, call, report)
+
+    def _query(self, agent_id: str) -> AgentStatus | None:
+        """The agent's state now; None when it is gone or cannot be read this run."""
+        try:
+            return self.convoai.query(agent_id)
+        except AgentNotFound:
+            return None  # gone since the list was taken
+        except ConvoAIError as exc:
+            logger.warning("reconcile.query_failed", extra={"agent_id": agent_id,
+                                                            "reason": exc.reason})
+            return None
 
     def _stop_orphan(self, agent_id: str, call: CallRecord | None, report: Report) -> None:
         try:
@@ -225,7 +244,7 @@ class Reconciler:
                 status = "GONE"
             except ConvoAIError:
                 continue
-            if status in ("STARTING", "RUNNING", "RECOVERING", "IDLE"):
+            if status in LIVE_AGENT_STATUSES:
                 continue
             # Its agent is gone (an idle timeout, an error, a lost notification): a caller
             # still on the line would hear nothing, so the phone leg is hung up too.

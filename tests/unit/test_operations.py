@@ -292,3 +292,27 @@ def test_an_agent_whose_start_is_recorded_while_the_reconciler_looks_is_not_stop
         store.call_by_agent_id = real_lookup
     assert report.orphans_stopped == 0
     assert convoai.agents[call.agent_id].running
+
+
+def test_an_agent_stopped_by_its_call_while_the_reconciler_looks_is_not_stopped_again(
+        settings, store, convoai, clock):
+    """The list is taken while the agent runs; before the reconciler reaches it, the caller
+    hangs up and the agent is stopped. ConvoAI may still accept a second leave of a stopping
+    agent, so the reconciler asks for its state and leaves it alone."""
+    service = make_service(settings, store, convoai)
+    reconciler = make_reconciler(settings, store, service, convoai, clock)
+    send(service, join("racing"))
+    call = store.calls_in_channel("racing")[0]
+    listing = convoai.iter_agents
+
+    def list_then_hang_up(**kw):
+        taken = listing(**kw)
+        send(service, leave("racing"))
+        service.sweep()
+        return taken
+
+    convoai.iter_agents = list_then_hang_up
+    report = reconciler.run(force=True)
+    assert store.get_call(call.id).state == lc.ENDED
+    assert report.orphans_stopped == 0
+    assert convoai.calls.count(("leave", call.agent_id)) == 1
