@@ -33,6 +33,11 @@ SANDBOX_CUSTOMER_ID = "sandbox-customer"
 SANDBOX_CUSTOMER_SECRET = "sandbox-secret"
 SANDBOX_NCS_SECRET = "sandbox-ncs-secret"
 SANDBOX_SIP_AUTH = "sandbox-sip-auth"
+#: Signs the requests for a persona's operator tools whose secret_env is unset in sandbox mode
+#: (the sandbox's demo shop serves them); a Standard Webhooks secret, whsec_ then base64.
+SANDBOX_TOOLS_SECRET = "whsec_c2FuZGJveC1hZ2VudC10b29scy1zZWNyZXQh"
+#: Where the sandbox's demo shop serves operator tool NAME whose url_env is unset.
+SANDBOX_SHOP_TOOLS_PATH = "/shop/agent-tools/"
 SANDBOX_PORT = 8090
 SANDBOX_URL = f"http://127.0.0.1:{SANDBOX_PORT}"
 

@@ -14,8 +14,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from config import SANDBOX_URL
 from personas.model import EnvRef, Persona, Problem
 from personas.shape import Reader
+from personas.tools_shape import resolve_tools
 from personas.vendors import schema_problems
 
 BUILTIN_DIR = Path(__file__).resolve().parent
@@ -33,9 +35,10 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
-def load_file(path: Path, *, builtin: bool, resolve: Resolver) -> tuple[Persona | None,
-                                                                       list[Problem]]:
-    """The persona in ``path``, or None and every problem found in it."""
+def load_file(path: Path, *, builtin: bool, resolve: Resolver,
+              sandbox_url: str = SANDBOX_URL) -> tuple[Persona | None, list[Problem]]:
+    """The persona in ``path``, or None and every problem found in it. ``sandbox_url`` is the
+    sandbox's address, which serves operator tools whose ``url_env`` is unset in sandbox mode."""
     source = display_path(path)
     try:
         data = tomllib.loads(path.read_text("utf-8"))
@@ -45,11 +48,13 @@ def load_file(path: Path, *, builtin: bool, resolve: Resolver) -> tuple[Persona 
         return None, [Problem(source, "file", "is not UTF-8 text")]
     except tomllib.TOMLDecodeError as exc:
         return None, [Problem(source, "toml", f"not valid TOML: {exc}")]
-    return parse(data, source=source, stem=path.stem, builtin=builtin, resolve=resolve)
+    return parse(data, source=source, stem=path.stem, builtin=builtin, resolve=resolve,
+                 sandbox_url=sandbox_url)
 
 
 def parse(data: Mapping[str, Any], *, source: str, stem: str, builtin: bool,
-          resolve: Resolver) -> tuple[Persona | None, list[Problem]]:
+          resolve: Resolver, sandbox_url: str = SANDBOX_URL) -> tuple[Persona | None,
+                                                                     list[Problem]]:
     """A persona from the parsed TOML ``data`` of the file ``source`` (named ``stem``.toml)."""
     reader = Reader(source)
     spec = reader.read(data, stem)
@@ -58,31 +63,44 @@ def parse(data: Mapping[str, Any], *, source: str, stem: str, builtin: bool,
     # never hides or causes a vendor problem. Done even when the file has other problems, so
     # that one run lists them all; a spec too broken to build is left to those problems.
     try:
-        checked = _build(spec, source, builtin, lambda var: (f"{var}-value", "set"))
+        checked, _ = _build(spec, source, builtin, lambda var: (f"{var}-value", "set"),
+                            sandbox_url)
     except (KeyError, TypeError, ValueError, AttributeError):
         checked = None
     if checked is not None:
         seen = {p.field for p in problems}
         problems += [Problem(source, field, message) for field, message in
                      schema_problems(checked, reader.field_of) if field not in seen]
-    if problems:
+    # Values read from the environment that are set but unusable (a tool's secret that is not
+    # whsec_...): a problem in every mode, reported with the file's other problems.
+    try:
+        persona, value_problems = _build(spec, source, builtin, resolve, sandbox_url)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        persona, value_problems = None, []
+    problems += value_problems
+    if problems or persona is None:
         return None, problems
-    return _build(spec, source, builtin, resolve), []
+    return persona, []
 
 
 
 
-def _build(spec: Mapping[str, Any], source: str, builtin: bool, resolve: Resolver) -> Persona:
-    """The Persona, with every ``*_env`` field replaced by what ``resolve`` reads."""
+def _build(spec: Mapping[str, Any], source: str, builtin: bool, resolve: Resolver,
+           sandbox_url: str) -> tuple[Persona, list[Problem]]:
+    """The Persona, with every ``*_env`` field replaced by what ``resolve`` reads, and the
+    problems with values read that are set but unusable."""
     refs: list[EnvRef] = []
     values: list[str] = []
 
-    def read(field: str, var: str) -> str:
+    def read_status(field: str, var: str) -> tuple[str, str]:
         value, status = resolve(var)
         refs.append(EnvRef(field, var, status))
         if value:
             values.append(value)
-        return value
+        return value, status
+
+    def read(field: str, var: str) -> str:
+        return read_status(field, var)[0]
 
     def fill(table: Mapping[str, Any], field: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -99,7 +117,9 @@ def _build(spec: Mapping[str, Any], source: str, builtin: bool, resolve: Resolve
     env_var = llm.pop("api_key_env", None)
     llm["api_key"] = read("llm.api_key_env", env_var) if env_var else None
     llm["headers"] = fill(llm.get("headers", {}), "llm.headers")
-    return Persona(
+    tools, tool_problems = resolve_tools(spec["tools"], read_status, sandbox_url)
+    values += [tool.secret for tool in tools if tool.secret]  # the sandbox's, when it stood in
+    persona = Persona(
         name=spec["name"], description=spec["description"], source=source, builtin=builtin,
         prompt=spec["prompt"], greeting=spec["greeting"],
         failure_message=spec["failure_message"], silence_reminder=spec["silence_reminder"],
@@ -108,6 +128,9 @@ def _build(spec: Mapping[str, Any], source: str, builtin: bool, resolve: Resolve
         turn_detection=spec["turn_detection"], interruption=spec["interruption"],
         idle_timeout=spec["idle_timeout"], max_call_s=spec["max_call_s"],
         goodbye=spec["goodbye"], variables=spec["variables"], labels=spec["labels"],
-        opt_out=spec["opt_out"],
-        env=tuple(refs), secrets=tuple(values),
+        opt_out=spec["opt_out"], builtin_tools=spec["builtin_tools"],
+        transfer_destinations=spec["transfer_destinations"], tools=tools,
+        env=tuple(refs), secrets=tuple(dict.fromkeys(values)),
     )
+    return persona, [Problem(source, field, message, kind="key")
+                     for field, message in tool_problems]

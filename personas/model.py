@@ -6,13 +6,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+#: The call-control tools the service itself serves (tools/); a persona enables them by name.
+BUILTIN_TOOL_NAMES = ("end_call", "transfer_call", "flag_urgent", "draw_tarot_cards")
+
+
+def _empty_parameters() -> dict[str, Any]:
+    return {"type": "object", "properties": {}}
+
 
 @dataclass(frozen=True)
 class Problem:
     """One reason a persona cannot be used, printed as ``file: field: problem``.
 
     ``kind`` is ``structure`` (the file itself is wrong: a problem in every mode) or ``key``
-    (an environment variable the file names is not set: a problem only where the key is needed).
+    (an environment variable the file names is not set: a problem only where the key is needed;
+    or it is set to a value that cannot work, such as a tool secret that is not ``whsec_...``,
+    which the loader reports in every mode).
     """
 
     source: str
@@ -31,6 +40,24 @@ class EnvRef:
     field: str   # e.g. "tts.params.key_env"
     var: str     # e.g. "ELEVENLABS_API_KEY"
     status: str  # "set", "placeholder" (sandbox mode) or "missing"
+
+
+@dataclass(frozen=True)
+class OperatorTool:
+    """A ``[[tools]]`` entry: a tool the service relays to the operator's own endpoint.
+
+    ``url`` is resolved (from ``url`` or ``url_env``); ``secret`` is the ``whsec_`` Standard
+    Webhooks secret read from ``secret_env`` ("" if unset), which signs every request.
+    """
+
+    name: str
+    description: str
+    url: str
+    secret_env: str
+    secret: str = field(repr=False)
+    timeout_s: float = 5.0
+    side_effects: bool = False
+    parameters: Mapping[str, Any] = field(default_factory=_empty_parameters)
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,8 +89,16 @@ class Persona:
     variables: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     opt_out: bool = False
+    builtin_tools: tuple[str, ...] = ()  # a subset of BUILTIN_TOOL_NAMES, in file order
+    transfer_destinations: Mapping[str, str] = field(default_factory=dict)  # name -> +E164/sip:
+    tools: tuple[OperatorTool, ...] = ()
     env: tuple[EnvRef, ...] = ()
     secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def tool_names(self) -> tuple[str, ...]:
+        """Every tool the agent may call: the built-ins enabled, then the operator tools."""
+        return (*self.builtin_tools, *(tool.name for tool in self.tools))
 
     @property
     def missing_keys(self) -> tuple[EnvRef, ...]:

@@ -141,7 +141,8 @@ def inspect_personas(settings: Settings, env: Mapping[str, str] | None = None, *
         if not folder.is_dir():
             continue  # Settings.problems() reports a PERSONAS_DIR that is not a folder
         for path in sorted(folder.glob("*.toml")):
-            persona, problems = load_file(path, builtin=builtin, resolve=resolve)
+            persona, problems = load_file(path, builtin=builtin, resolve=resolve,
+                                          sandbox_url=settings.sandbox_url)
             out.file_problems += problems
             if persona is None:
                 broken.add(path.stem)
