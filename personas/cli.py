@@ -127,6 +127,13 @@ def _describe(persona: Persona, registry: Registry) -> None:
                                 f"{persona.silence_reminder}"))
     for key, value in sorted(persona.variables.items()):
         rows.append((f"var {key}", value))
+    if persona.tool_names:
+        rows.append(("tools", ", ".join(persona.tool_names)))
+    for key, target in persona.transfer_destinations.items():
+        rows.append((f"transfer {key}", target))
+    for tool in persona.tools:
+        effects = "side effects: exactly once" if tool.side_effects else "no side effects"
+        rows.append((f"tool {tool.name}", f"{tool.url} ({effects}, {tool.timeout_s:g} s)"))
     for ref in persona.env:
         state = {"set": "set", "placeholder": "sandbox placeholder",
                  "missing": "NOT SET"}[ref.status]

@@ -394,3 +394,17 @@ def test_personas_check_passes_the_built_ins_and_names_the_shop_placeholders(cli
     assert result.exit_code == 0, result.output
     assert "5 personas OK (sandbox mode)" in result.output
     assert "SHOP_TOOLS_SECRET" in result.output and "SHOP_TOOLS_URL" in result.output
+
+
+def test_personas_show_lists_the_tools_destinations_and_endpoints(cli_app):
+    runner = cli_app.test_cli_runner()
+    orders = runner.invoke(args=["personas", "show", "orders"])
+    assert orders.exit_code == 0, orders.output
+    assert "tools" in orders.output and "lookup_order" in orders.output
+    assert "http://127.0.0.1:8090/shop/agent-tools/lookup_order (no side effects, 5 s)" in \
+        orders.output
+    assert "SHOP_TOOLS_SECRET (sandbox placeholder)" in orders.output
+    assert SANDBOX_TOOLS_SECRET not in orders.output
+    triage = runner.invoke(args=["personas", "show", "triage"])
+    assert "transfer_call, flag_urgent" in triage.output
+    assert "transfer responder" in triage.output and "+18005550199" in triage.output
