@@ -408,3 +408,14 @@ def test_personas_show_lists_the_tools_destinations_and_endpoints(cli_app):
     triage = runner.invoke(args=["personas", "show", "triage"])
     assert "transfer_call, flag_urgent" in triage.output
     assert "transfer responder" in triage.output and "+18005550199" in triage.output
+
+
+def test_the_tools_example_in_the_docs_loads():
+    text = (Path(__file__).resolve().parents[2] / "docs" / "personas.md").read_text("utf-8")
+    tools = text.split("### Built-in tools", 1)[1]
+    builtin, operator = (block.split("```", 1)[0] for block in tools.split("```toml\n")[1:3])
+    persona, problems = load(builtin.split("\n\n")[0], "\n" + builtin.split("\n\n", 1)[1]
+                             + operator)
+    assert problems == []
+    assert persona.tool_names == ("transfer_call", "end_call", "lookup_order")
+    assert set(persona.transfer_destinations) == {"desk", "pbx"}
