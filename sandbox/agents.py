@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from sandbox.agent_tools import servers_of
 from sandbox.errors import AgoraError, bad_field, not_found
 from sandbox.lifecycle import (
     DEFAULT_IDLE_TIMEOUT_S,
@@ -82,6 +83,9 @@ class AgentBook:
                 max_history=llm.get("max_history", DEFAULT_MAX_HISTORY),
                 created_at=now, sid=self.world.new_id(32, "0123456789ABCDEF"),
             )
+            agent.mcp_servers = servers_of(props)
+            if agent.mcp_servers:
+                agent.tools_state = "pending"  # connected once RUNNING (agent_tools.py)
             self.world.names_used.add(agent.name)
             self.world.agents[agent.agent_id] = agent
             # Agora's join examples answer RUNNING although the agent is only in the channel

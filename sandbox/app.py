@@ -8,6 +8,7 @@ import random
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from sandbox.agent_tools import Spawn, in_thread
 from sandbox.clock import Clock
 from sandbox.config import SandboxConfig
 from sandbox.errors import DEFAULT_REASONS, AgoraError
@@ -24,18 +25,21 @@ def create_sandbox_app(
     rng: random.Random | None = None,
     start_background: bool = True,
     sip_http: HttpPoster | None = None,
+    spawn: Spawn = in_thread,
 ) -> Flask:
     """Build the app. Unit tests inject a fake clock and a recording transport and pass
     ``start_background=False``, then drive time with ``app.extensions["sandbox"].tick()``.
-    ``sip_http`` (default: ``requests``) carries the gateway's lookups and lifecycle webhooks."""
+    ``sip_http`` (default: ``requests``) carries the gateway's lookups and lifecycle webhooks;
+    ``spawn`` runs an agent's MCP connection (default: a thread; tests run it inline)."""
     config = config or SandboxConfig.from_env()
     config.validate()
     app = Flask("sandbox")
     app.json.sort_keys = False
-    sandbox = Sandbox(config, clock=clock, transport=transport, rng=rng, sip_http=sip_http)
+    sandbox = Sandbox(config, clock=clock, transport=transport, rng=rng, sip_http=sip_http,
+                      spawn=spawn)
     app.extensions["sandbox"] = sandbox
 
-    from sandbox import control, convoai_api, sip_api, sip_control
+    from sandbox import control, convoai_api, shop, sip_api, sip_control
 
     app.register_blueprint(convoai_api.bp)
     app.register_blueprint(convoai_api.bp, url_prefix=convoai_api.PREFIXES[1],
@@ -43,6 +47,7 @@ def create_sandbox_app(
     app.register_blueprint(sip_api.bp)
     app.register_blueprint(control.bp)
     app.register_blueprint(sip_control.bp)
+    app.register_blueprint(shop.bp)
 
     @app.errorhandler(AgoraError)
     def agora_error(error: AgoraError) -> tuple[Response, int]:

@@ -75,6 +75,10 @@ class SandboxConfig:
     #: Sent as the whole ``Authorization`` header, exactly as given (any scheme), like the
     #: header agreed with Agora at provisioning; wins over ``lookup_token``.
     lookup_auth: str = ""
+    #: The demo shop's Standard Webhooks secret (``whsec_...``, sandbox/shop.py), from
+    #: SHOP_TOOLS_SECRET, the variable the service signs operator tools with; empty: the shop
+    #: refuses every request.
+    shop_tools_secret: str = ""
 
     @property
     def lookup_authorization(self) -> str:
@@ -105,6 +109,8 @@ class SandboxConfig:
                 problems.append(f"{name} must be a {field.type}")
         if problems:
             raise ConfigError("; ".join(problems))
+        if "shop_tools_secret" not in values and env.get("SHOP_TOOLS_SECRET"):
+            values["shop_tools_secret"] = env["SHOP_TOOLS_SECRET"].strip()
         config = cls(**values)
         config.validate()
         return config

@@ -105,6 +105,44 @@ def expire_agent(agent_id: str) -> Response:
     return jsonify(agent_id=agent_id, sent=104)
 
 
+@bp.post("/agents/<agent_id>/say")
+def say(agent_id: str) -> Response:
+    """A scripted caller's line: ``{"text", "tool"?, "arguments"?}``. With a tool, the agent
+    calls it through its MCP server (sandbox/agent_tools.py) and the answer holds the result:
+    ``is_error``, ``text``, ``structured``, and ``failed`` when the server could not be used.
+    404 for an agent not running, 409 for a tool the agent has not listed."""
+    body = _body()
+    text, tool, arguments = body.get("text", ""), body.get("tool"), body.get("arguments", {})
+    if not isinstance(text, str):
+        raise ControlError("text must be a string")
+    if tool is not None and (not isinstance(tool, str) or not tool):
+        raise ControlError("tool must be a non-empty string")
+    if not isinstance(arguments, dict):
+        raise ControlError("arguments must be an object")
+    return jsonify(current_sandbox().tools.say(agent_id, text, tool, arguments))
+
+
+@bp.get("/shop")
+def shop_requests() -> Response:
+    """What the demo shop received (sandbox/shop.py): every request that reached a tool, and
+    how many requests each Idempotency-Key made."""
+    sandbox = current_sandbox()
+    with sandbox.world.lock:
+        received = list(sandbox.world.shop_requests)
+    keys: dict[str, int] = {}
+    for entry in received:
+        keys[entry["idempotency_key"]] = keys.get(entry["idempotency_key"], 0) + 1
+    return jsonify(count=len(received), idempotency_keys=keys, requests=received)
+
+
+@bp.post("/shop/reset")
+def reset_shop() -> Response:
+    sandbox = current_sandbox()
+    with sandbox.world.lock:
+        sandbox.world.shop_requests.clear()
+    return jsonify(count=0)
+
+
 @bp.get("/requests")
 def requests_log() -> Response:
     return jsonify(requests=current_sandbox().requests(request.args.get("kind") or None))
@@ -136,21 +174,25 @@ def set_presence() -> Response:
     For simulators that send their own signed NCS events to the service: the sandbox's agents
     then greet and take turns while the caller is present, and idle out once they have left.
     ``since`` only moves when presence changes, so repeating a call does not reset the clocks.
+    ``scripted``: the caller speaks only through ``/agents/<id>/say`` (no automatic turns).
     """
     body = _body()
     channel, uid, present = body.get("channel"), body.get("uid"), body.get("present")
+    scripted = body.get("scripted", False)
     if not isinstance(channel, str) or not channel:
         raise ControlError("channel must be a non-empty string")
     if isinstance(uid, bool) or not isinstance(uid, int) or not 0 <= uid < 2**32:
         raise ControlError("uid must be an integer in [0, 2^32)")
-    if not isinstance(present, bool):
-        raise ControlError("present must be a boolean")
+    if not isinstance(present, bool) or not isinstance(scripted, bool):
+        raise ControlError("present (and scripted, if given) must be a boolean")
     sandbox = current_sandbox()
     with sandbox.world.lock:
         key = (channel, str(uid))
         known = sandbox.world.presence.get(key)
         if known is None or known.present != present:
-            sandbox.world.presence[key] = Presence(present, sandbox.clock.now())
+            sandbox.world.presence[key] = Presence(present, sandbox.clock.now(), scripted)
+        else:
+            known.scripted = scripted
     return jsonify(channel=channel, uid=uid, present=present)
 
 

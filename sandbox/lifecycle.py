@@ -55,6 +55,16 @@ class Agent:
     next_turn_at: float | None = None
     #: Every turn so far (greeting, scripted exchanges, /speak, /think), for /turns.
     turn_log: list[Turn] = field(default_factory=list)
+    #: The join's ``llm.mcp_servers`` when it enabled tools (headers included: never shown).
+    mcp_servers: list[dict[str, Any]] = field(default_factory=list)
+    #: none (no tools) | pending | connecting | ready | failed (sandbox/agent_tools.py)
+    tools_state: str = "none"
+    #: The tools listed and allowed: {server, name, description, inputSchema}.
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    #: Every MCP failure reported with a 110: {module, turn_id, code, message}.
+    mcp_errors: list[dict[str, Any]] = field(default_factory=list)
+    #: Every tools/call made: {at, server, tool, arguments, is_error, text, ...}.
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """Everything the control API shows about this agent."""
@@ -65,6 +75,10 @@ class Agent:
             "created_at": self.created_at, "running_at": self.running_at,
             "stopping_at": self.stopping_at, "stopped_at": self.stopped_at,
             "stop_message": self.message, "turns": self.turns, "history": list(self.history),
+            "mcp_servers": [{k: v for k, v in s.items() if k != "headers"}
+                            for s in self.mcp_servers],
+            "tools_state": self.tools_state, "tools": list(self.tools),
+            "mcp_errors": list(self.mcp_errors), "tool_calls": list(self.tool_calls),
         }
 
     def remember(self, role: str, content: str) -> None:
@@ -103,6 +117,8 @@ def _converse(world: World, agent: Agent, now: float) -> None:
     """
     presence = world.presence.get((agent.channel, agent.remote_uid))
     interval = world.config.turn_interval_s
+    if presence is not None and presence.present and presence.scripted:
+        return  # a scripted caller speaks through /_sandbox/agents/<id>/say only
     if presence is not None and presence.present:
         if agent.next_turn_at is None:
             agent.next_turn_at = max(agent.running_at, presence.since) + interval

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from sandbox.agent_tools import AgentTools, Spawn, in_thread
 from sandbox.agents import AgentBook
 from sandbox.callers import CallSimulator
 from sandbox.clock import Clock, SystemClock
@@ -39,7 +40,7 @@ class Sandbox:
 
     def __init__(self, config: SandboxConfig, *, clock: Clock | None = None,
                  transport: Transport | None = None, rng: random.Random | None = None,
-                 sip_http: HttpPoster | None = None) -> None:
+                 sip_http: HttpPoster | None = None, spawn: Spawn = in_thread) -> None:
         clock = clock or SystemClock()
         self.config = config
         self.clock = clock
@@ -47,6 +48,7 @@ class Sandbox:
         self.transport = transport or HttpTransport(clock, timeout_s=config.ncs_timeout_s)
         self.outbox = Outbox(self.world, self.transport)
         self.agents = AgentBook(self.world)
+        self.tools = AgentTools(self.world, self.outbox, spawn=spawn)
         self.calls = CallSimulator(self.world)
         self.gateway = Gateway(self.world, self.calls, self.outbox, sip_http)
         self._stop = threading.Event()
@@ -84,6 +86,7 @@ class Sandbox:
         # Callers (and gateway calls) first, so an agent sees a caller who has just left.
         self.outbox.publish(self.calls.tick(now) + self.gateway.tick(now) + self.agents.tick(now))
         self.outbox.release_held(now)
+        self.tools.connect_due()
 
     def reset(self) -> None:
         self.world.clear()

@@ -25,6 +25,8 @@ class Presence:
 
     present: bool
     since: float
+    #: The caller follows a script (``flask simulate call --script``): no automatic turns.
+    scripted: bool = False
 
 
 class World:
@@ -50,6 +52,7 @@ class World:
             self.sip_reservations: dict[str, Any] = {}  # id -> sip_models.Reservation
             self.requests: deque[dict[str, Any]] = deque(maxlen=LOG_LIMIT)
             self.deliveries: deque[Any] = deque(maxlen=LOG_LIMIT)  # ncs_sender.Delivery
+            self.shop_requests: list[dict[str, Any]] = []  # sandbox/shop.py
             self.held: dict[str, list[Any]] = {}  # channel -> deliveries held back (reorder)
             self.held_since: dict[str, float] = {}
             self._last_client_seq = 0

@@ -113,6 +113,8 @@ def make_harness(seed: int = 7, **config: Any) -> Harness:
     clock = FakeClock()
     transport = RecordingTransport(clock)
     settings = dataclasses.replace(SandboxConfig(webhook_url=WEBHOOK_URL), **config)
+    # MCP connections run inline, inside the tick that makes an agent RUNNING.
     app = create_sandbox_app(settings, clock=clock, transport=transport,
-                             rng=random.Random(seed), start_background=False)
+                             rng=random.Random(seed), start_background=False,
+                             spawn=lambda work: work())
     return Harness(app, app.test_client(), clock, transport, app.extensions["sandbox"])
