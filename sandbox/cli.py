@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import NoReturn
 
@@ -13,6 +14,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from sandbox.conversation import SandboxAgents, Script, ScriptError, load_script, play
 from sandbox.simulator import Refused, SimulationError, Target, simulate_call, simulate_storm
 
 
@@ -48,6 +50,21 @@ def _fail(exc: SimulationError) -> NoReturn:
     sys.exit(1 if isinstance(exc, Refused) else 2)
 
 
+def _script_fail(message: str) -> NoReturn:
+    click.echo(f"simulate: {message}", err=True)
+    sys.exit(1)
+
+
+def _conversation(script: Script, target: Target, wait_s: float) -> Callable[[str], None]:
+    """The scripted caller: plays ``script`` against the call's agent in the sandbox."""
+    agents = SandboxAgents(target.sandbox_url or "")
+
+    def converse(agent_id: str) -> None:
+        play(script, agents, agent_id, wait_s=wait_s, echo=lambda line: click.echo(f"  {line}"))
+
+    return converse
+
+
 def simulate_group() -> AppGroup:
     """The `flask simulate` group; app.py loads it only when a `flask simulate` command runs."""
     simulate = AppGroup("simulate")
@@ -76,21 +93,43 @@ def simulate_group() -> AppGroup:
                   help="Never send the leave: only the agent's idle timeout can end the call.")
     @click.option("--wait", default=20.0, show_default=True,
                   help="Seconds to wait for the agent to start and to stop.")
-    @click.option("--channel", help="Channel name (default: a fresh sim_... name); useful to "
-                  "try PERSONA_ROUTES.")
+    @click.option("--channel", help="Channel name (default: a fresh sim_... name, or "
+                  "<persona>_... for a script naming a persona); useful to try PERSONA_ROUTES.")
+    @click.option("--script", "script_name", metavar="FILE",
+                  help="Play a conversation (TOML, docs/sandbox.md) in which the sandbox's "
+                  "agent calls tools; a ready script's name (tarot, orders, ...) also works.")
     def call(url, secret, token, use_sandbox, duration, duplicates, reorder, drop_leave,
-             wait, channel) -> None:  # type: ignore[no-untyped-def]
+             wait, channel, script_name) -> None:  # type: ignore[no-untyped-def]
         """Play one call; exit 1 if the service refused the simulator's token or secret (before
-        anything is sent) or misbehaved. Once the caller's join is sent, its leave is sent too,
-        even on an error or Ctrl-C."""
+        anything is sent) or misbehaved, or the script did not go as written. Once the caller's
+        join is sent, its leave is sent too, even on an error or Ctrl-C."""
         target = _target(url, secret, token, use_sandbox)
+        conversation = None
+        if script_name:
+            try:
+                script = load_script(script_name)
+            except ScriptError as exc:
+                _script_fail(str(exc))
+            if not target.sandbox_url:
+                _script_fail("--script needs the sandbox's agent: run the service in sandbox "
+                             "mode (and not --no-sandbox). Nothing was sent.")
+            if script.persona and not channel:
+                channel = f"{script.persona}_{secrets.token_hex(5)}"
+            conversation = _conversation(script, target, wait)
         try:
             with _stopped_like_ctrl_c():
                 report = simulate_call(target, duration_s=duration, duplicates=duplicates,
                                        reorder=reorder, drop_leave=drop_leave, wait_s=wait,
-                                       channel=channel, echo=click.echo)
+                                       channel=channel, echo=click.echo,
+                                       conversation=conversation)
         except SimulationError as exc:
             _fail(exc)
+        except ScriptError as exc:
+            _script_fail(f"{exc} (the caller has hung up)")
+        if report.ok and conversation:
+            click.echo("result: OK: the script played as written, one agent was started, and "
+                       "it was stopped")
+            return
         if report.ok:
             click.echo("result: OK: exactly one agent was started, and it was stopped after the "
                        "caller left")

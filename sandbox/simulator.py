@@ -115,13 +115,13 @@ class Target:
                                   "--token) to the service's")
         return response.json() if response.status_code == 200 else None
 
-    def presence(self, channel: str, present: bool) -> None:
+    def presence(self, channel: str, present: bool, *, scripted: bool = False) -> None:
         if not self.sandbox_url:
             return
         try:
             self.session.post(f"{self.sandbox_url.rstrip('/')}/_sandbox/presence", timeout=5,
                               json={"channel": channel, "uid": self.pstn_uid,
-                                    "present": present})
+                                    "present": present, "scripted": scripted})
         except requests.RequestException:
             pass  # the sandbox only adds realism; the service's behaviour is what we check
 
@@ -157,13 +157,17 @@ class CallReport:
 def simulate_call(target: Target, *, duration_s: float = 3.0, duplicates: int = 0,
                   reorder: bool = False, drop_leave: bool = False, wait_s: float = 20.0,
                   channel: str | None = None, echo: Callable[[str], None] = lambda _: None,
-                  ) -> CallReport:
+                  conversation: Callable[[str], None] | None = None) -> CallReport:
     """Play one call and check the service's behaviour; ``echo`` receives each timeline line.
 
     Raises Refused before sending anything the service would act on when it refuses the admin
     token or the NCS secret. Once the join is sent, the leave is sent whatever happens next (an
     exception, KeyboardInterrupt); only a ``drop_leave`` run that got as far as the hang-up
     leaves the call to the agent's idle timeout, as it is asked to.
+
+    ``conversation`` (a scripted caller: sandbox/conversation.py) is called with the agent's id
+    once the agent has started, instead of waiting ``duration_s``; the sandbox's agent then
+    takes no automatic turns. Whatever it raises comes out after the leave has been sent.
     """
     target.check()
     channel = channel or f"sim_{secrets.token_hex(5)}"
@@ -209,11 +213,14 @@ def simulate_call(target: Target, *, duration_s: float = 3.0, duplicates: int = 
     leave_seq = join_seq + 1 + duplicates
     call_id = agent_id = None
     hung_up = False
-    target.presence(channel, True)
+    target.presence(channel, True, scripted=conversation is not None)
     try:
         call_id, agent_id = _talk(target, send, say, problems, join_seq=join_seq,
                                   duplicates=duplicates, reorder=reorder, wait_s=wait_s)
-        time.sleep(duration_s)
+        if conversation is not None and agent_id:
+            conversation(agent_id)
+        else:
+            time.sleep(duration_s)
         hung_up = True
     finally:
         target.presence(channel, False)

@@ -5,15 +5,31 @@ for scripted callers; the demo shop checks Standard Webhooks signatures."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 import responses
 from standardwebhooks import Webhook
 
+from app import create_app
+from config import Settings
+from sandbox.conversation import (
+    SandboxAgents,
+    Script,
+    ScriptError,
+    ScriptTurn,
+    load_script,
+    parse_script,
+    play,
+)
+from sandbox.simulator import JOIN, LEAVE, simulate_call
 from sandbox.testing import Harness, make_harness
+from tests.fakes import FakeConvoAI
+from tests.unit.test_simulator import ADMIN_TOKEN, Wire, target
 
 MCP_URL = "http://mcp.test/mcp"
 TOKEN = "Bearer per-call-token-123"
@@ -275,3 +291,146 @@ def test_the_shop_requires_an_idempotency_key_and_a_secret():
     assert shop_post(h, order_body("A1001"), key=None).status_code == 400
     unset = make_harness()
     assert shop_post(unset, order_body("A1001")).status_code == 401
+
+
+# -- scripts ----------------------------------------------------------------------------------
+
+
+class FakeAgents:
+    """The sandbox's control API for the player: one agent with ``tools`` listed."""
+
+    def __init__(self, tools: list[str], results: dict[str, bool] | None = None) -> None:
+        self.tools, self.results = tools, results or {}
+        self.said: list[tuple[str, str | None]] = []
+
+    def agent(self, agent_id: str) -> dict[str, Any]:
+        return {"agent_id": agent_id, "tools_state": "ready",
+                "tools": [{"name": n} for n in self.tools]}
+
+    def say(self, agent_id: str, text: str, tool: str | None, arguments: Any) -> dict[str, Any]:
+        self.said.append((text, tool))
+        return {"said": text, "tool": tool, "is_error": self.results.get(tool or "", False),
+                "text": f"{tool} result"}
+
+
+def test_a_script_calling_a_tool_the_agent_did_not_list_fails_in_one_line_before_speaking():
+    script = Script("s.toml", (ScriptTurn("Hi"), ScriptTurn("Fly me", "fly_to_the_moon")))
+    agents = FakeAgents(["end_call", "draw_tarot_cards"])
+    with pytest.raises(ScriptError) as failure:
+        play(script, agents, "A1", echo=lambda _: None, sleep=lambda _: None)
+    assert str(failure.value) == ("s.toml: the agent did not list the tool fly_to_the_moon "
+                                  "(it listed: end_call, draw_tarot_cards)")
+    assert agents.said == []
+
+
+def test_a_script_plays_each_turn_and_checks_what_it_expects():
+    script = parse_script({"turn": [
+        {"caller": "Three cards?", "tool": "draw_tarot_cards", "arguments": {"count": 3}},
+        {"caller": "Flag it", "tool": "flag_urgent", "expect": "error"},
+        {"caller": "Bye"}]}, "t.toml")
+    lines: list[str] = []
+    agents = FakeAgents(["draw_tarot_cards", "flag_urgent"], {"flag_urgent": True})
+    play(script, agents, "A1", echo=lines.append, sleep=lambda _: None)
+    assert lines == [
+        "turn 1: caller: 'Three cards?' -> draw_tarot_cards(count=3) -> ok: "
+        "draw_tarot_cards result",
+        "turn 2: caller: 'Flag it' -> flag_urgent() -> error: flag_urgent result",
+        "turn 3: caller: 'Bye'"]
+    wrong = parse_script({"turn": [{"caller": "Flag it", "tool": "flag_urgent"}]}, "t.toml")
+    with pytest.raises(ScriptError, match="^turn 1: flag_urgent gave error, the script "
+                                          "expects ok: flag_urgent result$"):
+        play(wrong, agents, "A1", echo=lambda _: None, sleep=lambda _: None)
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({}, "no [[turn]] tables"),
+    ({"turn": [{"caller": "Hi", "tol": "x"}]}, "turn 1: unknown key 'tol'"),
+    ({"turn": [{"caller": ""}]}, "turn 1: caller must be a non-empty string"),
+    ({"turn": [{"caller": "Hi", "tool": "x", "expect": "maybe"}]}, "turn 1: expect must be"),
+    ({"turn": [{"caller": "Hi", "arguments": {"a": 1}}]},
+     "turn 1: arguments and expect need a tool"),
+    ({"persona": 3, "turn": [{"caller": "Hi"}]}, "persona must be a non-empty string"),
+])
+def test_a_script_that_cannot_be_read_names_its_first_problem(data, message):
+    with pytest.raises(ScriptError, match=f"^x.toml: {message}".replace("[", r"\[")
+                       .replace("]", r"\]")):
+        parse_script(data, "x.toml")
+
+
+@pytest.mark.parametrize(("name", "tools"), [
+    ("triage", ["flag_urgent", "transfer_call"]), ("support", ["transfer_call", "end_call"]),
+    ("tarot", ["draw_tarot_cards", "end_call"]), ("orders", ["lookup_order"]),
+    ("appointments", []),
+])
+def test_each_built_in_persona_has_a_ready_script(name, tools):
+    script = load_script(name)
+    assert script.persona == name
+    assert script.tools == tools
+
+
+def test_the_command_refuses_an_unreadable_script_in_one_line_before_sending_anything(tmp_path):
+    service = create_app(Settings.for_tests(database_url=f"sqlite:///{tmp_path / 'app.db'}",
+                                            log_level="WARNING"))
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[turn]]\ncaller = "Hi"\ntool = 7\n')
+    with responses.RequestsMock() as nothing_sent:
+        result = service.test_cli_runner().invoke(args=[
+            "simulate", "call", "--url", "http://service.test", "--script", str(bad)])
+        assert len(nothing_sent.calls) == 0
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == f"simulate: {bad}: turn 1: tool must be a non-empty string\n"
+
+
+def test_a_scripted_caller_speaks_once_the_agent_started_and_hangs_up_even_on_failure(
+        tmp_path):
+    service = create_app(Settings.for_tests(database_url=f"sqlite:///{tmp_path / 'app.db'}",
+                                            admin_token=ADMIN_TOKEN, log_level="WARNING",
+                                            agent_start_mode="inline"))
+    service.extensions["calls"].convoai = FakeConvoAI()
+    seen: list[str] = []
+
+    def conversation(agent_id: str) -> None:
+        seen.append(agent_id)
+        raise ScriptError("turn 1: end_call gave error, the script expects ok")
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        wire = Wire(service, mock)
+        with pytest.raises(ScriptError):
+            simulate_call(target(), wait_s=5, conversation=conversation)
+        events = wire.events()
+    assert len(seen) == 1 and seen[0]
+    assert events.count(JOIN) == events.count(LEAVE) == 1
+
+
+def test_a_script_plays_through_the_sandboxs_control_api_into_the_transcript(mock):
+    McpServer(mock)
+    h = make_harness()
+
+    def to_sandbox(request: requests.PreparedRequest) -> tuple[int, dict[str, str], bytes]:
+        answer = h.client.open(urlsplit(request.url or "").path, method=request.method,
+                               data=request.body, headers={"Content-Type": "application/json"})
+        return answer.status_code, {"Content-Type": "application/json"}, answer.get_data()
+
+    for method in (responses.GET, responses.POST):
+        mock.add_callback(method, re.compile(r"http://sandbox\.test/.*"), to_sandbox)
+    agent_id = tool_join(h, allowed_tools=["end_call", "lookup_order"])
+    h.advance(0.3)
+    script = parse_script({"turn": [
+        {"caller": "Where is A1001?", "tool": "lookup_order",
+         "arguments": {"order_number": "A1001"}},
+        {"caller": "Bye", "tool": "end_call"}]}, "orders.toml")
+    lines: list[str] = []
+
+    play(script, SandboxAgents("http://sandbox.test"), agent_id, echo=lines.append,
+         sleep=lambda _: None)
+
+    assert len(lines) == 2
+    assert agent(h, agent_id)["history"][-4:] == [
+        {"role": "user", "content": "Where is A1001?"},
+        {"role": "tool", "content": "lookup_order (ok): lookup_order done"},
+        {"role": "user", "content": "Bye"},
+        {"role": "tool", "content": "end_call (ok): end_call done"}]
+    flagging = parse_script({"turn": [{"caller": "Flag", "tool": "flag_urgent"}]}, "t.toml")
+    with pytest.raises(ScriptError, match="did not list the tool flag_urgent"):
+        play(flagging, SandboxAgents("http://sandbox.test"), agent_id, echo=lines.append)
