@@ -21,6 +21,7 @@ from sandbox.defaults import (
     SANDBOX_CUSTOMER_SECRET,
     SANDBOX_NCS_SECRET,
     SANDBOX_SIP_AUTH,
+    SANDBOX_TOOLS_SECRET,
 )
 
 __all__ = [
@@ -75,10 +76,10 @@ class SandboxConfig:
     #: Sent as the whole ``Authorization`` header, exactly as given (any scheme), like the
     #: header agreed with Agora at provisioning; wins over ``lookup_token``.
     lookup_auth: str = ""
-    #: The demo shop's Standard Webhooks secret (``whsec_...``, sandbox/shop.py), from
-    #: SHOP_TOOLS_SECRET, the variable the service signs operator tools with; empty: the shop
-    #: refuses every request.
-    shop_tools_secret: str = ""
+    #: The demo shop's Standard Webhooks secret (``whsec_...``, sandbox/shop.py): SHOP_TOOLS_SECRET,
+    #: the variable the service signs the orders persona's tool with, else the placeholder the
+    #: service uses in sandbox mode when that is unset.
+    shop_tools_secret: str = SANDBOX_TOOLS_SECRET
 
     @property
     def lookup_authorization(self) -> str:
