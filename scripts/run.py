@@ -6,7 +6,9 @@ against Agora.
 
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -20,6 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from config import ConfigError, Settings  # noqa: E402
+
+#: The personas in personas/*.toml, each with a ready script in sandbox/scripts/.
+BUILT_IN_PERSONAS = ("triage", "support", "tarot", "orders", "appointments")
 
 
 def main() -> int:
@@ -52,6 +57,7 @@ def main() -> int:
                 sys.stderr.write(f"phone-agent: {settings.sandbox_url} is already in use; stop "
                                  "what runs there or set SANDBOX_URL to another port\n")
                 return 1
+            env.update(_tool_settings(settings))
             env.update({
                 "SANDBOX_APP_ID": settings.agora_app_id,
                 "SANDBOX_APP_CERTIFICATE": settings.agora_app_certificate,
@@ -87,6 +93,21 @@ def main() -> int:
         return 0
     finally:
         stop_all()
+
+
+def _tool_settings(settings: Settings) -> dict[str, str]:
+    """What sandbox mode adds for tools: one SHOP_TOOLS_SECRET for the service (which signs the
+    orders persona's requests with it) and the sandbox's demo shop (which checks them), random
+    unless set; and, unless PERSONA_ROUTES or PERSONAS_DIR is set, routes that send a
+    ``<persona>_...`` channel to each built-in persona, as ``flask simulate call --script``
+    names its channels."""
+    added: dict[str, str] = {}
+    if not os.environ.get("SHOP_TOOLS_SECRET"):
+        added["SHOP_TOOLS_SECRET"] = "whsec_" + base64.b64encode(
+            secrets.token_bytes(32)).decode()
+    if not settings.persona_routes and not settings.personas_dir:
+        added["PERSONA_ROUTES"] = ",".join(f"{name}_*={name}" for name in BUILT_IN_PERSONAS)
+    return added
 
 
 def _uses_sandbox(settings: Settings) -> bool:
@@ -127,6 +148,8 @@ def _banner(settings: Settings, service_url: str) -> None:
             f"    sandbox:      {settings.sandbox_url}  (stands in for Agora; no real calls)",
             f"    agents:       {settings.sandbox_url}/_sandbox/agents",
             "  Next, in another shell:  make call   (one simulated call, with its timeline)",
+            "    or a call whose agent uses tools:  flask simulate call --script tarot",
+            "    (triage, support, tarot, orders, appointments: sandbox/scripts/)",
         ]
     lines += ["  Ctrl-C stops everything.", ""]
     sys.stdout.write("\n".join(lines) + "\n")

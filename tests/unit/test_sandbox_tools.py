@@ -16,7 +16,8 @@ import responses
 from standardwebhooks import Webhook
 
 from app import create_app
-from config import Settings
+from config import SANDBOX_TOOLS_SECRET, Settings
+from sandbox.config import SandboxConfig
 from sandbox.conversation import (
     SandboxAgents,
     Script,
@@ -289,8 +290,17 @@ def test_the_shop_refuses_a_bad_signature_and_records_nothing(change):
 def test_the_shop_requires_an_idempotency_key_and_a_secret():
     h = make_harness(shop_tools_secret=SHOP_SECRET)
     assert shop_post(h, order_body("A1001"), key=None).status_code == 400
-    unset = make_harness()
+    unset = make_harness(shop_tools_secret="")
     assert shop_post(unset, order_body("A1001")).status_code == 401
+
+
+def test_the_shop_takes_shop_tools_secret_else_the_services_sandbox_placeholder():
+    assert SandboxConfig.from_env({"SHOP_TOOLS_SECRET": SHOP_SECRET}).shop_tools_secret \
+        == SHOP_SECRET
+    assert SandboxConfig.from_env({}).shop_tools_secret == SANDBOX_TOOLS_SECRET
+    h = make_harness()
+    assert shop_post(h, order_body("A1002"), secret=SANDBOX_TOOLS_SECRET).get_json()[
+        "status"] == "processing"
 
 
 # -- scripts ----------------------------------------------------------------------------------
@@ -434,3 +444,18 @@ def test_a_script_plays_through_the_sandboxs_control_api_into_the_transcript(moc
     flagging = parse_script({"turn": [{"caller": "Flag", "tool": "flag_urgent"}]}, "t.toml")
     with pytest.raises(ScriptError, match="did not list the tool flag_urgent"):
         play(flagging, SandboxAgents("http://sandbox.test"), agent_id, echo=lines.append)
+
+
+def test_make_run_gives_the_service_and_the_sandbox_one_shop_secret_and_persona_routes(
+        monkeypatch):
+    from scripts import run
+
+    monkeypatch.delenv("SHOP_TOOLS_SECRET", raising=False)
+    added = run._tool_settings(Settings.for_tests())
+    Webhook(added["SHOP_TOOLS_SECRET"])  # a valid whsec_ secret
+    assert added["SHOP_TOOLS_SECRET"] != run._tool_settings(Settings.for_tests())[
+        "SHOP_TOOLS_SECRET"]  # random
+    assert "tarot_*=tarot" in added["PERSONA_ROUTES"].split(",")
+
+    monkeypatch.setenv("SHOP_TOOLS_SECRET", SHOP_SECRET)
+    assert run._tool_settings(Settings.for_tests(persona_routes="x_*=tarot")) == {}
