@@ -14,6 +14,7 @@ tool with ``tools/call``; the exchange goes into the agent's history (the transc
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -133,6 +134,10 @@ class AgentTools:
                 raise AgoraError(409, "ToolNotListed", f"the agent has no tool {tool} "
                                  f"(its tools: {names}; tools {agent.tools_state})")
             entry = next(dict(s) for s in agent.mcp_servers if s.get("name") == listed["server"])
+            # Before the call, as an LLM's tool call precedes its result in the context: a tool
+            # that ends the call (end_call) may stop the agent before its result comes back.
+            agent.remember("assistant", f"[tool call] {tool} "
+                                        f"{json.dumps(dict(arguments or {}), sort_keys=True)}")
         call: dict[str, Any] = {"at": now, "server": entry.get("name"), "tool": tool,
                                 "arguments": dict(arguments or {})}
         try:
@@ -155,8 +160,9 @@ class AgentTools:
             agent: Agent = self.world.agents[agent_id]
             agent.tool_calls.append(call)
             outcome = "error" if call["is_error"] else "ok"
-            # ASSUME: ConvoAI's history holds the LLM context, where a tool result is a
-            # message of role "tool"; Agora does not document how tool calls appear there.
+            # ASSUME: ConvoAI's history holds the LLM context, where a tool call is the
+            # assistant's and its result a message of role "tool"; Agora does not document
+            # how tool calls appear there.
             agent.remember("tool", f"{call['tool']} ({outcome}): "
                                    f"{call['text'][:HISTORY_TEXT_LIMIT]}")
             event = None

@@ -208,8 +208,10 @@ def test_a_caller_line_makes_the_agent_call_a_listed_tool_into_the_transcript(mo
     assert call[0]["params"] == {"name": "end_call", "arguments": {"reason": "done"}}
     assert call[1]["Authorization"] == TOKEN
     seen = agent(h, agent_id)
-    assert seen["history"][-2:] == [{"role": "user", "content": "Goodbye"},
-                                    {"role": "tool", "content": "end_call (ok): end_call done"}]
+    assert seen["history"][-3:] == [
+        {"role": "user", "content": "Goodbye"},
+        {"role": "assistant", "content": '[tool call] end_call {"reason": "done"}'},
+        {"role": "tool", "content": "end_call (ok): end_call done"}]
     assert [c["tool"] for c in seen["tool_calls"]] == ["end_call"]
 
 
@@ -436,10 +438,12 @@ def test_a_script_plays_through_the_sandboxs_control_api_into_the_transcript(moc
          sleep=lambda _: None)
 
     assert len(lines) == 2
-    assert agent(h, agent_id)["history"][-4:] == [
+    assert agent(h, agent_id)["history"][-6:] == [
         {"role": "user", "content": "Where is A1001?"},
+        {"role": "assistant", "content": '[tool call] lookup_order {"order_number": "A1001"}'},
         {"role": "tool", "content": "lookup_order (ok): lookup_order done"},
         {"role": "user", "content": "Bye"},
+        {"role": "assistant", "content": "[tool call] end_call {}"},
         {"role": "tool", "content": "end_call (ok): end_call done"}]
     flagging = parse_script({"turn": [{"caller": "Flag", "tool": "flag_urgent"}]}, "t.toml")
     with pytest.raises(ScriptError, match="did not list the tool flag_urgent"):
