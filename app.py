@@ -33,14 +33,16 @@ from ncs.signature import NamedSecret, NcsVerifier
 from observability import health, logs
 from pages import bp as pages_bp
 from pages import sandbox as sandbox_page
+from personas import Registry, load_registry
 from personas import cli as personas_cli
-from personas import load_registry
 from sip import cli as sip_cli
 from sip import try_page
 from sip import views as sip_views
 from sip.client import GatewayClient
 from sip.service import SipService, count_gateway_failure
 from store import Store, StoreUnavailable
+from tools import views as tools_views
+from tools.service import ToolService
 from web import keepalive, pages_security, security
 from web.errors import register_error_handlers
 
@@ -94,8 +96,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         if settings.events_webhook_url else None
     reconciler = Reconciler(settings, store, service, convoai, hang_up=sip.end_leg,
                             events=events)
+    tools = ToolService(store, service, sip)
     app.extensions.update(
-        sip=sip, gateway=gateway, reconciler=reconciler,
+        sip=sip, gateway=gateway, reconciler=reconciler, tools=tools,
         settings=settings, store=store, convoai=convoai, calls=service, personas=personas,
         ncs_verifier=NcsVerifier([
             NamedSecret("AGORA_NCS_SECRET", settings.agora_ncs_secret),
@@ -113,6 +116,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(calls_views.bp)
     app.register_blueprint(sip_views.bp)
     app.register_blueprint(try_page.bp)
+    app.register_blueprint(tools_views.bp)
     app.register_blueprint(pages_bp)
     # The sandbox panel and its JSON at / (sandbox mode only); production answers one line.
     app.register_blueprint(sandbox_page.sandbox_bp if settings.sandbox
@@ -133,7 +137,19 @@ def create_app(settings: Settings | None = None) -> Flask:
     if not command:  # the banner is for whoever watches the service, not a command's user
         _announce(settings, background)
     _warn_if_lookup_closed(settings, store)
+    _warn_if_tools_off(settings, personas)
     return app
+
+
+def _warn_if_tools_off(settings: Settings, personas: Registry) -> None:
+    """Personas with tools but no PUBLIC_URL: their agents start without the tools."""
+    with_tools = [p.name for p in personas if p.tool_names]
+    if with_tools and not settings.tools_url:
+        logger.warning(
+            "TOOLS OFF: PUBLIC_URL is not set, so agents cannot reach this service's tools "
+            "endpoint and the tools of these personas are left out of their joins: "
+            f"{', '.join(with_tools)}. Set PUBLIC_URL (https) to turn them on.",
+            extra={"personas": with_tools})
 
 
 def _one_shot_command() -> bool:

@@ -38,6 +38,8 @@ SANDBOX_SIP_AUTH = "sandbox-sip-auth"
 SANDBOX_TOOLS_SECRET = "whsec_c2FuZGJveC1hZ2VudC10b29scy1zZWNyZXQh"
 #: Where the sandbox's demo shop serves operator tool NAME whose url_env is unset.
 SANDBOX_SHOP_TOOLS_PATH = "/shop/agent-tools/"
+#: Hosts for which plain http is acceptable in PUBLIC_URL (a tunnel or proxy on the same machine).
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 SANDBOX_PORT = 8090
 SANDBOX_URL = f"http://127.0.0.1:{SANDBOX_PORT}"
 
@@ -103,6 +105,9 @@ class Settings:
     #: Agent minutes per UTC day, across all calls; 0: no budget (calls/guards.py).
     daily_agent_minutes: int = 0
     public_url: str = ""
+    #: The port `make run` and gunicorn.conf.py serve on: in sandbox mode without PUBLIC_URL,
+    #: agents reach the tools endpoint at http://127.0.0.1:PORT/mcp.
+    port: int = 8000
     outbound_caller_id: str = ""
     try_page: bool = False
     try_daily_limit: int = 50
@@ -243,8 +248,15 @@ class Settings:
             found.append("TRY_DAILY_LIMIT and TRY_PER_ADDRESS_LIMIT must be 0 or more")
         if self.max_concurrent_calls < 0:
             found.append("MAX_CONCURRENT_CALLS must be 0 (no cap) or more")
-        if self.public_url and urlsplit(self.public_url).scheme not in ("http", "https"):
+        public = urlsplit(self.public_url)
+        if self.public_url and (public.scheme not in ("http", "https") or not public.netloc):
             found.append("PUBLIC_URL must be an http(s) URL such as https://calls.example.com")
+        elif self.public_url and not self.sandbox and public.scheme != "https" \
+                and public.hostname not in LOOPBACK_HOSTS:
+            found.append("PUBLIC_URL must use https in production (agents send their call's "
+                         "tool token to it); plain http is only for localhost")
+        if not 1 <= self.port <= 65535:
+            found.append("PORT must be between 1 and 65535")
         for name in ("SIP_LOOKUP_AUTH", "SIP_LOOKUP_TOKEN", "SIP_EVENTS_TOKEN"):
             value = getattr(self, name.lower())
             if value and len(value) < 16:
@@ -309,6 +321,14 @@ class Settings:
     def sip_lookup_on(self) -> bool:
         """Whether POST /sip/lookup answers (it is closed, 404, without a credential)."""
         return bool(self.sip_lookup_auth or self.sip_lookup_token)
+
+    @property
+    def tools_url(self) -> str:
+        """Where agents reach the MCP endpoint (``<PUBLIC_URL>/mcp``); in sandbox mode without
+        PUBLIC_URL, the service's own local address. Empty: tools are left out of joins."""
+        if self.public_url:
+            return self.public_url.rstrip("/") + "/mcp"
+        return f"http://127.0.0.1:{self.port}/mcp" if self.sandbox else ""
 
     @property
     def mode(self) -> str:

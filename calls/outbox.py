@@ -1,4 +1,5 @@
-"""Outbound events for the operator: ``call.started``, ``call.ended`` and ``transcript.ready``,
+"""Outbound events for the operator: ``call.started``, ``call.ended``, ``transcript.ready`` and
+``call.escalated`` (an agent flagged the call urgent),
 POSTed to EVENTS_WEBHOOK_URL and signed by the Standard Webhooks convention.
 
 The store writes each event into the ``outbox`` table in the same transaction as the change it
@@ -13,9 +14,6 @@ The body is ``{"type", "timestamp", "data"}``: ``timestamp`` is when the change 
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import logging
 import time
@@ -26,26 +24,19 @@ import requests
 
 from calls.records import call_json, iso, transcript
 from store import Store
+from upstream.signing import signed_headers
 
 logger = logging.getLogger(__name__)
 
 CALL_STARTED = "call.started"
 CALL_ENDED = "call.ended"
 TRANSCRIPT_READY = "transcript.ready"
+CALL_ESCALATED = "call.escalated"
 #: Delays before each retry; after the last one the event is given up (about a day in all).
 RETRY_DELAYS_S = (5, 30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600)
 #: How long a worker owns an event it is sending before another may try.
 SEND_LEASE_S = 60.0
 TIMEOUT_S = (3.05, 10.0)
-
-
-def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
-    """The ``webhook-signature`` header value: ``v1,`` and base64 of HMAC-SHA256, keyed with the
-    base64 part of ``whsec_...``, over ``id.timestamp.body``."""
-    key = base64.b64decode(secret.removeprefix("whsec_"))
-    signed = f"{message_id}.{timestamp}.".encode() + body
-    digest = hmac.new(key, signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
 
 
 class EventSender:
@@ -91,15 +82,18 @@ class EventSender:
         data = call_json(record)
         if event["type"] == TRANSCRIPT_READY:
             data["transcript"] = transcript(self.store.timeline(record.id))
+        elif event["type"] == CALL_ESCALATED:
+            flags = [e for e in self.store.timeline(record.id) if e["kind"] == "flagged_urgent"]
+            data["escalation"] = {"summary": flags[0]["detail"]["summary"] if flags else None,
+                                  "flagged_at": iso(flags[0]["at"]) if flags else None}
         payload = {"type": event["type"], "timestamp": iso(event["created_at"]), "data": data}
         return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
     def _send(self, event_id: str, body: bytes) -> str | None:
         """POST one event; None when the receiver took it (any 2xx), else why not."""
         timestamp = int(self.clock())
-        headers = {"Content-Type": "application/json", "webhook-id": event_id,
-                   "webhook-timestamp": str(timestamp),
-                   "webhook-signature": sign(self.secret, event_id, timestamp, body)}
+        headers = {"Content-Type": "application/json",
+                   **signed_headers(self.secret, event_id, timestamp, body)}
         try:
             response = self.session.post(self.url, data=body, headers=headers,
                                          timeout=TIMEOUT_S, allow_redirects=False)

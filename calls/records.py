@@ -48,15 +48,22 @@ def call_json(record: CallRecord) -> dict[str, Any]:
 def find_call_detail(store: Store, call_id: str) -> dict[str, Any] | None:
     """:func:`call_detail` of the call ``call_id``, or None when there is no such call."""
     record = store.get_call(call_id)
-    return None if record is None else call_detail(record, store.timeline(call_id))
+    if record is None:
+        return None
+    return call_detail(record, store.timeline(call_id), store.tool_calls_of(call_id))
 
 
-def call_detail(record: CallRecord, timeline: list[dict[str, Any]]) -> dict[str, Any]:
-    """A call with its timeline, transcript, ConvoAI's errors (event 110) and per-turn latency
-    (events 111 and 112, calls/turns.py), as the API and the pages show it."""
+def call_detail(record: CallRecord, timeline: list[dict[str, Any]],
+                tool_calls: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A call with its timeline, transcript, ConvoAI's errors (event 110), per-turn latency
+    (events 111 and 112, calls/turns.py) and the agent's tool calls (arguments named like
+    secrets masked), as the API and the pages show it."""
     return {**call_json(record), "timeline": [{**e, "at": iso(e["at"])} for e in timeline],
             "transcript": transcript(timeline), "agent_errors": agent_errors(timeline),
-            "turn_latency": turn_latency(timeline)}
+            "turn_latency": turn_latency(timeline),
+            "tool_calls": [{**t, "started_at": iso(t["started_at"]),
+                            "finished_at": iso(t["finished_at"])}
+                           for t in tool_calls or []]}
 
 
 def transcript(timeline: list[dict[str, Any]]) -> list[dict[str, str]]:

@@ -26,11 +26,13 @@ from calls.turns import finished_turns
 from config import Settings
 from convoai.client import ConvoAIClient
 from convoai.errors import AgentNotFound, ConvoAIError, LimitExceeded, TaskConflict
-from convoai.payload import agent_token, build_join_properties
+from convoai.payload import agent_token, build_join_properties, mcp_server_entry
 from ncs.events import AgentEvent
 from observability import metrics
 from personas import Persona, Registry, load_registry
 from store import Applied, CallRecord, Notice, Store, StoreUnavailable
+from tools.catalog import BUILTIN_TIMEOUT_S
+from tools.tokens import new_token, token_hash
 from upstream.errors import UpstreamFailure
 
 logger = logging.getLogger(__name__)
@@ -133,15 +135,17 @@ class CallService:
     def _follow_up(self, applied: Applied) -> None:
         if applied.stop:
             call_id, agent_id = applied.stop
-            self._run(self.stop_agent, call_id, agent_id)
+            self.run_in_background(self.stop_agent, call_id, agent_id)
         if applied.start:
-            self._run(self.start_agent, applied.start.id, applied.start, applied.notice)
+            self.run_in_background(self.start_agent, applied.start.id, applied.start,
+                                   applied.notice)
 
     def start_in_background_or_inline(self, call: CallRecord) -> None:
         """Start the agent of a call made before its caller joined, per AGENT_START_MODE."""
-        self._run(self.start_agent, call.id, call)
+        self.run_in_background(self.start_agent, call.id, call)
 
-    def _run(self, work: Callable[..., None], *args: Any) -> None:
+    def run_in_background(self, work: Callable[..., None], *args: Any) -> None:
+        """Run ``work`` on the background pool (AGENT_START_MODE=background), else now."""
         if self.executor is None:
             work(*args)
         else:
@@ -226,7 +230,8 @@ class CallService:
         persona = self.persona_of(call)
         properties = build_join_properties(
             self.settings, persona, call_id=call.id, channel=call.channel,
-            variables=json.loads(call.variables) if call.variables else None)
+            variables=json.loads(call.variables) if call.variables else None,
+            mcp_server=self._tools_server(call, persona))
         extra = {"call_id": call.id, "channel": call.channel, "agent_name": call.agent_name,
                  "persona": persona.name}
         try:
@@ -259,6 +264,18 @@ class CallService:
         logger.info("agent.started", extra={**extra, "agent_id": agent_id, "then": outcome})
         if outcome == "stop":
             self.stop_agent(call.id, agent_id)
+
+    def _tools_server(self, call: CallRecord, persona: Persona) -> dict[str, Any] | None:
+        """The join's MCP server entry when the persona has tools and agents can reach the
+        endpoint: a new bearer token per join (only its hash is kept, with the call), so an
+        agent adopted after a retried join keeps the token it was started with."""
+        if not persona.tool_names or not self.settings.tools_url:
+            return None
+        token = new_token()
+        self.store.add_call_token(call.id, token_hash(token))
+        timeout_s = max([t.timeout_s for t in persona.tools], default=BUILTIN_TIMEOUT_S)
+        return mcp_server_entry(self.settings.tools_url, token, persona.tool_names,
+                                max(timeout_s, BUILTIN_TIMEOUT_S))
 
     def persona_of(self, call: CallRecord) -> Persona:
         """The persona recorded with the call; routing again only if it has since vanished."""

@@ -58,16 +58,18 @@ def build_join_properties(
     channel: str,
     variables: Mapping[str, str] | None = None,
     now: datetime | None = None,
+    mcp_server: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``properties`` of the join request for the agent of one call.
 
     ``variables`` are the call's template variables (``caller_number``, ``called_number`` and the
     number's own variables); ``now`` (default: the current time) gives ``local_date`` and
-    ``local_time`` in TIMEZONE.
+    ``local_time`` in TIMEZONE; ``mcp_server`` (:func:`mcp_server_entry`) gives the agent the
+    persona's tools.
     """
     token = agent_token(settings, channel)
     template = template_variables(persona, variables, now=now, timezone=settings.timezone)
-    return {
+    properties = {
         "channel": channel,
         "token": token,
         "agent_rtc_uid": str(settings.agent_uid),
@@ -80,6 +82,29 @@ def build_join_properties(
                    "persona": persona.name},
         "advanced_features": {"enable_rtm": settings.enable_rtm},
         **persona_properties(persona, template),
+    }
+    if mcp_server is not None:
+        properties["advanced_features"]["enable_tools"] = True
+        properties["llm"]["mcp_servers"] = [dict(mcp_server)]
+    return properties
+
+
+#: The tools server's name in the join: at most 48 letters and digits (ConvoAI's rule).
+MCP_SERVER_NAME = "phoneagent"
+
+
+def mcp_server_entry(endpoint: str, token: str, tool_names: Iterable[str],
+                     timeout_s: float) -> dict[str, Any]:
+    """The ``llm.mcp_servers`` entry of a call whose persona has tools: this service's MCP
+    endpoint, the call's bearer token, exactly the persona's tools, and how long a call to one
+    may take (its slowest tool's timeout, plus a margin for the network)."""
+    return {
+        "name": MCP_SERVER_NAME,
+        "endpoint": endpoint,
+        "transport": "streamable_http",
+        "headers": {"Authorization": f"Bearer {token}"},
+        "allowed_tools": list(tool_names),
+        "timeout_ms": int((timeout_s + 2) * 1000),
     }
 
 

@@ -110,6 +110,14 @@ ORPHANS_STOPPED = Counter(
 CALLS_REFUSED = Counter(
     f"{PREFIX}_calls_refused", "Calls refused before an agent was started, by reason.",
     ["reason"], registry=REGISTRY)
+TOOL_CALLS = Counter(
+    f"{PREFIX}_tool_calls", "Tool calls from agents through the MCP endpoint, by tool and outcome "
+    "(repeat: answered from the ledger without running again).", ["tool", "outcome"],
+    registry=REGISTRY)
+TOOL_CALL_SECONDS = Histogram(
+    f"{PREFIX}_tool_call_seconds", "Seconds to answer an agent's tool call, by tool.",
+    ["tool"], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY)
 CALLS_ACTIVE = f"{PREFIX}_calls_active"
 
 P = ParamSpec("P")
@@ -184,6 +192,14 @@ def call_refused(reason: str) -> None:
     """A call refused before its agent: max_concurrent_calls, daily_agent_minutes or
     convoai_limit."""
     CALLS_REFUSED.labels(reason if reason in REFUSAL_REASONS else OTHER).inc()
+
+
+@_never_raises
+def tool_call(tool: str, outcome: str, seconds: float) -> None:
+    """One tools/call answered. ``tool`` is a name from a persona's catalog (the caller of this
+    passes "unknown" for names that are not), so the label stays bounded."""
+    TOOL_CALLS.labels(tool, outcome_label(outcome)).inc()
+    TOOL_CALL_SECONDS.labels(tool).observe(max(0.0, float(seconds)))
 
 
 # -- the scrape -----------------------------------------------------------------------------

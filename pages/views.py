@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -71,15 +72,21 @@ def call(call_id: str) -> ResponseReturnValue:
     if record is None:
         return render_template("pages/not_found.html", call_id=call_id), 404
     timeline = store.timeline(call_id)
-    detail = call_detail(record, timeline)
+    detail = call_detail(record, timeline, store.tool_calls_of(call_id))
     secrets = current_app.extensions["settings"].secret_values()
+    for tool_call in detail["tool_calls"]:
+        tool_call["arguments_shown"] = display.mask(
+            json.dumps(tool_call["arguments"], ensure_ascii=False), secrets)
+    urgent = [{"at": shown["at"], "summary": display.mask(raw["detail"]["summary"], secrets)}
+              for raw, shown in zip(timeline, detail["timeline"], strict=True)
+              if raw["kind"] == "flagged_urgent" and raw["detail"]]
     events = [{**shown, "offset_s": raw["at"] - record.created_at,
                "summary": display.describe(raw["detail"], secrets)}
               for raw, shown in zip(timeline, detail["timeline"], strict=True)]
     detail["last_error"] = display.mask(detail["last_error"], secrets)
     for error in detail.get("agent_errors") or []:
         error["message"] = display.mask(error.get("message"), secrets)
-    return render_template("pages/call.html", call=detail,
+    return render_template("pages/call.html", call=detail, urgent=urgent,
                            events=events, transcript=detail["transcript"],
                            live=record.state in lifecycle.OPEN_STATES)
 

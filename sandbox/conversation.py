@@ -158,13 +158,17 @@ class SandboxAgents:
 def wait_for_tools(agents: Agents, agent_id: str, *, wait_s: float,
                    sleep: Callable[[float], None] = time.sleep,
                    monotonic: Callable[[], float] = time.monotonic) -> dict[str, Any]:
-    """The agent once it has finished connecting to its MCP servers (or ``wait_s`` passed)."""
+    """The agent once it is running and has finished connecting to its MCP servers (or
+    ``wait_s`` passed). An agent is still STARTING for a moment after its join; only a running
+    agent hears the caller."""
     deadline = monotonic() + wait_s
     while True:
         agent = agents.agent(agent_id)
         if agent is None:
             raise ScriptError(f"the sandbox has no agent {agent_id}")
-        if agent.get("tools_state") not in CONNECTING or monotonic() >= deadline:
+        ready = agent.get("state", "RUNNING") != "STARTING" \
+            and agent.get("tools_state") not in CONNECTING
+        if ready or monotonic() >= deadline:
             return agent
         sleep(0.1)
 

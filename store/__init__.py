@@ -3,9 +3,10 @@ SQLite or PostgreSQL. It is the only memory shared between workers and machines.
 
 One module per aggregate, each a part of :class:`Store`: ``calls`` (caller events and agent
 outcomes, the webhook's path), ``call_records`` (reads, sweeping, retention), ``sip`` (lines and
-reservations), ``outbox`` (operator events, leases, checkpoints); ``schema`` holds the tables and
-``engine`` the engines and SQLite's write gate; ``statements`` the statements on every call's
-path, built once per dialect. Every statement is SQLAlchemy Core.
+reservations), ``outbox`` (operator events, leases, checkpoints), ``tools`` (the MCP endpoint's
+tokens, the tool-call ledger, tarot draws); ``schema`` holds the tables and ``engine`` the
+engines and SQLite's write gate; ``statements`` the statements on every call's path, built once
+per dialect. Every statement is SQLAlchemy Core.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from store.engine import DEFAULT_STORE_TIMEOUT_S, SQLITE_PAGE_SIZE, make_engine
 from store.outbox import Outbox
 from store.schema import metadata
 from store.sip import SipRecords
+from store.tools import ToolClaim, ToolRecords
 
 __all__ = ["DEFAULT_STORE_TIMEOUT_S", "EVENT_TYPES", "SQLITE_PAGE_SIZE", "WORK_LEASE_S",
-           "Applied", "CallRecord", "Notice", "Store", "StoreUnavailable", "make_engine",
-           "metadata"]
+           "Applied", "CallRecord", "Notice", "Store", "StoreUnavailable", "ToolClaim",
+           "make_engine", "metadata"]
 
 
-class Store(CallerEvents, CallRecords, SipRecords, Outbox):
+class Store(CallerEvents, CallRecords, SipRecords, Outbox, ToolRecords):
     """Calls and notices in a SQL database (SQLite or PostgreSQL)."""

@@ -148,3 +148,51 @@ rate_limits = sa.Table(
     sa.Column("window_start", sa.Float, nullable=False),
     sa.Column("hits", sa.Integer, nullable=False),
 )
+
+#: Bearer tokens of the service's MCP endpoint (0008): one per join of a call whose persona has
+#: tools, kept as SHA-256 hex (the token itself is only ever in the join). Every token of a call
+#: is valid while the call is open, so an agent adopted after a retried join keeps working.
+call_tokens = sa.Table(
+    "call_tokens",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("call_id", sa.String(32), nullable=False, index=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+#: Every tool call an agent made (0008), and the ledger that makes a side effect happen once.
+#: A side-effecting call's id is made from the call, the tool and its canonical arguments, so a
+#: repeat collides with the first on the primary key and gets its result; other calls get a
+#: random id. The id is also the ``Idempotency-Key`` sent to an operator's endpoint.
+tool_calls = sa.Table(
+    "tool_calls",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("call_id", sa.String(32), nullable=False, index=True),
+    sa.Column("tool", sa.String(64), nullable=False),
+    sa.Column("once", sa.Boolean, nullable=False),
+    # JSON, with the values of fields named like secrets masked.
+    sa.Column("arguments", sa.Text, nullable=False),
+    # running, then done (or failed: a later repeat runs again); a run whose worker died is
+    # taken over when its lease runs out.
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("holder", sa.String(64)),
+    sa.Column("lease_until", sa.Float),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="1"),
+    # JSON: the MCP result ({"content", "structuredContent"?, "isError"}).
+    sa.Column("result", sa.Text),
+    sa.Column("outcome", sa.String(32)),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
+)
+
+#: The tarot cards drawn in a call (0008): the key keeps any card from being drawn twice in one
+#: call, even by two draws at once on two workers.
+tarot_draws = sa.Table(
+    "tarot_draws",
+    metadata,
+    sa.Column("call_id", sa.String(32), primary_key=True),
+    sa.Column("card", sa.String(64), primary_key=True),
+    sa.Column("reversed", sa.Boolean, nullable=False),
+    sa.Column("drawn_at", sa.Float, nullable=False),
+)

@@ -46,6 +46,8 @@ class FakeConvoAI:
     update_errors: list[ConvoAIError] = field(default_factory=list)
     calls: list[tuple[str, str]] = field(default_factory=list)
     updates: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: The properties of every join, by agent name.
+    joined: dict[str, dict[str, Any]] = field(default_factory=dict)
     on_join: Callable[[str], None] | None = None
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -53,6 +55,7 @@ class FakeConvoAI:
     def join(self, name: str, properties: dict[str, Any], **_: Any) -> Agent:
         with self._lock:
             self.calls.append(("join", name))
+            self.joined[name] = properties
             if self.join_errors:
                 raise self.join_errors.pop(0)
             if any(a.name == name for a in self.agents.values()):
@@ -141,3 +144,23 @@ class FakeConvoAI:
 
     def count(self, kind: str) -> int:
         return sum(1 for k, _ in self.calls if k == kind)
+
+
+@dataclass
+class FakeGateway:
+    """The SIP gateway's call control as SipService uses it: transfers and hang-ups recorded."""
+
+    transfers: list[tuple[str, str]] = field(default_factory=list)
+    ended: list[str] = field(default_factory=list)
+    transfer_errors: list[Exception] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def transfer(self, callid: str, destination: str, *, leg: str | None = None) -> None:
+        with self._lock:
+            if self.transfer_errors:
+                raise self.transfer_errors.pop(0)
+            self.transfers.append((callid, destination))
+
+    def end_call(self, callid: str) -> None:
+        with self._lock:
+            self.ended.append(callid)

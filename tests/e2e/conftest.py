@@ -34,6 +34,7 @@ ADMIN_TOKEN = "e2e-admin-token-Hk94"
 class Stack:
     sandbox: Sandbox
     service: Service
+    env: dict[str, str]
 
     @property
     def secret_values(self) -> list[str]:
@@ -44,8 +45,9 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     log_dir = tmp_path_factory.mktemp("e2e-stack")
     with running_stack(log_dir, stack_database("sqlite", log_dir, ""), SECRETS,
-                       env={"ADMIN_TOKEN": ADMIN_TOKEN}) as running:
-        yield Stack(running.sandbox, running.service)
+                       env={"ADMIN_TOKEN": ADMIN_TOKEN,
+                            "PERSONA_ROUTES": "tarot_*=tarot,orders_*=orders"}) as running:
+        yield Stack(running.sandbox, running.service, running.env)
 
 
 @pytest.fixture(scope="session")

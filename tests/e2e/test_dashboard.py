@@ -6,7 +6,10 @@ Every page is checked for configured secrets and for Content-Security-Policy vio
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +18,7 @@ from playwright.sync_api import ConsoleMessage, Page, expect
 
 from pages.display import milliseconds
 from tests.e2e.conftest import ADMIN_TOKEN, Stack
-from tests.integration.harness import wait_until
+from tests.integration.harness import ROOT, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -167,3 +170,27 @@ def test_the_sandbox_panel_places_a_test_call_that_goes_live_on_the_overview(
     expect(live_row).to_have_count(1, timeout=15_000)
     page.screenshot(path=SANDBOX_PANEL_SCREENSHOT, full_page=True)
     assert_no_secret(page, stack)
+
+
+def test_the_tool_calls_of_a_scripted_tarot_call_show_on_its_page(
+        page: Page, stack: Stack, watched: list[str]) -> None:
+    """`flask simulate call --script tarot`: the sandbox's agent draws cards and ends the call
+    through the service's MCP endpoint; the call's page lists both tool calls."""
+    played = subprocess.run(
+        [str(Path(sys.executable).parent / "flask"), "--app", "app", "simulate", "call",
+         "--url", stack.service.url, "--script", "tarot"],
+        cwd=ROOT, env={**stack.env, "LOG_LEVEL": "WARNING"}, capture_output=True, text=True,
+        timeout=120)
+    assert played.returncode == 0, played.stdout + played.stderr
+    channel = re.search(r"into channel (\S+)", played.stdout).group(1)
+    call = wait_until(lambda: call_in(stack, channel), timeout=10, message="the call")
+    page.goto(f"/dashboard/calls/{call['id']}")
+    sign_in(page)
+    table = page.locator("#tool-calls")
+    expect(table.locator('tr[data-tool="draw_tarot_cards"]')).to_have_count(1)
+    expect(table.locator('tr[data-tool="draw_tarot_cards"]')).to_have_attribute(
+        "data-outcome", "ok")
+    expect(table.locator('tr[data-tool="end_call"]')).to_have_count(1)
+    expect(page.locator("#end-reason")).to_have_text("agent_ended")
+    assert_no_secret(page, stack)
+    page.screenshot(path="/tmp/dashboard-tool-calls.png", full_page=True)

@@ -145,9 +145,11 @@ class Service:
                  name: str = "service") -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.secret = env["AGORA_NCS_SECRET"]
+        # PORT as a platform sets it: in sandbox mode without PUBLIC_URL it is where agents
+        # reach this instance's tools endpoint.
         self.process = Process(name, [str(VENV_BIN / "gunicorn"), "app:app", "--bind",
                                       f"127.0.0.1:{port}", "--workers", str(workers)],
-                               env, log_dir, f"{self.url}/healthz")
+                               {**env, "PORT": str(port)}, log_dir, f"{self.url}/healthz")
         self.session = requests.Session()
 
     def post_raw(self, body: bytes, headers: dict[str, str]) -> requests.Response:

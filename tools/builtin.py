@@ -1,0 +1,128 @@
+"""The built-in call-control tools: end the call, transfer it, flag it urgent, draw tarot cards.
+
+Each returns a :class:`Done` (the text the agent reads, what to record, whether it is an
+error). Their arguments have been checked against their schemas (tools/catalog.py) already.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from calls import lifecycle
+from personas.model import Persona
+from sip.errors import GatewayError
+from sip.payload import mask_number
+from sip.service import SipService
+from store import CallRecord
+from tools.tarot import DECK, positions
+
+logger = logging.getLogger(__name__)
+
+#: The system's CSPRNG: the cards a caller is read must not be predictable.
+CARD_RNG = secrets.SystemRandom()
+
+
+#: A side effect that may or may not have happened (its run was cut off by a worker's death).
+OUTCOME_UNKNOWN = "outcome_unknown"
+
+
+@dataclass(frozen=True)
+class Done:
+    outcome: str  # ok, or a short reason for the ledger, the timeline and the metrics
+    text: str
+    structured: dict[str, Any] | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return self.outcome != "ok"
+
+    @property
+    def final(self) -> bool:
+        """Whether this answers every later repeat: a success, or an outcome nobody can know
+        (a run cut off mid-way), which must not be risked twice. Other errors did nothing, so
+        a later repeat runs again."""
+        return self.outcome in ("ok", OUTCOME_UNKNOWN)
+
+
+class BuiltinTools:
+    def __init__(self, sip: SipService) -> None:
+        self.sip = sip
+        self.calls = sip.calls
+        self.store = sip.store
+
+    def run(self, name: str, call: CallRecord, persona: Persona,
+            arguments: Mapping[str, Any]) -> Done:
+        if call.state == lifecycle.STOPPING:
+            return Done("call_ending", "The call is already ending.")
+        return getattr(self, name)(call, persona, arguments)
+
+    def end_call(self, call: CallRecord, persona: Persona,
+                 arguments: Mapping[str, Any]) -> Done:
+        ended, agent_id = self.store.end_call(call.id, "agent_ended")
+        if not ended:
+            return Done("call_ending", "The call is already ending.")
+        reason = str(arguments.get("reason") or "")[:200]
+        self.store.record_event(call.id, "agent", "agent_ended_call",
+                                {"reason": reason} if reason else None)
+        # After the answer: the agent finishes its sentence (a graceful stop), then the phone
+        # leg is hung up so the caller is not left in silence.
+        self.calls.run_in_background(self._stop_then_hang_up, call, agent_id)
+        return Done("ok", "The call is ending. Do not say anything more.",
+                    {"ended": True})
+
+    def _stop_then_hang_up(self, call: CallRecord, agent_id: str | None) -> None:
+        if agent_id:
+            self.calls.stop_agent(call.id, agent_id)
+        if call.gateway_callid:
+            try:
+                self.sip.end_leg(call.gateway_callid)
+                self.store.record_event(call.id, "service", "gateway_hung_up", None)
+            except GatewayError as exc:
+                logger.warning("tools.hangup_failed", extra={"call_id": call.id,
+                                                             "reason": exc.kind})
+
+    def transfer_call(self, call: CallRecord, persona: Persona,
+                      arguments: Mapping[str, Any]) -> Done:
+        name = arguments["destination"]
+        number = persona.transfer_destinations.get(name)
+        if number is None:  # the schema's enum already refuses it; the persona may have changed
+            return Done("unknown_destination", f"There is no destination called {name}.")
+        if not call.gateway_callid:
+            return Done("no_phone_leg", "I can't transfer this call: it is not connected "
+                                        "through the phone network.")
+        try:
+            self.sip.transfer(call, number)
+        except GatewayError as exc:
+            logger.warning("tools.transfer_failed", extra={
+                "call_id": call.id, "destination": name, "to": mask_number(number),
+                "reason": exc.kind})
+            return Done("transfer_failed", "The transfer did not go through. Apologise, and "
+                                           "offer to take a message instead.")
+        return Done("ok", f"Transferring the caller to {name} now.",
+                    {"transferred_to": name})
+
+    def flag_urgent(self, call: CallRecord, persona: Persona,
+                    arguments: Mapping[str, Any]) -> Done:
+        summary = " ".join(str(arguments["summary"]).split())[:500]
+        self.store.flag_urgent(call.id, summary)
+        return Done("ok", "The call is flagged as urgent; a person will follow it up.",
+                    {"flagged": True})
+
+    def draw_tarot_cards(self, call: CallRecord, persona: Persona,
+                         arguments: Mapping[str, Any]) -> Done:
+        count = int(arguments["count"])
+        spread = arguments.get("spread")
+        cards = self.store.draw_tarot_cards(call.id, DECK, count, CARD_RNG)
+        if cards is None:
+            return Done("deck_empty", "There are not enough cards left in the deck for that.")
+        drawn = [{"card": card, "reversed": rev, "position": where}
+                 for (card, rev), where in zip(cards, positions(spread, count), strict=True)]
+        said = "; ".join(
+            (f"{d['position']}: " if d["position"] else "")
+            + d["card"] + (" (reversed)" if d["reversed"] else "") for d in drawn)
+        return Done("ok", f"Drew {count} card{'s' if count != 1 else ''}: {said}.",
+                    {"cards": drawn, "spread": spread})
