@@ -65,6 +65,7 @@ def _prepare_metrics_dir():
     arbiter is early enough; preload_app would load it before this hook and must stay off).
     The files must not outlive the run: counters start again from zero, as Prometheus expects
     of a restarted target. An operator's own directory is emptied of our files, not removed."""
+    import contextlib
     import glob
     import tempfile
 
@@ -72,7 +73,9 @@ def _prepare_metrics_dir():
     if path:
         os.makedirs(path, exist_ok=True)
         for stale in glob.glob(os.path.join(path, "*.db")):
-            os.remove(stale)
+            # Another instance started on the same directory may have removed it first.
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(stale)
     else:
         path = tempfile.mkdtemp(prefix=METRICS_DIR_PREFIX)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = path

@@ -175,8 +175,10 @@ class Service:
 def base_env(database_url: str, sandbox_port: int, secrets: dict[str, str]) -> dict[str, str]:
     """The environment shared by the service and the sandbox: sandbox mode (no app id), with
     distinctive secrets so tests can look for them in the output."""
+    # Nor this process's metrics folder (a unit test may have run gunicorn.conf.py's hook
+    # here): each service's arbiter makes its own.
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AGORA_", "SANDBOX_", "CONVOAI_", "SIP_"))}
+           if not k.startswith(("AGORA_", "SANDBOX_", "CONVOAI_", "SIP_", "PROMETHEUS_"))}
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
     env.update({
         "AGORA_APP_ID": "", "APP_ID": "", "DATABASE_URL": database_url,

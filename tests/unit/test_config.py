@@ -95,3 +95,22 @@ def test_every_setting_is_documented(document):
     documented = set(re.findall(r"\b[A-Z][A-Z0-9_]{2,}\b", text))
     missing = {name.upper() for name in _FIELDS} - documented
     assert not missing, f"{document} does not mention {sorted(missing)}"
+
+
+@pytest.mark.parametrize(("url", "ok"), [
+    ("https://calls.example.com", True), ("http://localhost:8000", True),
+    ("http://127.0.0.1:8000", True), ("http://calls.example.com", False),
+    ("ftp://calls.example.com", False), ("calls.example.com", False)])
+def test_public_url_must_be_https_in_production_except_on_loopback(url, ok):
+    if ok:
+        assert Settings.from_env({**PRODUCTION, "PUBLIC_URL": url}).tools_url == f"{url}/mcp"
+    else:
+        with pytest.raises(ConfigError, match="PUBLIC_URL must"):
+            Settings.from_env({**PRODUCTION, "PUBLIC_URL": url})
+
+
+def test_the_tools_endpoint_is_local_in_sandbox_mode_and_off_in_production_without_a_url():
+    assert Settings.from_env({"PORT": "8123"}).tools_url == "http://127.0.0.1:8123/mcp"
+    assert Settings.from_env({"PUBLIC_URL": "http://calls.test"}).tools_url == \
+        "http://calls.test/mcp"
+    assert Settings.from_env(PRODUCTION).tools_url == ""

@@ -329,7 +329,9 @@ def test_dockerignore_keeps_the_sandbox_and_the_tests_out_of_the_image():
 def test_without_the_sandbox_flask_simulate_says_why_in_one_line(tmp_path, monkeypatch):
     app = app_module.create_app(Settings.for_tests(
         database_url=f"sqlite:///{tmp_path / 'calls.db'}", log_level="WARNING"))
-    monkeypatch.setitem(sys.modules, "sandbox", None)  # as in the image: no sandbox/
+    # As in the image: no sandbox/ (nor its cli, should another test have imported it here).
+    monkeypatch.setitem(sys.modules, "sandbox", None)
+    monkeypatch.setitem(sys.modules, "sandbox.cli", None)
     result = app.test_cli_runner().invoke(args=["simulate", "call"])
     assert result.exit_code == 2
     assert "the simulator is part of sandbox/" in result.output
