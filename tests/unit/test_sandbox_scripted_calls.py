@@ -114,3 +114,13 @@ def test_a_scripted_caller_has_no_automatic_turns():
                                                     "channel": "room-9"}).get_json()
     assert answer["channel"] == "room-9"
     assert h.sandbox.world.presence[("room-9", "111")].scripted is True
+
+
+def test_make_run_routes_the_channel_of_every_ready_scripts_persona(monkeypatch):
+    from config import Settings
+    from scripts import run
+
+    monkeypatch.delenv("PERSONA_ROUTES", raising=False)
+    routes = run._tool_settings(Settings.for_tests())["PERSONA_ROUTES"].split(",")
+    for name, script in ready_scripts().items():
+        assert f"{script.persona}_*={script.persona}" in routes, name
