@@ -16,7 +16,13 @@ from calls import lifecycle
 from calls.records import call_json, find_call_detail
 from pages import bp
 from pages.login import signed_in
-from pages.sandbox_calls import TEST_CALL_DURATION_S, SandboxUnreachable, place_test_call
+from pages.sandbox_calls import (
+    TEST_CALL_DURATION_S,
+    SandboxUnreachable,
+    ScriptRefused,
+    list_scripts,
+    place_test_call,
+)
 from store import Store
 from web.errors import BadRequest, NotFound, Unavailable
 from web.pages_security import check_csrf
@@ -43,7 +49,9 @@ def _panel() -> dict[str, object]:
     settings = current_app.extensions["settings"]
     if not settings.sandbox:
         return {}
-    return {"sandbox_url": settings.sandbox_url, "test_call_s": TEST_CALL_DURATION_S}
+    # A function, so the sandbox is asked for its scripts only when the panel is rendered.
+    return {"sandbox_url": settings.sandbox_url, "test_call_s": TEST_CALL_DURATION_S,
+            "sandbox_scripts": lambda: list_scripts(settings.sandbox_url)}
 
 
 @sandbox_bp.context_processor
@@ -78,13 +86,22 @@ def test_call() -> ResponseReturnValue:
     # A JSON body makes a browser send a CORS preflight, so another site cannot place calls.
     if not request.is_json:
         raise BadRequest("send Content-Type: application/json")
+    body = request.get_json(silent=True)
+    script = body.get("script") if isinstance(body, dict) else None
+    if script is not None and not isinstance(script, str):
+        raise BadRequest("script must be the name of one of the sandbox's scripts")
     settings = current_app.extensions["settings"]
     try:
-        placed = place_test_call(settings.sandbox_url)
+        placed = place_test_call(settings.sandbox_url, script=script or None)
+    except ScriptRefused as exc:
+        raise BadRequest(str(exc), code="script_refused") from None
     except SandboxUnreachable as exc:
         logger.warning("sandbox.test_call_failed", extra={"error": str(exc)})
         raise Unavailable(str(exc), code="sandbox_unreachable") from None
-    logger.info("sandbox.test_call_placed", extra={"channel": placed["channel"]})
+    logger.info("sandbox.test_call_placed", extra={"channel": placed["channel"],
+                                                   "script": script or None})
+    if script:  # the caller hangs up once the script is played: no fixed duration
+        return jsonify(channel=placed["channel"], script=script, duration_s=None), 202
     return jsonify(channel=placed["channel"], duration_s=TEST_CALL_DURATION_S), 202
 
 

@@ -49,6 +49,11 @@ class Call:
     join_seq: int
     left_at: float | None = None
     events: list[Delivery] = field(default_factory=list)
+    #: A ready script the caller plays (sandbox/scripted_calls.py): its name, its state
+    #: (waiting, playing, ok, failed) and outcome (``ok`` or the one-line ScriptError).
+    script: str | None = None
+    script_state: str | None = None
+    script_outcome: str | None = None
 
     @property
     def leave_due(self) -> float | None:
@@ -60,6 +65,8 @@ class Call:
             "id": self.id, "channel": self.channel, "uid": self.uid,
             "duration_s": self.duration_s, "joined_at": self.joined_at, "left_at": self.left_at,
             "present": self.left_at is None, "drop_leave": self.drop_leave,
+            "script": self.script, "script_state": self.script_state,
+            "script_outcome": self.script_outcome,
             "events": [
                 {"noticeId": d.notice_id, "eventType": d.event_type, "copy": d.copy,
                  "clientSeq": d.payload.get("clientSeq"), "status": d.status}

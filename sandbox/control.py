@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from sandbox.callers import CallSpecError
+from sandbox.conversation import ready_scripts
 from sandbox.runtime import Sandbox
 from sandbox.state import Presence
 
@@ -155,7 +156,19 @@ def list_calls() -> Response:
 
 @bp.post("/calls")
 def start_call() -> tuple[Response, int]:
+    """A simulated caller: ``{"channel"?, "uid"?, "duration_s"?, ..., "script"?}``; with the
+    name of a ready script, a caller who plays it (sandbox/scripted_calls.py). 201
+    ``{"channel", "uid", "id"}`` (and ``"script"``)."""
     return jsonify(current_sandbox().start_call(_body())), 201
+
+
+@bp.get("/scripts")
+def scripts() -> Response:
+    """The ready scripts a call can play (``POST /calls`` with ``"script"``)."""
+    return jsonify(scripts=[
+        {"name": name, "persona": script.persona, "description": script.description,
+         "tools": script.tools}
+        for name, script in ready_scripts().items()])
 
 
 @bp.post("/calls/<call_id>/hangup")

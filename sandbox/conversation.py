@@ -65,6 +65,11 @@ def find_script(name: str) -> Path:
     return SCRIPTS_DIR / f"{name}.toml"
 
 
+def ready_scripts() -> dict[str, Script]:
+    """The ready scripts in sandbox/scripts, by name (``tarot``), in name order."""
+    return {path.stem: load_script(str(path)) for path in sorted(SCRIPTS_DIR.glob("*.toml"))}
+
+
 def load_script(name: str) -> Script:
     """Read and check a script file; ScriptError names the file and the first problem."""
     path = find_script(name)

@@ -24,6 +24,7 @@ from sandbox.errors import AgoraError
 from sandbox.ncs_sender import HttpTransport, Transport
 from sandbox.outbox import Outbox
 from sandbox.redact import fingerprint, redact
+from sandbox.scripted_calls import ScriptedCalls
 from sandbox.sip_gateway import Gateway
 from sandbox.sip_hooks import HttpPoster
 from sandbox.state import World
@@ -51,6 +52,7 @@ class Sandbox:
         self.tools = AgentTools(self.world, self.outbox, spawn=spawn)
         self.calls = CallSimulator(self.world)
         self.gateway = Gateway(self.world, self.calls, self.outbox, sip_http)
+        self.scripts = ScriptedCalls(self.world, self.tools, self.hang_up, spawn=spawn)
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
 
@@ -87,6 +89,7 @@ class Sandbox:
         self.outbox.publish(self.calls.tick(now) + self.gateway.tick(now) + self.agents.tick(now))
         self.outbox.release_held(now)
         self.tools.connect_due()
+        self.scripts.tick(now)
 
     def reset(self) -> None:
         self.world.clear()
@@ -167,9 +170,16 @@ class Sandbox:
     # -- control actions that send NCS events at once ---------------------------------------
 
     def start_call(self, spec: Any) -> dict[str, Any]:
+        """A simulated caller; with ``"script": "<name>"`` one who plays that ready script
+        (sandbox/scripted_calls.py)."""
+        script, spec = self.scripts.prepare(spec)
         call, events = self.calls.start(spec)
+        answer: dict[str, Any] = {"channel": call.channel, "uid": call.uid, "id": call.id}
+        if script is not None:
+            self.scripts.attach(call, script)
+            answer["script"] = script
         self.outbox.publish(events)
-        return {"channel": call.channel, "uid": call.uid, "id": call.id}
+        return answer
 
     def hang_up(self, call_id: str) -> None:
         self.outbox.publish(self.calls.hang_up(call_id))

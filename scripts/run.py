@@ -100,7 +100,7 @@ def _tool_settings(settings: Settings) -> dict[str, str]:
     orders persona's requests with it) and the sandbox's demo shop (which checks them), random
     unless set; and, unless PERSONA_ROUTES or PERSONAS_DIR is set, routes that send a
     ``<persona>_...`` channel to each built-in persona, as ``flask simulate call --script``
-    names its channels."""
+    and the sandbox's scripted test calls (the dashboard panel's select) name their channels."""
     added: dict[str, str] = {}
     if not os.environ.get("SHOP_TOOLS_SECRET"):
         added["SHOP_TOOLS_SECRET"] = "whsec_" + base64.b64encode(

@@ -7,10 +7,12 @@
   const placeButton = document.getElementById("place-call");
   if (!placeButton) return;
   const statusLine = document.getElementById("status");
+  const scriptSelect = document.getElementById("call-script");  // "" for a plain short call
   const followed = document.getElementById("followed-calls");  // only at /
   const pollMs = followed ? Number(followed.dataset.pollMs) || 1000 : 0;
   const detail = document.getElementById("call-detail");
   let selectedId = null;
+  const SCRIPTED_CALL_S = 20;  // about how long the dashboard follows a scripted call closely
   const csrfToken = document.querySelector('meta[name="csrf-token"]').content;
 
   const COLUMNS = [
@@ -130,16 +132,23 @@
 
   placeButton.addEventListener("click", async () => {
     placeButton.disabled = true;
+    const script = scriptSelect ? scriptSelect.value : "";
     setStatus("Placing a test call…", "");
     try {
       const data = await getJson(placeButton.dataset.url, {
         method: "POST",
         // The session's CSRF token (pages_security.py): this request carries the cookie.
         headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken },
-        body: "{}",
+        body: JSON.stringify(script ? { script } : {}),
       });
-      setStatus(`Test call placed in channel ${data.channel}; the caller hangs up after ${data.duration_s} s.`, "ok");
-      document.dispatchEvent(new CustomEvent("sandbox:call-placed", { detail: { durationS: data.duration_s } }));
+      if (data.script) {
+        setStatus(`Test call placed in channel ${data.channel}; the caller plays the ${data.script} script, then hangs up.`, "ok");
+      } else {
+        setStatus(`Test call placed in channel ${data.channel}; the caller hangs up after ${data.duration_s} s.`, "ok");
+      }
+      // A scripted call has no fixed length: follow it closely for a while.
+      const durationS = data.duration_s == null ? SCRIPTED_CALL_S : data.duration_s;
+      document.dispatchEvent(new CustomEvent("sandbox:call-placed", { detail: { durationS } }));
     } catch (err) {
       setStatus(err.message, "error");
     } finally {

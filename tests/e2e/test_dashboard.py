@@ -172,6 +172,40 @@ def test_the_sandbox_panel_places_a_test_call_that_goes_live_on_the_overview(
     assert_no_secret(page, stack)
 
 
+def test_the_sandbox_panel_plays_the_tarot_script_whose_tool_calls_show_on_the_calls_page(
+        page: Page, stack: Stack, watched: list[str]) -> None:
+    """The panel's select: the sandbox plays the tarot script through the agent of a tarot_...
+    channel (PERSONA_ROUTES), then hangs up; the call's page lists the cards it drew."""
+    page.goto("/dashboard/login")
+    sign_in(page)
+    panel = page.locator("#sandbox-panel")
+    panel.get_by_label("Conversation").select_option("tarot")
+    with page.expect_response("**/home/test-call") as placed:
+        panel.get_by_role("button", name="Place a test call").click()
+    assert placed.value.status == 202, placed.value.text()
+    assert placed.value.json()["script"] == "tarot"
+    channel = placed.value.json()["channel"]
+    assert channel.startswith("tarot_")
+    expect(panel.locator("#status")).to_contain_text("plays the tarot script")
+
+    def played() -> dict[str, Any] | None:
+        calls = stack.sandbox.control("GET", "calls")["calls"]
+        call = next((c for c in calls if c["channel"] == channel), None)
+        return call if call and call["script_state"] in ("ok", "failed") else None
+
+    sandbox_call = wait_until(played, timeout=60, message="the sandbox to play the script")
+    assert sandbox_call["script_outcome"] == "ok" and sandbox_call["present"] is False
+    call = wait_until(lambda: call_in(stack, channel), timeout=10, message="the call")
+    wait_until(lambda: api(stack, f"calls/{call['id']}")["state"] == "ended", timeout=30,
+               message="the call to end")
+    page.goto(f"/dashboard/calls/{call['id']}")
+    table = page.locator("#tool-calls")
+    expect(table.locator('tr[data-tool="draw_tarot_cards"]')).to_have_count(1)
+    expect(table.locator('tr[data-tool="draw_tarot_cards"]')).to_have_attribute(
+        "data-outcome", "ok")
+    assert_no_secret(page, stack)
+
+
 def test_the_tool_calls_of_a_scripted_tarot_call_show_on_its_page(
         page: Page, stack: Stack, watched: list[str]) -> None:
     """`flask simulate call --script tarot`: the sandbox's agent draws cards and ends the call

@@ -290,6 +290,16 @@ def test_in_sandbox_mode_the_overview_has_the_sandbox_panel(signed_in: FlaskClie
     assert 'id="followed-calls"' not in html  # the dashboard's own tables follow the calls
 
 
+@responses.activate
+def test_the_overviews_sandbox_panel_offers_the_sandboxs_scripts(signed_in: FlaskClient) -> None:
+    responses.get("http://127.0.0.1:8090/_sandbox/scripts", json={"scripts": [
+        {"name": "tarot", "persona": "tarot", "description": "draw_tarot_cards, then end_call"}]})
+    html = signed_in.get("/dashboard/").get_data(as_text=True)
+    assert '<select id="call-script" name="script">' in html
+    assert '<option value="">No script (a short call)</option>' in html
+    assert '<option value="tarot">tarot: draw_tarot_cards, then end_call</option>' in html
+
+
 def test_in_production_the_overview_has_no_sandbox_panel(tmp_path: Path) -> None:
     settings = Settings.from_env({**PRODUCTION, "ADMIN_TOKEN": ADMIN, "LOG_LEVEL": "WARNING",
                                   "DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}",

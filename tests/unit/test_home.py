@@ -3,6 +3,8 @@ tests/e2e)."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -77,6 +79,77 @@ def test_a_test_call_asks_the_sandbox_for_a_four_second_caller(app: Flask) -> No
     assert response.status_code == 202
     assert response.get_json()["channel"] == "sandbox_abc"
     assert sandbox.calls[0].request.body == b'{"duration_s": 4}'
+
+
+SCRIPTS = [{"name": "orders", "persona": "orders", "description": "lookup_order twice",
+            "tools": ["lookup_order"]},
+           {"name": "tarot", "persona": "tarot", "description": "draw_tarot_cards, then end_call",
+            "tools": ["draw_tarot_cards", "end_call"]}]
+SCRIPT_OPTION = re.compile(r'<option value="([^"]*)">([^<]*)</option>')
+
+
+def script_options(html: str) -> list[tuple[str, str]]:
+    select = html[html.index('<select id="call-script"'):]
+    return SCRIPT_OPTION.findall(select[:select.index("</select>")])
+
+
+@responses.activate
+def test_the_panel_offers_each_script_the_sandbox_lists(app: Flask) -> None:
+    sandbox_url = app.extensions["settings"].sandbox_url
+    listed = responses.get(f"{sandbox_url}/_sandbox/scripts", json={"scripts": SCRIPTS})
+    html = app.test_client().get("/").get_data(as_text=True)
+    assert script_options(html) == [
+        ("", "No script (a short call)"), ("orders", "orders: lookup_order twice"),
+        ("tarot", "tarot: draw_tarot_cards, then end_call")]
+    assert len(listed.calls) == 1
+
+
+@pytest.mark.parametrize("answer", [{"status": 500}, {"body": "not json"},
+                                    {"json": {"scripts": "tarot"}}])
+@responses.activate
+def test_the_panel_offers_only_a_plain_call_when_the_sandbox_lists_nothing(
+        app: Flask, answer: dict) -> None:
+    responses.get(f"{app.extensions['settings'].sandbox_url}/_sandbox/scripts", **answer)
+    html = app.test_client().get("/").get_data(as_text=True)
+    assert script_options(html) == [("", "No script (a short call)")]
+
+
+def test_the_panel_offers_only_a_plain_call_without_the_sandbox(settings: Settings) -> None:
+    app = create_app(settings.replace(sandbox_url=f"http://127.0.0.1:{free_port()}"))
+    html = app.test_client().get("/").get_data(as_text=True)
+    assert script_options(html) == [("", "No script (a short call)")]
+    assert 'id="place-call"' in html
+
+
+@responses.activate
+def test_a_scripted_test_call_asks_the_sandbox_to_play_that_script(app: Flask) -> None:
+    sandbox_url = app.extensions["settings"].sandbox_url
+    sandbox = responses.post(f"{sandbox_url}/_sandbox/calls", status=201, json={
+        "channel": "tarot_0a1b2c3d4e", "uid": 111, "id": "c1", "script": "tarot"})
+    response = app.test_client().post("/home/test-call", json={"script": "tarot"})
+    assert response.status_code == 202
+    assert response.get_json() == {"channel": "tarot_0a1b2c3d4e", "script": "tarot",
+                                   "duration_s": None}
+    assert json.loads(sandbox.calls[0].request.body) == {"script": "tarot"}
+
+
+@responses.activate
+def test_a_script_the_sandbox_refuses_is_a_400_with_its_message(app: Flask) -> None:
+    sandbox_url = app.extensions["settings"].sandbox_url
+    responses.post(f"{sandbox_url}/_sandbox/calls", status=400,
+                   json={"error": "script must be the name of a ready script (tarot)"})
+    response = app.test_client().post("/home/test-call", json={"script": "nope"})
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "script_refused"
+    assert "ready script (tarot)" in response.get_json()["message"]
+
+
+@responses.activate
+def test_a_script_that_is_not_a_name_is_refused_without_asking_the_sandbox(app: Flask) -> None:
+    sandbox = responses.post(f"{app.extensions['settings'].sandbox_url}/_sandbox/calls",
+                             status=201, json={"channel": "x", "uid": 111, "id": "c1"})
+    response = app.test_client().post("/home/test-call", json={"script": ["tarot"]})
+    assert response.status_code == 400 and len(sandbox.calls) == 0
 
 
 def test_a_test_call_without_the_sandbox_says_to_start_it(settings: Settings) -> None:
