@@ -24,7 +24,7 @@ from pages.sandbox_calls import (
     place_test_call,
 )
 from store import Store
-from web.errors import BadRequest, NotFound, Unavailable
+from web.errors import BadRequest, NotFound, Unavailable, json_object
 from web.pages_security import check_csrf
 
 logger = logging.getLogger(__name__)
@@ -86,8 +86,8 @@ def test_call() -> ResponseReturnValue:
     # A JSON body makes a browser send a CORS preflight, so another site cannot place calls.
     if not request.is_json:
         raise BadRequest("send Content-Type: application/json")
-    body = request.get_json(silent=True)
-    script = body.get("script") if isinstance(body, dict) else None
+    body = json_object() if request.content_length else {}
+    script = body.get("script")
     if script is not None and not isinstance(script, str):
         raise BadRequest("script must be the name of one of the sandbox's scripts")
     settings = current_app.extensions["settings"]

@@ -65,7 +65,8 @@ def handle(body: bytes, header_version: str | None, host: Callable[[], ToolHost]
                                           f"Unsupported MCP-Protocol-Version: {header_version}"))
     try:
         message = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: nesting deeper than the parser's stack (a few KiB of "[[[[").
         return Answer(400, error_response(None, PARSE_ERROR, "Parse error: the body is not JSON"))
     if isinstance(message, list):
         # Batches were part of 2025-03-26 only; later versions never send them.

@@ -135,3 +135,8 @@ def test_any_body_gets_a_json_rpc_answer_never_an_exception(message: Any) -> Non
     if answer.body is not None:
         for one in answer.body if isinstance(answer.body, list) else [answer.body]:
             assert one["jsonrpc"] == "2.0" and ("result" in one or "error" in one)
+
+
+def test_nesting_deeper_than_the_parser_is_a_parse_error_not_a_crash() -> None:
+    answer = ask(b"[" * 100_000)
+    assert answer.status == 400 and answer.body["error"]["code"] == PARSE_ERROR
