@@ -21,6 +21,7 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from calls import cli as calls_cli
 from calls import migrate
 from calls import views as calls_views
+from calls.analysis import Analyzer
 from calls.outbox import EventSender
 from calls.reconcile import PeriodicRunner, Reconciler
 from calls.service import CallService, count_convoai_failure
@@ -95,7 +96,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     events = EventSender(settings.events_webhook_url, settings.events_webhook_secret, store) \
         if settings.events_webhook_url else None
     reconciler = Reconciler(settings, store, service, convoai, hang_up=sip.end_leg,
-                            events=events)
+                            events=events,
+                            analyzer=Analyzer(settings, store, service.persona_of))
     tools = ToolService(store, service, sip)
     app.extensions.update(
         sip=sip, gateway=gateway, reconciler=reconciler, tools=tools,

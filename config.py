@@ -136,6 +136,9 @@ class Settings:
     retention_days: int = 30
     goodbye_wait_min_s: float = 3.0
     goodbye_wait_max_s: float = 20.0
+    #: Seconds after a call ends before its post-call analysis is queued (calls/analysis.py),
+    #: so ConvoAI's own history notification has arrived.
+    analysis_delay_s: float = 15.0
     events_webhook_url: str = ""
     events_webhook_secret: str = field(default="", repr=False)
     metrics_token: str = field(default="", repr=False)
@@ -234,6 +237,8 @@ class Settings:
             found.append("REJOIN_GRACE_S must be between 0 and 3600")
         if not self.join_budget_s < self.work_lease_s <= 3600:
             found.append("WORK_LEASE_S must be more than JOIN_BUDGET_S and at most 3600")
+        if not 0 <= self.analysis_delay_s <= 3600:
+            found.append("ANALYSIS_DELAY_S must be between 0 and 3600")
         if not 0 <= self.goodbye_wait_min_s <= self.goodbye_wait_max_s <= 600:
             found.append("GOODBYE_WAIT_MIN_S and GOODBYE_WAIT_MAX_S must satisfy "
                          "0 <= GOODBYE_WAIT_MIN_S <= GOODBYE_WAIT_MAX_S <= 600")

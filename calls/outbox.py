@@ -1,5 +1,6 @@
 """Outbound events for the operator: ``call.started``, ``call.ended``, ``transcript.ready`` and
-``call.escalated`` (an agent flagged the call urgent),
+``call.escalated`` (an agent flagged the call urgent) and ``call.analyzed`` (its post-call
+analysis is done),
 POSTed to EVENTS_WEBHOOK_URL and signed by the Standard Webhooks convention.
 
 The store writes each event into the ``outbox`` table in the same transaction as the change it
@@ -22,7 +23,7 @@ from typing import Any
 
 import requests
 
-from calls.records import call_json, iso, transcript
+from calls.records import analysis_json, call_json, iso, transcript
 from store import Store
 from upstream.signing import signed_headers
 
@@ -32,6 +33,7 @@ CALL_STARTED = "call.started"
 CALL_ENDED = "call.ended"
 TRANSCRIPT_READY = "transcript.ready"
 CALL_ESCALATED = "call.escalated"
+CALL_ANALYZED = "call.analyzed"
 #: Delays before each retry; after the last one the event is given up (about a day in all).
 RETRY_DELAYS_S = (5, 30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600)
 #: How long a worker owns an event it is sending before another may try.
@@ -82,6 +84,8 @@ class EventSender:
         data = call_json(record)
         if event["type"] == TRANSCRIPT_READY:
             data["transcript"] = transcript(self.store.timeline(record.id))
+        elif event["type"] == CALL_ANALYZED:
+            data["analysis"] = analysis_json(self.store.analysis_of(record.id), record)
         elif event["type"] == CALL_ESCALATED:
             flags = [e for e in self.store.timeline(record.id) if e["kind"] == "flagged_urgent"]
             data["escalation"] = {"summary": flags[0]["detail"]["summary"] if flags else None,

@@ -16,7 +16,8 @@ cron instead of threads. A run:
    whose call has ended or is unknown are stopped, agents with any other name are never touched,
    and open calls whose agent is gone are closed;
 4. (under the lease) erases records older than RETENTION_DAYS;
-5. delivers due operator events (calls/outbox.py).
+5. runs due post-call analyses (calls/analysis.py);
+6. delivers due operator events (calls/outbox.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from calls import lifecycle
+from calls.analysis import Analyzer
 from calls.outbox import EventSender
 from calls.service import CallService
 from config import Settings
@@ -66,6 +68,7 @@ class Report:
     calls_closed: int = 0
     records_erased: int = 0
     events_delivered: int = 0
+    analysed: int = 0
     listed_agents: bool = False
 
     def as_dict(self) -> dict[str, int | bool]:
@@ -81,6 +84,7 @@ class Reconciler:
     def __init__(self, settings: Settings, store: Store, service: CallService,
                  convoai: ConvoAIClient, *, hang_up: Callable[[str], None] | None = None,
                  events: EventSender | None = None,
+                 analyzer: Analyzer | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.store = store
@@ -89,6 +93,7 @@ class Reconciler:
         #: Ends a phone leg at the SIP gateway by its call id (None: no gateway).
         self.hang_up = hang_up
         self.events = events
+        self.analyzer = analyzer
         self.clock = clock
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
         self.prefix = f"{settings.agent_name_prefix}-"
@@ -106,6 +111,8 @@ class Reconciler:
             report.listed_agents = True
             self.reconcile_agents(report)
             self.apply_retention(report)
+        if self.analyzer is not None:
+            report.analysed = self.analyzer.run_due()
         if self.events is not None:
             report.events_delivered = self.events.deliver_due()
         if any(v for k, v in report.as_dict().items() if k not in ("listed_agents", "listed")):

@@ -14,7 +14,8 @@ from store import CallRecord, Store
 #: The columns of the CSV export, in order (the JSON forms carry these and more).
 EXPORT_FIELDS = ("id", "channel", "state", "persona", "direction", "caller_number",
                  "called_number", "started_at", "ended_at", "agent_id", "time_to_agent_ms",
-                 "duration_s", "end_reason", "last_error")
+                 "duration_s", "end_reason", "last_error", "analysis_state", "success",
+                 "summary")
 
 
 def time_to_agent_ms(record: CallRecord) -> int | None:
@@ -45,16 +46,40 @@ def call_json(record: CallRecord) -> dict[str, Any]:
     }
 
 
+def analysis_columns(analysis: dict[str, Any] | None, record: CallRecord) -> dict[str, Any]:
+    """The analysis's columns of a call in the API's list and the exports."""
+    if analysis is None:
+        return {"analysis_state": "pending" if record.agent_id else "empty", "success": None,
+                "summary": None}
+    return {"analysis_state": analysis["state"], "success": analysis["success"],
+            "summary": analysis["summary"]}
+
+
 def find_call_detail(store: Store, call_id: str) -> dict[str, Any] | None:
     """:func:`call_detail` of the call ``call_id``, or None when there is no such call."""
     record = store.get_call(call_id)
     if record is None:
         return None
-    return call_detail(record, store.timeline(call_id), store.tool_calls_of(call_id))
+    return call_detail(record, store.timeline(call_id), store.tool_calls_of(call_id),
+                       store.analysis_of(call_id))
+
+
+def analysis_json(analysis: dict[str, Any] | None, record: CallRecord) -> dict[str, Any]:
+    """``analysis`` as the API shows it; a call not analysed yet is ``pending`` (or ``empty``
+    when it never had an agent to talk to)."""
+    if analysis is None:
+        state = "pending" if record.agent_id else "empty"
+        return {"state": state, "summary": None, "data": None, "success": None, "model": None}
+    return {"state": analysis["state"], "summary": analysis["summary"],
+            "data": analysis["data"], "success": analysis["success"],
+            "model": analysis["model"], "prompt_tokens": analysis["prompt_tokens"],
+            "completion_tokens": analysis["completion_tokens"],
+            "attempts": analysis["attempts"], "error": analysis["error"]}
 
 
 def call_detail(record: CallRecord, timeline: list[dict[str, Any]],
-                tool_calls: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                tool_calls: list[dict[str, Any]] | None = None,
+                analysis: dict[str, Any] | None = None) -> dict[str, Any]:
     """A call with its timeline, transcript, ConvoAI's errors (event 110), per-turn latency
     (events 111 and 112, calls/turns.py) and the agent's tool calls (arguments named like
     secrets masked), as the API and the pages show it."""
@@ -63,7 +88,8 @@ def call_detail(record: CallRecord, timeline: list[dict[str, Any]],
             "turn_latency": turn_latency(timeline),
             "tool_calls": [{**t, "started_at": iso(t["started_at"]),
                             "finished_at": iso(t["finished_at"])}
-                           for t in tool_calls or []]}
+                           for t in tool_calls or []],
+            "analysis": analysis_json(analysis, record)}
 
 
 def transcript(timeline: list[dict[str, Any]]) -> list[dict[str, str]]:

@@ -17,7 +17,13 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from calls import lifecycle
-from calls.records import EXPORT_FIELDS, call_json, find_call_detail, transcript
+from calls.records import (
+    EXPORT_FIELDS,
+    analysis_columns,
+    call_json,
+    find_call_detail,
+    transcript,
+)
 from store import CallRecord, Store
 from web.auth import bearer_token_matches, require_admin
 from web.errors import ApiError, BadRequest, NotFound, Unauthorized
@@ -37,7 +43,9 @@ def list_calls() -> ResponseReturnValue:
                                   after=_cursor(request.args.get("cursor")))
     page, more = records[:limit], len(records) > limit
     next_cursor = _encode_cursor(page[-1]) if more and page else None
-    return jsonify(calls=[call_json(r) for r in page], next=next_cursor)
+    analyses = _store().analyses_of([r.id for r in page])
+    return jsonify(calls=[{**call_json(r), **analysis_columns(analyses.get(r.id), r)}
+                          for r in page], next=next_cursor)
 
 
 @bp.get("/calls.jsonl")
@@ -51,7 +59,9 @@ def export_jsonl() -> ResponseReturnValue:
 
     def lines() -> Iterator[str]:
         for record in records:
-            line = {**call_json(record), "transcript": transcript(store.timeline(record.id))}
+            line = {**call_json(record),
+                    **analysis_columns(store.analysis_of(record.id), record),
+                    "transcript": transcript(store.timeline(record.id))}
             yield json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n"
 
     return _download(lines(), "application/x-ndjson", "calls.jsonl")
@@ -71,7 +81,9 @@ def export_csv() -> ResponseReturnValue:
         writer = csv.DictWriter(buffer, EXPORT_FIELDS, extrasaction="ignore")
         writer.writeheader()
         for record in records:
-            writer.writerow({k: _csv_safe(v) for k, v in call_json(record).items()})
+            row = {**call_json(record),
+                   **analysis_columns(store.analysis_of(record.id), record)}
+            writer.writerow({k: _csv_safe(v) for k, v in row.items()})
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
@@ -135,7 +147,7 @@ _E164 = re.compile(r"^\+[0-9]{6,15}$")
 
 def _filters() -> dict[str, Any]:
     """The filters shared by the list and the exports: state, persona, number, channel, since,
-    until."""
+    until, and success (the post-call analysis's verdict: true or false)."""
     args = request.args
     states = [s for s in args.get("state", "").split(",") if s]
     unknown = set(states) - {*lifecycle.OPEN_STATES, *lifecycle.FINAL_STATES}
@@ -143,7 +155,17 @@ def _filters() -> dict[str, Any]:
         raise BadRequest(f"unknown state(s): {', '.join(sorted(unknown))}")
     return {"states": states or None, "persona": args.get("persona") or None,
             "number": args.get("number") or None, "channel": args.get("channel") or None,
-            "since": _time_arg("since"), "until": _time_arg("until")}
+            "since": _time_arg("since"), "until": _time_arg("until"),
+            "success": _bool_arg("success")}
+
+
+def _bool_arg(name: str) -> bool | None:
+    text = request.args.get(name)
+    if text is None or text == "":
+        return None
+    if text.lower() not in ("true", "false"):
+        raise BadRequest(f"{name} must be true or false")
+    return text.lower() == "true"
 
 
 def _every_call(store: Store, filters: dict[str, Any]) -> Iterator[CallRecord]:

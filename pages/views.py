@@ -72,7 +72,8 @@ def call(call_id: str) -> ResponseReturnValue:
     if record is None:
         return render_template("pages/not_found.html", call_id=call_id), 404
     timeline = store.timeline(call_id)
-    detail = call_detail(record, timeline, store.tool_calls_of(call_id))
+    detail = call_detail(record, timeline, store.tool_calls_of(call_id),
+                         store.analysis_of(call_id))
     secrets = current_app.extensions["settings"].secret_values()
     for tool_call in detail["tool_calls"]:
         tool_call["arguments_shown"] = display.mask(

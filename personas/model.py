@@ -60,6 +60,16 @@ class OperatorTool:
     parameters: Mapping[str, Any] = field(default_factory=_empty_parameters)
 
 
+@dataclass(frozen=True)
+class AnalysisSpec:
+    """What to learn from a call once it has ended (``[analysis]``): a summary (its prompt), a
+    success verdict (against this goal), and structured data (this JSON Schema)."""
+
+    summary: str
+    success: str
+    schema: Mapping[str, Any]
+
+
 @dataclass(frozen=True, eq=False)
 class Persona:
     """One agent: who it is, what it says, and the vendors it speaks through.
@@ -94,6 +104,7 @@ class Persona:
     tools: tuple[OperatorTool, ...] = ()
     env: tuple[EnvRef, ...] = ()
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    analysis: AnalysisSpec | None = None
 
     @property
     def tool_names(self) -> tuple[str, ...]:

@@ -39,7 +39,7 @@ def create_sandbox_app(
                       spawn=spawn)
     app.extensions["sandbox"] = sandbox
 
-    from sandbox import control, convoai_api, shop, sip_api, sip_control
+    from sandbox import control, convoai_api, llm, shop, sip_api, sip_control
 
     app.register_blueprint(convoai_api.bp)
     app.register_blueprint(convoai_api.bp, url_prefix=convoai_api.PREFIXES[1],
@@ -48,6 +48,7 @@ def create_sandbox_app(
     app.register_blueprint(control.bp)
     app.register_blueprint(sip_control.bp)
     app.register_blueprint(shop.bp)
+    app.register_blueprint(llm.bp)
 
     @app.errorhandler(AgoraError)
     def agora_error(error: AgoraError) -> tuple[Response, int]:

@@ -53,6 +53,8 @@ class World:
             self.requests: deque[dict[str, Any]] = deque(maxlen=LOG_LIMIT)
             self.deliveries: deque[Any] = deque(maxlen=LOG_LIMIT)  # ncs_sender.Delivery
             self.shop_requests: list[dict[str, Any]] = []  # sandbox/shop.py
+            self.llm_requests: list[Any] = []  # sandbox/llm.py
+            self.llm_failures = 0  # the next N chat completions answer 503
             self.held: dict[str, list[Any]] = {}  # channel -> deliveries held back (reorder)
             self.held_since: dict[str, float] = {}
             self._last_client_seq = 0

@@ -24,7 +24,8 @@ from store.statements import Statements, statements
 
 #: The operator's event types (calls/outbox.py), by the short name the store writes them under.
 EVENT_TYPES = {"started": "call.started", "ended": "call.ended",
-               "transcript": "transcript.ready", "escalated": "call.escalated"}
+               "transcript": "transcript.ready", "escalated": "call.escalated",
+               "analyzed": "call.analyzed"}
 
 
 class StoreUnavailable(Exception):

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from calls import lifecycle
 from calls.plan import agent_name
 from store.base import CALL_COLUMNS, CallRecord, StoreBase, record
-from store.schema import call_events, calls, notices, outbox
+from store.schema import call_analyses, call_events, calls, notices, outbox
 
 
 class CallRecords(StoreBase):
@@ -163,9 +163,14 @@ class CallRecords(StoreBase):
                    number: str | None = None,
                    channel: str | None = None, since: float | None = None,
                    until: float | None = None, limit: int = 50,
-                   after: tuple[float, str] | None = None) -> list[CallRecord]:
-        """Newest first. ``after`` is the (created_at, id) of the last call of the previous page."""
+                   after: tuple[float, str] | None = None,
+                   success: bool | None = None) -> list[CallRecord]:
+        """Newest first. ``after`` is the (created_at, id) of the last call of the previous page;
+        ``success`` keeps calls whose post-call analysis gave that verdict."""
         query = sa.select(calls).order_by(calls.c.created_at.desc(), calls.c.id.desc())
+        if success is not None:
+            query = query.join(call_analyses, call_analyses.c.call_id == calls.c.id).where(
+                call_analyses.c.success == success)
         if states:
             query = query.where(calls.c.state.in_(states))
         if persona:

@@ -196,3 +196,24 @@ tarot_draws = sa.Table(
     sa.Column("reversed", sa.Boolean, nullable=False),
     sa.Column("drawn_at", sa.Float, nullable=False),
 )
+
+#: Each ended call's post-call analysis (0009): queued once the call has ended and its transcript
+#: has had time to arrive, run by the periodic runner, retried with growing delays. ``state`` is
+#: pending, done, failed (gave up: ``analysis_failed``) or empty (no transcript, nothing sent).
+call_analyses = sa.Table(
+    "call_analyses",
+    metadata,
+    sa.Column("call_id", sa.String(32), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.Float, index=True),
+    sa.Column("summary", sa.Text),
+    sa.Column("data", sa.Text),
+    sa.Column("success", sa.Boolean),
+    sa.Column("model", sa.String(128)),
+    sa.Column("prompt_tokens", sa.Integer),
+    sa.Column("completion_tokens", sa.Integer),
+    sa.Column("last_error", sa.String(300)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
+)

@@ -8,6 +8,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import jsonschema
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
@@ -54,6 +55,13 @@ def test_a_simulated_call_has_its_timeline_transcript_and_time_to_agent(fresh):
     assert detail["transcript"][0]["role"] == "assistant"
     assert "AI assistant" in detail["transcript"][0]["content"]  # the persona's greeting
     assert {turn["role"] for turn in detail["transcript"]} <= {"assistant", "user"}
+    # The post-call analysis, through the sandbox's chat completions endpoint, fits the
+    # persona's [analysis.schema] (support: topic and sentiment).
+    analysis = wait_until(lambda: (a := the_call(fresh, channel)["analysis"])["state"] == "done"
+                          and a, timeout=20, message="the call's analysis")
+    persona = load_registry(Settings.from_env(fresh.env, dotenv=False)).get("support")
+    jsonschema.validate(analysis["data"], dict(persona.analysis.schema))
+    assert analysis["summary"] and isinstance(analysis["success"], bool) and analysis["model"]
 
 
 def flask_cli(stack, *args: str) -> subprocess.CompletedProcess[str]:
