@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from convoai.payload import CALL_VARIABLES, OPTIONAL_CALL_VARIABLES, is_secret_field
 from personas.model import Problem
+from personas.redact_shape import read_redaction
 from personas.routing import NAME, NAME_RULE
 from personas.tools_shape import read_tools
 from personas.vendors import LLM_VENDORS
@@ -25,7 +26,7 @@ RESERVED_LABELS = ("call_id", "service", "persona")
 
 TOP_FIELDS = ("name", "description", "prompt", "greeting", "failure_message",
               "silence_reminder", "silence_timeout_s", "idle_timeout", "max_call_s", "goodbye",
-              "opt_out", "builtin_tools", "transfer", "tools",
+              "opt_out", "builtin_tools", "transfer", "tools", "redact", "redact_patterns",
               "variables", "labels", "llm", "tts", "asr", "turn_detection", "interruption")
 REQUIRED = ("name", "description", "prompt", "greeting", "failure_message", "llm", "tts")
 LLM_FIELDS = ("style", "vendor", "url", "api_key_env", "model", "max_history", "params",
@@ -105,6 +106,7 @@ class Reader:
         for key in ("turn_detection", "interruption"):
             spec[key] = self.table(data, key) if key in data else None
         spec.update(read_tools(self, data))
+        spec.update(read_redaction(self, data))
         self.check_placeholders(spec)
         return spec
 
