@@ -30,6 +30,7 @@ from convoai.payload import agent_token, build_join_properties, mcp_server_entry
 from ncs.events import AgentEvent
 from observability import metrics
 from personas import Persona, Registry, load_registry
+from privacy.redaction import Redactor
 from store import Applied, CallRecord, Notice, Store, StoreUnavailable
 from tools.catalog import BUILTIN_TIMEOUT_S
 from tools.tokens import new_token, token_hash
@@ -160,6 +161,9 @@ class CallService:
             return {"status": "ignored", "reason": "not an agent of this service"}
         detail = finished_turns(event.payload) if event.kind == "turns_finished" \
             else _agent_event_detail(event)
+        if event.kind == "agent_history":
+            detail = self._redacted_history(detail, event.labels.get("call_id"),
+                                            event.agent_id)
         outcome = self.store.apply_agent_event(
             notice_id=notice_id, event_type=event.event_type, kind=event.kind,
             call_id=event.labels.get("call_id"), agent_id=event.agent_id, detail=detail,
@@ -287,6 +291,25 @@ class CallService:
                                                          "persona": call.persona})
         return self.personas.route(call.channel)
 
+    def redactor_for(self, call_id: str | None, agent_id: str | None) -> Redactor:
+        """What the call's persona removes before its data is stored; every built-in kind when
+        the call is not found (so nothing is kept verbatim by default)."""
+        call = self.store.get_call(call_id) if call_id else \
+            self.store.call_by_agent_id(agent_id) if agent_id else None
+        return self.persona_of(call).redaction if call is not None else Redactor()
+
+    def _redacted_history(self, detail: dict[str, Any], call_id: str | None,
+                          agent_id: str | None) -> dict[str, Any]:
+        """ConvoAI's history notification (event 103) with its ``contents`` redacted for the
+        call's persona, and how many of each kind went under ``redacted``."""
+        if "contents" not in detail:
+            return detail
+        redactor = self.redactor_for(call_id, agent_id)
+        if not redactor.active:
+            return detail
+        contents, found = redactor.value(detail["contents"])
+        return {**detail, "contents": contents, "redacted": found}
+
     def stop_agent(self, call_id: str, agent_id: str) -> None:
         """Stop an agent; a 404 means it is already gone."""
         extra = {"call_id": call_id, "agent_id": agent_id}
@@ -312,7 +335,10 @@ class CallService:
         try:
             history = self.convoai.history(agent_id, budget_s=HISTORY_BUDGET_S)
             if history.contents:
-                self.store.record_history(call_id, list(history.contents))
+                redactor = self.redactor_for(call_id, agent_id)
+                contents, found = redactor.value(list(history.contents))
+                self.store.record_history(call_id, contents,
+                                          redacted=found if redactor.active else None)
         except (ConvoAIError, StoreUnavailable) as exc:
             logger.info("agent.history_unavailable", extra={
                 "call_id": call_id, "agent_id": agent_id, "error": type(exc).__name__})

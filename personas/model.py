@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from privacy.redaction import Redactor
+
 #: The call-control tools the service itself serves (tools/); a persona enables them by name.
 BUILTIN_TOOL_NAMES = ("end_call", "transfer_call", "flag_urgent", "draw_tarot_cards")
 
@@ -105,6 +107,9 @@ class Persona:
     env: tuple[EnvRef, ...] = ()
     secrets: tuple[str, ...] = field(default=(), repr=False)
     analysis: AnalysisSpec | None = None
+    #: What is removed from the call's transcript and tool arguments before they are stored:
+    #: every built-in kind unless the file's ``redact`` says otherwise.
+    redaction: Redactor = field(default_factory=Redactor)
 
     @property
     def tool_names(self) -> tuple[str, ...]:

@@ -235,11 +235,17 @@ class CallRecords(StoreBase):
                                           "notice_id": joined.join_notice_id}})
         return entries
 
-    def record_history(self, call_id: str, contents: list[dict[str, Any]]) -> None:
-        """The conversation fetched from ConvoAI just before its agent is stopped."""
+    def record_history(self, call_id: str, contents: list[dict[str, Any]], *,
+                       redacted: dict[str, int] | None = None) -> None:
+        """The conversation fetched from ConvoAI just before its agent is stopped, already
+        redacted by the caller; ``redacted`` counts what was removed, by kind (None: no
+        redaction for this persona)."""
         now = self.clock()
+        detail: dict[str, Any] = {"contents": contents}
+        if redacted is not None:
+            detail["redacted"] = redacted
         with self._write() as conn:
-            self._event(conn, call_id, now, "service", "agent_history", {"contents": contents})
+            self._event(conn, call_id, now, "service", "agent_history", detail)
             self._emit(conn, "transcript", call_id, now)
 
     def call_by_agent_id(self, agent_id: str) -> CallRecord | None:

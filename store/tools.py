@@ -90,19 +90,22 @@ class ToolRecords(StoreBase):
 
     def finish_tool_call(self, tool_call_id: str, *, call_id: str, tool: str,
                          result: dict[str, Any], outcome: str, latency_ms: int,
-                         arguments: dict[str, Any], final: bool) -> None:
+                         arguments: dict[str, Any], final: bool,
+                         redacted: dict[str, int] | None = None) -> None:
         """Record the result and put the call on the timeline. A ``final`` result (a success)
         answers every repeat; another answers the repeats waiting on this run, and a later
-        repeat runs again."""
+        repeat runs again. ``arguments`` come redacted; ``redacted`` counts what was removed."""
         now = self.clock()
+        detail: dict[str, Any] = {"tool": tool, "arguments": arguments, "outcome": outcome,
+                                  "latency_ms": latency_ms, "tool_call_id": tool_call_id}
+        if redacted:
+            detail["redacted"] = redacted
         with self._write() as conn:
             conn.execute(tool_calls.update().where(tool_calls.c.id == tool_call_id).values(
                 state="done" if final else "failed",
                 result=json.dumps(result, separators=(",", ":")),
                 outcome=outcome, finished_at=now, lease_until=None))
-            self._event(conn, call_id, now, "agent", "tool_called", {
-                "tool": tool, "arguments": arguments, "outcome": outcome,
-                "latency_ms": latency_ms, "tool_call_id": tool_call_id})
+            self._event(conn, call_id, now, "agent", "tool_called", detail)
 
     def tool_call_result(self, tool_call_id: str) -> ToolClaim:
         """Where a tool call stands now (for a repeat waiting on the first run)."""
@@ -138,12 +141,17 @@ class ToolRecords(StoreBase):
             })
         return out
 
-    def flag_urgent(self, call_id: str, summary: str) -> None:
+    def flag_urgent(self, call_id: str, summary: str, *,
+                    redacted: dict[str, int] | None = None) -> None:
         """Mark the call urgent for a person: on its timeline, and (EVENTS_WEBHOOK_URL) a
-        ``call.escalated`` operator event, once per call however often it is flagged."""
+        ``call.escalated`` operator event, once per call however often it is flagged. The
+        summary comes already redacted; ``redacted`` counts what was removed, by kind."""
         now = self.clock()
+        detail: dict[str, Any] = {"summary": summary}
+        if redacted:
+            detail["redacted"] = redacted
         with self._write() as conn:
-            self._event(conn, call_id, now, "agent", "flagged_urgent", {"summary": summary})
+            self._event(conn, call_id, now, "agent", "flagged_urgent", detail)
             self._emit(conn, "escalated", call_id, now)
 
     # -- tarot -----------------------------------------------------------------------------

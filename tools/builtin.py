@@ -107,8 +107,8 @@ class BuiltinTools:
 
     def flag_urgent(self, call: CallRecord, persona: Persona,
                     arguments: Mapping[str, Any]) -> Done:
-        summary = " ".join(str(arguments["summary"]).split())[:500]
-        self.store.flag_urgent(call.id, summary)
+        summary, found = persona.redaction.text(" ".join(str(arguments["summary"]).split()))
+        self.store.flag_urgent(call.id, summary[:500], redacted=found)
         return Done("ok", "The call is flagged as urgent; a person will follow it up.",
                     {"flagged": True})
 

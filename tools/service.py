@@ -98,7 +98,10 @@ class ToolService:
         if spec is None:
             metrics.tool_call("unknown", "unknown_tool", time.monotonic() - began)
             raise RpcError(INVALID_PARAMS, f"Unknown tool: {name}")
-        masked = redact_properties(arguments, persona.secret_values())
+        # What the ledger keeps: secrets masked, then the persona's PII redaction; the tool
+        # itself (built-in or the operator's endpoint) still gets the arguments as they came.
+        masked, found = persona.redaction.value(
+            redact_properties(arguments, persona.secret_values()))
         problem = _schema_problem(spec, arguments)
         if problem is not None:
             done = Done("invalid_arguments", f"The arguments do not fit: {problem}")
@@ -106,7 +109,7 @@ class ToolService:
             self.store.claim_tool_call(tool_call_id=tool_call_id, call_id=call.id, tool=name,
                                        once=False, arguments=canonical(masked),
                                        holder=self.holder, lease_s=0)
-            return self._finish(call, spec, tool_call_id, done, masked, began)
+            return self._finish(call, spec, tool_call_id, done, masked, began, found)
         tool_call_id = once_id(call.id, name, arguments) if spec.once \
             else f"tc_{uuid.uuid4().hex}"
         lease_s = spec.timeout_s + LEASE_MARGIN_S
@@ -131,7 +134,7 @@ class ToolService:
                                            "tell the caller a person will check.")
         else:
             done = self._run(call, persona, spec, tool_call_id, arguments)
-        return self._finish(call, spec, tool_call_id, done, masked, began)
+        return self._finish(call, spec, tool_call_id, done, masked, began, found)
 
     def _claim(self, call: CallRecord, spec: ToolSpec, tool_call_id: str,
                masked: Mapping[str, Any], lease_s: float) -> ToolClaim:
@@ -148,13 +151,14 @@ class ToolService:
         return Done(sent.outcome, sent.text, sent.structured)
 
     def _finish(self, call: CallRecord, spec: ToolSpec, tool_call_id: str, done: Done,
-                masked: Mapping[str, Any], began: float) -> dict[str, Any]:
+                masked: Mapping[str, Any], began: float,
+                redacted: Mapping[str, int]) -> dict[str, Any]:
         result = tool_result(done.text, structured=done.structured, is_error=done.is_error)
         seconds = time.monotonic() - began
         self.store.finish_tool_call(tool_call_id, call_id=call.id, tool=spec.name,
                                     result=result, outcome=done.outcome,
                                     latency_ms=round(seconds * 1000), arguments=dict(masked),
-                                    final=done.final)
+                                    final=done.final, redacted=dict(redacted))
         metrics.tool_call(spec.name, done.outcome, seconds)
         logger.info("tools.called", extra={"call_id": call.id, "tool": spec.name,
                                            "outcome": done.outcome,

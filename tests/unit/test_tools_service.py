@@ -281,3 +281,28 @@ def test_a_run_whose_worker_died_is_sent_again_under_the_same_key_or_left_unknow
     # ... and the unknown outcome stays the answer: ending the call is not risked twice.
     assert tools.call_tool(call, "end_call", {}) == unknown
     assert tools.store.get_call(call.id).state == lc.ACTIVE
+
+
+@responses.activate
+def test_pii_is_redacted_in_the_ledger_and_flag_but_the_operator_gets_the_real_arguments(world):
+    settings, convoai, gateway, tools = world
+    tools.store.emit_events = True
+    call, _ = start(world, "c20", "booking")
+    hook = responses.post(SHOP, json={"text": "Booked."})
+    slot = "15:00, card 4111 1111 1111 1111, mail jane.doe@example.com"
+    assert not tools.call_tool(call, "book_slot", {"slot": slot})["isError"]
+    assert not tools.call_tool(call, "flag_urgent",
+                               {"summary": "Caller at +1 415 555 0132 is in danger"})["isError"]
+    sent = Webhook(SECRET).verify(hook.calls[0].request.body, dict(hook.calls[0].request.headers))
+    assert sent["arguments"] == {"slot": slot}
+    (entry, _) = tools.store.tool_calls_of(call.id)
+    assert entry["arguments"] == {"slot": "15:00, card [card_number], mail [email]"}
+    timeline = tools.store.timeline(call.id)
+    called = [e for e in timeline if e["kind"] == "tool_called"]
+    assert called[0]["detail"]["redacted"] == {"card_number": 1, "email": 1}
+    flags = [e for e in timeline if e["kind"] == "flagged_urgent"]
+    assert flags[0]["detail"] == {"summary": "Caller at [phone] is in danger",
+                                  "redacted": {"phone": 1}}
+    stored = json.dumps([timeline, tools.store.tool_calls_of(call.id)])
+    for raw in ("4111 1111 1111 1111", "jane.doe@example.com", "415 555 0132"):
+        assert raw not in stored
