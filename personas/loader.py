@@ -130,7 +130,7 @@ def _build(spec: Mapping[str, Any], source: str, builtin: bool, resolve: Resolve
         goodbye=spec["goodbye"], variables=spec["variables"], labels=spec["labels"],
         opt_out=spec["opt_out"], builtin_tools=spec["builtin_tools"],
         transfer_destinations=spec["transfer_destinations"], tools=tools,
-        env=tuple(refs), secrets=tuple(dict.fromkeys(values)),
+        env=tuple(refs), secrets=tuple(dict.fromkeys(values)), cost=spec["cost"],
     )
     return persona, [Problem(source, field, message, kind="key")
                      for field, message in tool_problems]

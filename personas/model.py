@@ -60,6 +60,15 @@ class OperatorTool:
     parameters: Mapping[str, Any] = field(default_factory=_empty_parameters)
 
 
+@dataclass(frozen=True)
+class CostRates:
+    """A persona's ``[cost]`` table: money per agent minute, in COST_CURRENCY."""
+
+    llm_per_minute: float = 0.0
+    tts_per_minute: float = 0.0
+    asr_per_minute: float = 0.0
+
+
 @dataclass(frozen=True, eq=False)
 class Persona:
     """One agent: who it is, what it says, and the vendors it speaks through.
@@ -94,6 +103,7 @@ class Persona:
     tools: tuple[OperatorTool, ...] = ()
     env: tuple[EnvRef, ...] = ()
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    cost: CostRates = field(default_factory=CostRates)
 
     @property
     def tool_names(self) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from convoai.payload import CALL_VARIABLES, OPTIONAL_CALL_VARIABLES, is_secret_field
+from personas.cost_shape import read_cost
 from personas.model import Problem
 from personas.routing import NAME, NAME_RULE
 from personas.tools_shape import read_tools
@@ -26,7 +27,8 @@ RESERVED_LABELS = ("call_id", "service", "persona")
 TOP_FIELDS = ("name", "description", "prompt", "greeting", "failure_message",
               "silence_reminder", "silence_timeout_s", "idle_timeout", "max_call_s", "goodbye",
               "opt_out", "builtin_tools", "transfer", "tools",
-              "variables", "labels", "llm", "tts", "asr", "turn_detection", "interruption")
+              "variables", "labels", "llm", "tts", "asr", "turn_detection", "interruption",
+              "cost")
 REQUIRED = ("name", "description", "prompt", "greeting", "failure_message", "llm", "tts")
 LLM_FIELDS = ("style", "vendor", "url", "api_key_env", "model", "max_history", "params",
               "headers")
@@ -105,6 +107,7 @@ class Reader:
         for key in ("turn_detection", "interruption"):
             spec[key] = self.table(data, key) if key in data else None
         spec.update(read_tools(self, data))
+        spec["cost"] = read_cost(self, data)
         self.check_placeholders(spec)
         return spec
 
