@@ -17,7 +17,8 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from calls import lifecycle
-from calls.records import EXPORT_FIELDS, call_json, find_call_detail, transcript
+from calls.costs import Rates
+from calls.records import EXPORT_FIELDS, call_json, export_row, find_call_detail, transcript
 from store import CallRecord, Store
 from web.auth import bearer_token_matches, require_admin
 from web.errors import ApiError, BadRequest, NotFound, Unauthorized
@@ -37,7 +38,8 @@ def list_calls() -> ResponseReturnValue:
                                   after=_cursor(request.args.get("cursor")))
     page, more = records[:limit], len(records) > limit
     next_cursor = _encode_cursor(page[-1]) if more and page else None
-    return jsonify(calls=[call_json(r) for r in page], next=next_cursor)
+    rates, now = _rates(), _store().clock()
+    return jsonify(calls=[call_json(r, rates, now) for r in page], next=next_cursor)
 
 
 @bp.get("/calls.jsonl")
@@ -48,10 +50,12 @@ def export_jsonl() -> ResponseReturnValue:
     filters = _filters()
 
     records = _every_call(store, filters)
+    rates = _rates()
 
     def lines() -> Iterator[str]:
         for record in records:
-            line = {**call_json(record), "transcript": transcript(store.timeline(record.id))}
+            line = {**call_json(record, rates, store.clock()),
+                    "transcript": transcript(store.timeline(record.id))}
             yield json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n"
 
     return _download(lines(), "application/x-ndjson", "calls.jsonl")
@@ -65,13 +69,15 @@ def export_csv() -> ResponseReturnValue:
     filters = _filters()
 
     records = _every_call(store, filters)
+    rates = _rates()
 
     def rows() -> Iterator[str]:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, EXPORT_FIELDS, extrasaction="ignore")
         writer.writeheader()
         for record in records:
-            writer.writerow({k: _csv_safe(v) for k, v in call_json(record).items()})
+            row = export_row(call_json(record, rates, store.clock()))
+            writer.writerow({k: _csv_safe(v) for k, v in row.items()})
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
@@ -117,7 +123,7 @@ def reconcile() -> ResponseReturnValue:
 @bp.get("/calls/<call_id>")
 @require_admin
 def get_call(call_id: str) -> ResponseReturnValue:
-    detail = find_call_detail(_store(), call_id)
+    detail = find_call_detail(_store(), call_id, _rates())
     if detail is None:
         raise NotFound(f"no call {call_id}")
     return jsonify(detail)
@@ -180,6 +186,10 @@ def _csv_safe(value: Any) -> Any:
 
 def _store() -> Store:
     return current_app.extensions["store"]
+
+
+def _rates() -> Rates:
+    return current_app.extensions["calls"].rates
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
