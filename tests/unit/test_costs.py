@@ -16,7 +16,6 @@ from app import create_app
 from calls import costs, guards
 from calls import lifecycle as lc
 from calls.lifecycle import CallerJoined, CallerLeft
-from calls.records import call_json
 from calls.service import CallService
 from config import ConfigError, Settings
 from observability import metrics
