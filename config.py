@@ -54,6 +54,7 @@ LEGACY_ALIASES = {
 }
 
 _HEX32 = re.compile(r"^[0-9a-fA-F]{32}$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
 _PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,23}$")
 
 
@@ -104,6 +105,14 @@ class Settings:
     max_concurrent_calls: int = 20
     #: Agent minutes per UTC day, across all calls; 0: no budget (calls/guards.py).
     daily_agent_minutes: int = 0
+    # Costs (calls/costs.py, docs/operations.md): money per minute, in COST_CURRENCY.
+    #: ConvoAI's price per agent minute.
+    convoai_per_minute: float = 0.0
+    #: The SIP gateway's price per minute of a call with a phone leg.
+    sip_per_minute: float = 0.0
+    cost_currency: str = "USD"
+    #: Estimated money per UTC day, across all calls; 0: no budget (calls/guards.py).
+    daily_budget: float = 0.0
     public_url: str = ""
     #: The port `make run` and gunicorn.conf.py serve on: in sandbox mode without PUBLIC_URL,
     #: agents reach the tools endpoint at http://127.0.0.1:PORT/mcp.
@@ -276,6 +285,7 @@ class Settings:
             found.append("NOTICE_RETENTION_HOURS must be at least 1")
         if self.daily_agent_minutes < 0:
             found.append("DAILY_AGENT_MINUTES must be 0 (no budget) or more")
+        found += self._cost_problems()
         if not 10 <= self.reconcile_interval_s <= 86_400:
             found.append("RECONCILE_INTERVAL_S must be between 10 and 86400")
         if self.retention_days < 0:
@@ -299,6 +309,16 @@ class Settings:
             if urlsplit(origin).scheme not in ("http", "https") or urlsplit(origin).path:
                 found.append(f"CORS_ORIGINS: {origin!r} is not an origin such as "
                              "https://admin.example.com")
+        return found
+
+    def _cost_problems(self) -> list[str]:
+        found = [f"{name} must be a number, 0 or more" for name in
+                 ("CONVOAI_PER_MINUTE", "SIP_PER_MINUTE")
+                 if not 0 <= getattr(self, name.lower()) < float("inf")]
+        if not 0 <= self.daily_budget < float("inf"):
+            found.append("DAILY_BUDGET must be 0 (no budget) or more")
+        if not _CURRENCY.match(self.cost_currency):
+            found.append("COST_CURRENCY must be a three-letter ISO 4217 code such as USD")
         return found
 
     def _persona_setting_problems(self) -> list[str]:

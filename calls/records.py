@@ -5,17 +5,19 @@ same story. No Flask here."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
+from calls.costs import Rates, call_cost
 from calls.turns import turn_latency
 from store import CallRecord, Store
 
 #: The columns of the CSV export, in order (the JSON forms carry these and more).
 EXPORT_FIELDS = ("id", "channel", "state", "persona", "direction", "caller_number",
                  "called_number", "started_at", "ended_at", "agent_id", "time_to_agent_ms",
-                 "duration_s", "end_reason", "last_error", "analysis_state", "success",
-                 "summary")
+                 "duration_s", "end_reason", "last_error", "estimated_cost", "currency",
+                 "analysis_state", "success", "summary")
 
 
 def time_to_agent_ms(record: CallRecord) -> int | None:
@@ -27,8 +29,10 @@ def time_to_agent_ms(record: CallRecord) -> int | None:
     return max(0, round((record.agent_started_at - caller_at) * 1000))
 
 
-def call_json(record: CallRecord) -> dict[str, Any]:
-    """A call as the API shows it."""
+def call_json(record: CallRecord, rates: Rates | None = None,
+              now: float | None = None) -> dict[str, Any]:
+    """A call as the API shows it; with ``rates``, its estimated ``cost`` (calls/costs.py) as
+    of ``now`` (default: the clock) for a call still running."""
     duration = None
     if record.ended_at is not None:
         duration = round(record.ended_at - record.created_at, 3)
@@ -43,6 +47,8 @@ def call_json(record: CallRecord) -> dict[str, Any]:
         "agent_id": record.agent_id, "agent_name": record.agent_name,
         "time_to_agent_ms": time_to_agent_ms(record), "duration_s": duration,
         "end_reason": record.end_reason, "last_error": record.last_error,
+        **({} if rates is None else
+           {"cost": call_cost(record, rates, time.time() if now is None else now)}),
     }
 
 
@@ -55,13 +61,20 @@ def analysis_columns(analysis: dict[str, Any] | None, record: CallRecord) -> dic
             "summary": analysis["summary"]}
 
 
-def find_call_detail(store: Store, call_id: str) -> dict[str, Any] | None:
+def export_row(call: dict[str, Any]) -> dict[str, Any]:
+    """A :func:`call_json` as a CSV row: the cost flattened into two columns."""
+    cost = call.get("cost") or {}
+    return {**call, "estimated_cost": cost.get("estimated"), "currency": cost.get("currency")}
+
+
+def find_call_detail(store: Store, call_id: str,
+                     rates: Rates | None = None) -> dict[str, Any] | None:
     """:func:`call_detail` of the call ``call_id``, or None when there is no such call."""
     record = store.get_call(call_id)
     if record is None:
         return None
     return call_detail(record, store.timeline(call_id), store.tool_calls_of(call_id),
-                       store.analysis_of(call_id))
+                       store.analysis_of(call_id), rates=rates, now=store.clock())
 
 
 def analysis_json(analysis: dict[str, Any] | None, record: CallRecord) -> dict[str, Any]:
@@ -79,11 +92,13 @@ def analysis_json(analysis: dict[str, Any] | None, record: CallRecord) -> dict[s
 
 def call_detail(record: CallRecord, timeline: list[dict[str, Any]],
                 tool_calls: list[dict[str, Any]] | None = None,
-                analysis: dict[str, Any] | None = None) -> dict[str, Any]:
+                analysis: dict[str, Any] | None = None, *, rates: Rates | None = None,
+                now: float | None = None) -> dict[str, Any]:
     """A call with its timeline, transcript, ConvoAI's errors (event 110), per-turn latency
     (events 111 and 112, calls/turns.py) and the agent's tool calls (arguments named like
     secrets masked), as the API and the pages show it."""
-    return {**call_json(record), "timeline": [{**e, "at": iso(e["at"])} for e in timeline],
+    return {**call_json(record, rates, now),
+            "timeline": [{**e, "at": iso(e["at"])} for e in timeline],
             "transcript": transcript(timeline), "agent_errors": agent_errors(timeline),
             "turn_latency": turn_latency(timeline),
             "tool_calls": [{**t, "started_at": iso(t["started_at"]),

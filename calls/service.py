@@ -20,7 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from calls import guards, lifecycle
+from calls import costs, guards, lifecycle
 from calls.lifecycle import CallerEvent, CallerJoined
 from calls.turns import finished_turns
 from config import Settings
@@ -83,8 +83,21 @@ class CallService:
         self._ids_from_notices = new_id is None
         self.executor = executor
         self.personas = personas or load_registry(settings)
+        #: Every rate in force, for each call's estimated cost and DAILY_BUDGET.
+        self.rates = costs.Rates.build(settings, self.personas)
         self.limits = guards.Limits(max_concurrent_calls=settings.max_concurrent_calls,
-                                    daily_agent_minutes=settings.daily_agent_minutes)
+                                    daily_agent_minutes=settings.daily_agent_minutes,
+                                    daily_budget=settings.daily_budget, rates=self.rates)
+
+    def cost_totals(self) -> dict[str, float]:
+        """The estimated cost of every ended call in the store, by persona: read when metrics
+        are scraped, so every worker and instance reports the same figure, each call once."""
+        totals: dict[str, float] = {}
+        for persona, phone, seconds in self.store.ended_agent_seconds():
+            name = persona or ""
+            totals[name] = totals.get(name, 0.0) + costs.spend([(persona, phone, seconds)],
+                                                               self.rates)
+        return {name: round(value, costs.PLACES) for name, value in totals.items()}
 
     def admission(self) -> str | None:
         """The cost guard a call made now would break (for calls made before their caller

@@ -17,10 +17,12 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from calls import lifecycle
+from calls.costs import Rates
 from calls.records import (
     EXPORT_FIELDS,
     analysis_columns,
     call_json,
+    export_row,
     find_call_detail,
     transcript,
 )
@@ -43,8 +45,9 @@ def list_calls() -> ResponseReturnValue:
                                   after=_cursor(request.args.get("cursor")))
     page, more = records[:limit], len(records) > limit
     next_cursor = _encode_cursor(page[-1]) if more and page else None
+    rates, now = _rates(), _store().clock()
     analyses = _store().analyses_of([r.id for r in page])
-    return jsonify(calls=[{**call_json(r), **analysis_columns(analyses.get(r.id), r)}
+    return jsonify(calls=[{**call_json(r, rates, now), **analysis_columns(analyses.get(r.id), r)}
                           for r in page], next=next_cursor)
 
 
@@ -56,10 +59,11 @@ def export_jsonl() -> ResponseReturnValue:
     filters = _filters()
 
     records = _every_call(store, filters)
+    rates = _rates()
 
     def lines() -> Iterator[str]:
         for record in records:
-            line = {**call_json(record),
+            line = {**call_json(record, rates, store.clock()),
                     **analysis_columns(store.analysis_of(record.id), record),
                     "transcript": transcript(store.timeline(record.id))}
             yield json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n"
@@ -75,14 +79,15 @@ def export_csv() -> ResponseReturnValue:
     filters = _filters()
 
     records = _every_call(store, filters)
+    rates = _rates()
 
     def rows() -> Iterator[str]:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, EXPORT_FIELDS, extrasaction="ignore")
         writer.writeheader()
         for record in records:
-            row = {**call_json(record),
-                   **analysis_columns(store.analysis_of(record.id), record)}
+            row = export_row({**call_json(record, rates, store.clock()),
+                              **analysis_columns(store.analysis_of(record.id), record)})
             writer.writerow({k: _csv_safe(v) for k, v in row.items()})
             yield buffer.getvalue()
             buffer.seek(0)
@@ -129,7 +134,7 @@ def reconcile() -> ResponseReturnValue:
 @bp.get("/calls/<call_id>")
 @require_admin
 def get_call(call_id: str) -> ResponseReturnValue:
-    detail = find_call_detail(_store(), call_id)
+    detail = find_call_detail(_store(), call_id, _rates())
     if detail is None:
         raise NotFound(f"no call {call_id}")
     return jsonify(detail)
@@ -202,6 +207,10 @@ def _csv_safe(value: Any) -> Any:
 
 def _store() -> Store:
     return current_app.extensions["store"]
+
+
+def _rates() -> Rates:
+    return current_app.extensions["calls"].rates
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:

@@ -43,7 +43,9 @@ def prometheus_metrics() -> ResponseReturnValue:
     token = current_app.extensions["settings"].metrics_token
     if token and not bearer_token_matches(token, request.headers.get("Authorization")):
         raise Unauthorized("missing or wrong bearer token (METRICS_TOKEN)")
+    # The call service prices the ended calls (calls/costs.py); this package names no feature.
+    costs = getattr(current_app.extensions.get("calls"), "cost_totals", None)
     body, content_type = metrics.exposition(current_app.extensions["store"],
-                                            request.headers.get("Accept"))
+                                            request.headers.get("Accept"), costs)
     return Response(body, content_type=content_type,
                     headers={"Cache-Control": "no-store"})

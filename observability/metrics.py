@@ -8,8 +8,9 @@ Several gunicorn workers each count in their own process. gunicorn.conf.py sets
 ``PROMETHEUS_MULTIPROC_DIR`` in the arbiter before any worker imports this module; prometheus_client
 then keeps every worker's values in files in that directory, and a scrape (answered by any one
 worker) sums them. Without that variable (``flask run``, tests in one process) the values live
-in this process's own registry. ``phone_agent_calls_active`` is neither: it is read from the
-store at scrape time, so it is right across workers and instances and never summed.
+in this process's own registry. ``phone_agent_calls_active`` and
+``phone_agent_cost_estimated_total`` are neither: they are read from the store at scrape time,
+so they are right across workers and instances, each call counted once, never summed.
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from functools import wraps
 from typing import ParamSpec, Protocol
 
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.exposition import choose_encoder
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from store import StoreUnavailable
@@ -41,7 +42,8 @@ UNKNOWN = "unknown"
 OTHER = "other"
 
 UPSTREAM_SERVICES = frozenset({"convoai", "sip_gateway"})
-REFUSAL_REASONS = frozenset({"max_concurrent_calls", "daily_agent_minutes", "convoai_limit"})
+REFUSAL_REASONS = frozenset({"max_concurrent_calls", "daily_agent_minutes", "daily_budget",
+                             "convoai_limit"})
 #: Outcomes are names chosen in code (lifecycle decisions, store results); the pattern only
 #: guards against a free-text value ever reaching a label.
 _OUTCOME = re.compile(r"[a-z][a-z0-9_]{0,39}")
@@ -119,6 +121,7 @@ TOOL_CALL_SECONDS = Histogram(
     ["tool"], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     registry=REGISTRY)
 CALLS_ACTIVE = f"{PREFIX}_calls_active"
+COST_ESTIMATED = f"{PREFIX}_cost_estimated"
 
 P = ParamSpec("P")
 
@@ -189,8 +192,8 @@ def orphan_stopped() -> None:
 
 @_never_raises
 def call_refused(reason: str) -> None:
-    """A call refused before its agent: max_concurrent_calls, daily_agent_minutes or
-    convoai_limit."""
+    """A call refused before its agent: max_concurrent_calls, daily_agent_minutes,
+    daily_budget or convoai_limit."""
     CALLS_REFUSED.labels(reason if reason in REFUSAL_REASONS else OTHER).inc()
 
 
@@ -228,15 +231,39 @@ class _OpenCalls:
             "from the store.", value=count)
 
 
-def scrape_registry(store: OpenCallCounter) -> CollectorRegistry:
-    """Everything one scrape reports: every worker's counters (or this process's) and the
-    open calls from the store."""
+class _Costs:
+    """``phone_agent_cost_estimated_total{persona}``: the estimated cost of the ended calls the
+    store holds, from ``totals`` (persona -> money) when scraped."""
+
+    def __init__(self, totals: Callable[[], Mapping[str, float]]) -> None:
+        self.totals = totals
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            totals = self.totals()
+        except (StoreUnavailable, sa.exc.SQLAlchemyError) as exc:
+            logger.warning("metrics.cost_skipped", extra={"error": type(exc).__name__})
+            return
+        family = CounterMetricFamily(
+            COST_ESTIMATED, "Estimated cost of ended calls (in COST_CURRENCY) by persona, from "
+            "the store: calls erased by RETENTION_DAYS leave it.", labels=["persona"])
+        for persona, value in sorted(totals.items()):
+            family.add_metric([persona], value)
+        yield family
+
+
+def scrape_registry(store: OpenCallCounter,
+                    costs: Callable[[], Mapping[str, float]] | None = None) -> CollectorRegistry:
+    """Everything one scrape reports: every worker's counters (or this process's), the open
+    calls from the store and, given ``costs``, the ended calls' estimated cost."""
     registry = CollectorRegistry(auto_describe=False)
     if MULTIPROCESS_DIR:
         MultiProcessCollector(registry, path=MULTIPROCESS_DIR)
     else:
         registry.register(_Registered(REGISTRY))
     registry.register(_OpenCalls(store))
+    if costs is not None:
+        registry.register(_Costs(costs))
     return registry
 
 
@@ -250,8 +277,9 @@ class _Registered:
         return self.registry.collect()
 
 
-def exposition(store: OpenCallCounter, accept: str | None = None) -> tuple[bytes, str]:
+def exposition(store: OpenCallCounter, accept: str | None = None,
+               costs: Callable[[], Mapping[str, float]] | None = None) -> tuple[bytes, str]:
     """The scrape's body and content type: OpenMetrics when ``accept`` asks for it, else the
     Prometheus text format."""
     encode, content_type = choose_encoder(accept or "")
-    return encode(scrape_registry(store)), content_type
+    return encode(scrape_registry(store, costs)), content_type

@@ -1,6 +1,7 @@
-"""Figures for the dashboard's charts: calls per hour, time to agent, call length.
+"""Figures for the dashboard's charts: calls per hour, time to agent, call length, and what
+calls cost per day (calls/costs.py prices them).
 
-One bounded read of the calls table (three timestamps per call, at most ``MAX_CALLS`` rows), then
+One bounded read of the calls table (a few columns per call, at most ``MAX_CALLS`` rows), then
 plain functions over those rows, so the arithmetic is tested without a database and works the
 same on SQLite and PostgreSQL. No Flask here.
 """
@@ -8,6 +9,7 @@ same on SQLite and PostgreSQL. No Flask here.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -30,6 +32,12 @@ class CallTimes:
     agent_started_at: float | None
     ended_at: float | None
     caller_joined_at: float | None = None
+    # What prices the call (calls/costs.py) and the number it counts under.
+    persona: str | None = None
+    direction: str | None = None
+    gateway_callid: str | None = None
+    caller_number: str | None = None
+    called_number: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,7 +82,8 @@ def window_start(now: float, hours: int = 24) -> float:
 def recent_calls(engine: Engine, *, since: float, limit: int = MAX_CALLS) -> CallSample:
     """The timestamps of calls created at or after ``since``: one indexed, bounded query."""
     query = (sa.select(calls.c.created_at, calls.c.agent_started_at, calls.c.ended_at,
-                       calls.c.caller_joined_at)
+                       calls.c.caller_joined_at, calls.c.persona, calls.c.direction,
+                       calls.c.gateway_callid, calls.c.caller_number, calls.c.called_number)
              .where(calls.c.created_at >= since)
              .order_by(calls.c.created_at.desc()).limit(limit + 1))
     try:
@@ -83,9 +92,13 @@ def recent_calls(engine: Engine, *, since: float, limit: int = MAX_CALLS) -> Cal
             rows = conn.execute(query).all()
     except sa.exc.OperationalError as exc:
         raise StoreUnavailable(str(exc.orig or exc).splitlines()[0][:200]) from exc
-    sample = [CallTimes(r.created_at, r.agent_started_at, r.ended_at, r.caller_joined_at)
-              for r in rows[:limit]]
+    sample = [CallTimes(*r) for r in rows[:limit]]
     return CallSample(since=since, calls=sample, truncated=len(rows) > limit)
+
+
+def utc_day(call: CallTimes) -> str:
+    """The UTC date a call was made on (YYYY-MM-DD): the day its cost counts for."""
+    return time.strftime("%Y-%m-%d", time.gmtime(call.created_at))
 
 
 def calls_per_hour(sample: Iterable[CallTimes], *, now: float,

@@ -10,7 +10,7 @@ from typing import Any
 from flask import current_app, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from calls import lifecycle
+from calls import costs, guards, lifecycle
 from calls.records import call_detail, call_json
 from calls.views import _cursor, _encode_cursor  # the API's cursors: one format for both
 from pages import bp, display, stats
@@ -73,7 +73,7 @@ def call(call_id: str) -> ResponseReturnValue:
         return render_template("pages/not_found.html", call_id=call_id), 404
     timeline = store.timeline(call_id)
     detail = call_detail(record, timeline, store.tool_calls_of(call_id),
-                         store.analysis_of(call_id))
+                         store.analysis_of(call_id), rates=_rates(), now=store.clock())
     secrets = current_app.extensions["settings"].secret_values()
     for tool_call in detail["tool_calls"]:
         tool_call["arguments_shown"] = display.mask(
@@ -105,10 +105,19 @@ def charts() -> ResponseReturnValue:
     lengths = stats.call_lengths_s(sample.calls)
     return render_template(
         "pages/charts.html", sample=sample, total=sum(h.count for h in per_hour),
-        hourly=hourly,
+        hourly=hourly, costs=daily_costs(_store(), _rates(), now),
         waits=_distribution(waits, TIME_TO_AGENT_EDGES_MS, display.ms_edge, "Time to agent"),
         lengths=_distribution(lengths, CALL_LENGTH_EDGES_S, display.seconds_edge,
                               "Call length"))
+
+
+def daily_costs(store: Store, rates: costs.Rates, now: float) -> dict[str, Any]:
+    """The estimated cost of today's and yesterday's calls (UTC), per persona and per number:
+    each total is the sum of the costs the API shows for those calls."""
+    since = guards.utc_day_start(now) - guards.DAY_S
+    sample = stats.recent_calls(store.engine, since=since)
+    return {"days": costs.daily_totals(sample.calls, rates, now, day_of=stats.utc_day),
+            "truncated": sample.truncated, "currency": rates.currency}
 
 
 def _distribution(values: list[float], edges: tuple[float, ...], edge: Callable[[float], str],
@@ -137,3 +146,7 @@ def _rows(records: list[CallRecord]) -> list[dict[str, Any]]:
 
 def _store() -> Store:
     return current_app.extensions["store"]
+
+
+def _rates() -> costs.Rates:
+    return current_app.extensions["calls"].rates

@@ -131,7 +131,7 @@ def _build(spec: Mapping[str, Any], source: str, builtin: bool, resolve: Resolve
         opt_out=spec["opt_out"], builtin_tools=spec["builtin_tools"],
         transfer_destinations=spec["transfer_destinations"], tools=tools,
         analysis=spec["analysis"], env=tuple(refs), secrets=tuple(dict.fromkeys(values)),
-        redaction=spec["redaction"],
+        redaction=spec["redaction"], cost=spec["cost"],
     )
     return persona, [Problem(source, field, message, kind="key")
                      for field, message in tool_problems]

@@ -72,6 +72,15 @@ class AnalysisSpec:
     schema: Mapping[str, Any]
 
 
+@dataclass(frozen=True)
+class CostRates:
+    """A persona's ``[cost]`` table: money per agent minute, in COST_CURRENCY."""
+
+    llm_per_minute: float = 0.0
+    tts_per_minute: float = 0.0
+    asr_per_minute: float = 0.0
+
+
 @dataclass(frozen=True, eq=False)
 class Persona:
     """One agent: who it is, what it says, and the vendors it speaks through.
@@ -110,6 +119,7 @@ class Persona:
     #: What is removed from the call's transcript and tool arguments before they are stored:
     #: every built-in kind unless the file's ``redact`` says otherwise.
     redaction: Redactor = field(default_factory=Redactor)
+    cost: CostRates = field(default_factory=CostRates)
 
     @property
     def tool_names(self) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from convoai.payload import CALL_VARIABLES, OPTIONAL_CALL_VARIABLES, is_secret_field
 from personas.analysis_shape import read_analysis
+from personas.cost_shape import read_cost
 from personas.model import Problem
 from personas.redact_shape import read_redaction
 from personas.routing import NAME, NAME_RULE
@@ -28,7 +29,7 @@ RESERVED_LABELS = ("call_id", "service", "persona")
 TOP_FIELDS = ("name", "description", "prompt", "greeting", "failure_message",
               "silence_reminder", "silence_timeout_s", "idle_timeout", "max_call_s", "goodbye",
               "opt_out", "builtin_tools", "transfer", "tools", "analysis", "redact",
-              "redact_patterns",
+              "redact_patterns", "cost",
               "variables", "labels", "llm", "tts", "asr", "turn_detection", "interruption")
 REQUIRED = ("name", "description", "prompt", "greeting", "failure_message", "llm", "tts")
 LLM_FIELDS = ("style", "vendor", "url", "api_key_env", "model", "max_history", "params",
@@ -110,6 +111,7 @@ class Reader:
         spec.update(read_tools(self, data))
         spec.update(read_analysis(self, data))
         spec.update(read_redaction(self, data))
+        spec["cost"] = read_cost(self, data)
         self.check_placeholders(spec)
         return spec
 

@@ -90,6 +90,18 @@ class CallRecords(StoreBase):
             return conn.execute(sa.select(sa.func.count()).select_from(calls).where(
                 calls.c.state.in_(lifecycle.OPEN_STATES))).scalar_one()
 
+    def ended_agent_seconds(self) -> list[tuple[str | None, bool, float]]:
+        """(persona, phone leg, agent seconds) of every ended call the store still holds, summed
+        by what prices them (calls/costs.py): the cost metric's source, read when scraped."""
+        no_gateway = calls.c.gateway_callid.is_(None)
+        query = sa.select(calls.c.persona, calls.c.direction, no_gateway.label("no_gateway"),
+                          sa.func.sum(calls.c.ended_at - calls.c.agent_started_at)).where(
+            calls.c.ended_at.is_not(None), calls.c.agent_started_at.is_not(None)).group_by(
+            calls.c.persona, calls.c.direction, no_gateway)
+        with self._read() as conn:
+            return [(persona, direction == "outbound" or not no_gw, max(0.0, float(s or 0)))
+                    for persona, direction, no_gw, s in conn.execute(query)]
+
     # -- sweeping ----------------------------------------------------------------------------
 
     def claim_due_work(self, *, limit: int = 50,

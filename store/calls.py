@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from calls import guards, lifecycle
+from calls import costs, guards, lifecycle
 from calls.lifecycle import CallerEvent, Decision, LiveCall, Participant
 from calls.plan import Plan, plan
 from store.base import CallRecord, StoreBase, record
@@ -177,7 +177,15 @@ class CallerEvents(StoreBase):
             day = guards.utc_day_start(now)
             seconds = conn.execute(self._sql.agent_seconds, {
                 "now": now, "day": day, "made_after": day - _AGENT_LIFETIME_S}).scalar_one()
-        return guards.Usage(open_calls=int(open_calls), agent_seconds_today=float(seconds or 0))
+        spent = 0.0
+        if limits is not None and limits.daily_budget:
+            day = guards.utc_day_start(now)
+            rows = conn.execute(self._sql.agent_seconds_priced, {
+                "now": now, "day": day, "made_after": day - _AGENT_LIFETIME_S}).all()
+            spent = costs.spend(((r.persona, r.direction == "outbound" or not r.no_gateway,
+                                  float(r.seconds or 0)) for r in rows), limits.rates)
+        return guards.Usage(open_calls=int(open_calls), agent_seconds_today=float(seconds or 0),
+                            spent_today=spent)
 
     def usage(self, limits: guards.Limits | None = None) -> guards.Usage:
         """Calls open now and agent seconds spent today (for the SIP lookup and outbound)."""

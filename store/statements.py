@@ -89,10 +89,17 @@ class Statements:
         # a page for a query few deployments run.
         since = sa.case((calls.c.agent_started_at > bp("day"), calls.c.agent_started_at),
                         else_=bp("day"))
-        self.agent_seconds = sa.select(sa.func.coalesce(sa.func.sum(
-            sa.func.coalesce(calls.c.ended_at, bp("now")) - since), 0)).where(
-            calls.c.created_at > bp("made_after"), calls.c.agent_started_at.is_not(None),
-            sa.or_(calls.c.ended_at.is_(None), calls.c.ended_at > bp("day")))
+        today = (calls.c.created_at > bp("made_after"), calls.c.agent_started_at.is_not(None),
+                 sa.or_(calls.c.ended_at.is_(None), calls.c.ended_at > bp("day")))
+        seconds = sa.func.sum(sa.func.coalesce(calls.c.ended_at, bp("now")) - since)
+        self.agent_seconds = sa.select(sa.func.coalesce(seconds, 0)).where(*today)
+        # The same seconds by what prices them (DAILY_BUDGET, calls/costs.py): the persona and
+        # whether the SIP gateway carried the call.
+        no_gateway = calls.c.gateway_callid.is_(None)
+        self.agent_seconds_priced = sa.select(
+            calls.c.persona, calls.c.direction, no_gateway.label("no_gateway"),
+            seconds.label("seconds")).where(*today).group_by(
+            calls.c.persona, calls.c.direction, no_gateway)
 
 
 @functools.cache
