@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -128,8 +129,9 @@ def test_a_wrong_redaction_setting_is_a_file_field_problem(extra, field, message
 
 def make_app(tmp_path: Path, extra: str = "", **changes):
     persona_file(tmp_path / "personas", extra=extra)
+    changes = {"log_level": "WARNING", **changes}
     settings = Settings.for_tests(database_url=f"sqlite:///{tmp_path / 'app.db'}",
-                                  agent_start_mode="inline", log_level="WARNING",
+                                  agent_start_mode="inline",
                                   personas_dir=str(tmp_path / "personas"),
                                   default_persona="custom", **changes)
     return create_app(settings)
@@ -165,9 +167,10 @@ def raw_values_in(data: bytes | str) -> list[str]:
 
 
 @responses.activate
-def test_a_transcript_is_stored_exported_and_sent_with_placeholders_only(tmp_path):
+def test_a_transcript_is_stored_exported_and_sent_with_placeholders_only(tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)  # every record any logger makes, whatever LOG_LEVEL says
     app = make_app(tmp_path, events_webhook_url="https://ops.example.com/hook",
-                   events_webhook_secret=SECRET)
+                   events_webhook_secret=SECRET, log_level="DEBUG")
     store = app.extensions["store"]
     store.emit_events = True
     call = a_call(app, HISTORY)
@@ -183,10 +186,20 @@ def test_a_transcript_is_stored_exported_and_sent_with_placeholders_only(tmp_pat
     transcript_body = sent["transcript.ready"]
     assert json.loads(transcript_body)["data"]["transcript"] == EXPECTED
     exported = web.get("/api/calls.jsonl", headers=TOKEN).get_data()
+    csv_export = web.get("/api/calls.csv", headers=TOKEN).get_data()
     page = web.get(f"/api/calls/{call.id}", headers=TOKEN).get_data()
+    login = web.get("/dashboard/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', login).group(1)
+    web.post("/dashboard/login", data={"token": "sandbox-admin-token", "csrf_token": csrf})
+    dashboard = web.get(f"/dashboard/calls/{call.id}")
+    assert dashboard.status_code == 200 and b"[card_number]" in dashboard.data
     store.engine.dispose()
+    # Every record with its structured fields (the JSON lines carry them all).
+    logged = "\n".join(json.dumps(vars(r), default=str) for r in caplog.records)
+    assert call.id in logged  # the logs of this call were captured, so their check counts
     for where, data in (("database", database_bytes(tmp_path)), ("api", page),
-                        ("jsonl", exported), ("event", transcript_body)):
+                        ("jsonl", exported), ("csv", csv_export), ("event", transcript_body),
+                        ("dashboard", dashboard.data), ("logs", logged)):
         assert raw_values_in(data) == [], where
     # The test can fail: the raw history, stored verbatim, is found by the same check.
     assert raw_values_in(json.dumps(HISTORY)) != []
