@@ -49,14 +49,15 @@ def load_file(path: Path, *, builtin: bool, resolve: Resolver,
     except tomllib.TOMLDecodeError as exc:
         return None, [Problem(source, "toml", f"not valid TOML: {exc}")]
     return parse(data, source=source, stem=path.stem, builtin=builtin, resolve=resolve,
-                 sandbox_url=sandbox_url)
+                 sandbox_url=sandbox_url, base=path.resolve().parent)
 
 
 def parse(data: Mapping[str, Any], *, source: str, stem: str, builtin: bool,
-          resolve: Resolver, sandbox_url: str = SANDBOX_URL) -> tuple[Persona | None,
-                                                                     list[Problem]]:
-    """A persona from the parsed TOML ``data`` of the file ``source`` (named ``stem``.toml)."""
-    reader = Reader(source)
+          resolve: Resolver, sandbox_url: str = SANDBOX_URL,
+          base: Path | None = None) -> tuple[Persona | None, list[Problem]]:
+    """A persona from the parsed TOML ``data`` of the file ``source`` (named ``stem``.toml),
+    whose relative paths start from ``base`` (the file's folder)."""
+    reader = Reader(source, base)
     spec = reader.read(data, stem)
     problems = list(reader.problems)
     # Check the vendors with stand-ins for keys, so a key that is not set (a question of mode)
@@ -131,7 +132,7 @@ def _build(spec: Mapping[str, Any], source: str, builtin: bool, resolve: Resolve
         opt_out=spec["opt_out"], builtin_tools=spec["builtin_tools"],
         transfer_destinations=spec["transfer_destinations"], tools=tools,
         analysis=spec["analysis"], env=tuple(refs), secrets=tuple(dict.fromkeys(values)),
-        redaction=spec["redaction"], cost=spec["cost"],
+        redaction=spec["redaction"], cost=spec["cost"], knowledge=spec["knowledge"],
     )
     return persona, [Problem(source, field, message, kind="key")
                      for field, message in tool_problems]

@@ -81,6 +81,18 @@ class CostRates:
     asr_per_minute: float = 0.0
 
 
+@dataclass(frozen=True)
+class KnowledgeSpec:
+    """A persona's ``[knowledge]``: the folder of Markdown and text files its agent searches
+    (``search_knowledge``), as an absolute path."""
+
+    folder: str
+
+
+#: The tool a persona with ``[knowledge]`` gets (tools/knowledge_tools.py).
+KNOWLEDGE_TOOL_NAME = "search_knowledge"
+
+
 @dataclass(frozen=True, eq=False)
 class Persona:
     """One agent: who it is, what it says, and the vendors it speaks through.
@@ -120,11 +132,14 @@ class Persona:
     #: every built-in kind unless the file's ``redact`` says otherwise.
     redaction: Redactor = field(default_factory=Redactor)
     cost: CostRates = field(default_factory=CostRates)
+    knowledge: KnowledgeSpec | None = None
 
     @property
     def tool_names(self) -> tuple[str, ...]:
-        """Every tool the agent may call: the built-ins enabled, then the operator tools."""
-        return (*self.builtin_tools, *(tool.name for tool in self.tools))
+        """Every tool the agent may call: the built-ins enabled, the operator tools, then
+        ``search_knowledge`` when the persona has a ``[knowledge]`` folder."""
+        return (*self.builtin_tools, *(tool.name for tool in self.tools),
+                *((KNOWLEDGE_TOOL_NAME,) if self.knowledge else ()))
 
     @property
     def missing_keys(self) -> tuple[EnvRef, ...]:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from convoai.payload import CALL_VARIABLES, OPTIONAL_CALL_VARIABLES, is_secret_field
 from personas.analysis_shape import read_analysis
 from personas.cost_shape import read_cost
+from personas.knowledge_shape import read_knowledge
 from personas.model import Problem
 from personas.redact_shape import read_redaction
 from personas.routing import NAME, NAME_RULE
@@ -29,7 +31,7 @@ RESERVED_LABELS = ("call_id", "service", "persona")
 TOP_FIELDS = ("name", "description", "prompt", "greeting", "failure_message",
               "silence_reminder", "silence_timeout_s", "idle_timeout", "max_call_s", "goodbye",
               "opt_out", "builtin_tools", "transfer", "tools", "analysis", "redact",
-              "redact_patterns", "cost",
+              "redact_patterns", "cost", "knowledge",
               "variables", "labels", "llm", "tts", "asr", "turn_detection", "interruption")
 REQUIRED = ("name", "description", "prompt", "greeting", "failure_message", "llm", "tts")
 LLM_FIELDS = ("style", "vendor", "url", "api_key_env", "model", "max_history", "params",
@@ -54,8 +56,11 @@ RANGES = {
 class Reader:
     """Checks a file's shape and normalises it, collecting every problem on the way."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, base: Path | None = None) -> None:
         self.source = source
+        #: The persona file's folder, which relative paths in it (``[knowledge] folder``) start
+        #: from; None for data that came from no file (then they start from the working one).
+        self.base = base
         self.problems: list[Problem] = []
         #: join body path (``tts.params.key``) -> file field (``tts.params.key_env``)
         self.env_fields: dict[str, str] = {}
@@ -112,6 +117,7 @@ class Reader:
         spec.update(read_analysis(self, data))
         spec.update(read_redaction(self, data))
         spec["cost"] = read_cost(self, data)
+        spec.update(read_knowledge(self, data))
         self.check_placeholders(spec)
         return spec
 
