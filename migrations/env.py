@@ -7,12 +7,13 @@ calls.migrate, which holds a lock so instances starting together do not race.
 from alembic import context
 
 from store import metadata
+from store.schema import declared
 
 connection = context.config.attributes.get("connection")
 if connection is None:
     raise RuntimeError("run migrations through 'flask db upgrade', not the alembic command")
 
-context.configure(connection=connection, target_metadata=metadata,
+context.configure(connection=connection, target_metadata=metadata, include_object=declared,
                   render_as_batch=connection.dialect.name == "sqlite")
 with context.begin_transaction():
     context.run_migrations()

@@ -4,9 +4,10 @@ SQLite or PostgreSQL. It is the only memory shared between workers and machines.
 One module per aggregate, each a part of :class:`Store`: ``calls`` (caller events and agent
 outcomes, the webhook's path), ``call_records`` (reads, sweeping, retention), ``sip`` (lines and
 reservations), ``outbox`` (operator events, leases, checkpoints), ``tools`` (the MCP endpoint's
-tokens, the tool-call ledger, tarot draws), ``analyses`` (post-call analyses); ``schema`` holds
-the tables and ``engine`` the engines and SQLite's write gate; ``statements`` the statements on
-every call's path, built once per dialect. Every statement is SQLAlchemy Core.
+tokens, the tool-call ledger, tarot draws), ``analyses`` (post-call analyses), ``knowledge``
+(knowledge bases and their full-text search); ``schema`` holds the tables and ``engine`` the
+engines and SQLite's write gate; ``statements`` the statements on every call's path, built once
+per dialect. Every statement is SQLAlchemy Core.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from store.base import EVENT_TYPES, CallRecord, StoreUnavailable
 from store.call_records import CallRecords
 from store.calls import Applied, CallerEvents, Notice
 from store.engine import DEFAULT_STORE_TIMEOUT_S, SQLITE_PAGE_SIZE, make_engine
+from store.knowledge import KnowledgeRecords
 from store.outbox import Outbox
 from store.schema import metadata
 from store.sip import SipRecords
@@ -28,5 +30,5 @@ __all__ = ["DEFAULT_STORE_TIMEOUT_S", "EVENT_TYPES", "SQLITE_PAGE_SIZE", "WORK_L
 
 
 class Store(CallerEvents, CallRecords, SipRecords, Outbox, ToolRecords,
-            AnalysisRecords):
+            AnalysisRecords, KnowledgeRecords):
     """Calls and notices in a SQL database (SQLite or PostgreSQL)."""

@@ -217,3 +217,42 @@ call_analyses = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float),
 )
+
+#: A persona's knowledge folder as last indexed (0011): the fingerprint of its files says
+#: whether the chunks below are stale (tools/knowledge_index.py).
+knowledge_sources = sa.Table(
+    "knowledge_sources",
+    metadata,
+    sa.Column("persona", sa.String(64), primary_key=True),
+    sa.Column("folder", sa.Text, nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("chunks", sa.Integer, nullable=False),
+    sa.Column("indexed_at", sa.Float, nullable=False),
+)
+
+#: The passages of a persona's knowledge folder (0011): a Markdown section (or a part of a long
+#: one) with its heading path ("Billing > Refunds") and its file, relative to the folder. The
+#: full-text index over heading and body is each database's own, made by the migration: a
+#: SQLite FTS5 table ``knowledge_fts`` (external content, porter stemming) and a PostgreSQL GIN
+#: index ``ix_knowledge_fts`` on ``to_tsvector('english', heading || ' ' || body)``.
+knowledge_chunks = sa.Table(
+    "knowledge_chunks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("persona", sa.String(64), nullable=False, index=True),
+    sa.Column("source", sa.String(500), nullable=False),
+    sa.Column("heading", sa.String(500), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+)
+
+#: The PostgreSQL expression the GIN index is built on; a query must use it as it is.
+KNOWLEDGE_TSVECTOR = "to_tsvector('english', heading || ' ' || body)"
+
+
+def declared(obj: object, name: str | None, type_: str, reflected: bool,
+             compare_to: object) -> bool:
+    """Alembic's ``include_object``: leave out of comparisons the full-text objects that the
+    metadata cannot declare (the FTS5 table and its shadow tables, the GIN expression index);
+    migration 0011 makes them and tests/unit/test_knowledge.py checks they work."""
+    return not (name or "").startswith(("knowledge_fts", "ix_knowledge_fts"))
