@@ -42,7 +42,9 @@ from sip import views as sip_views
 from sip.client import GatewayClient
 from sip.service import SipService, count_gateway_failure
 from store import Store, StoreUnavailable
+from tools import knowledge_cli
 from tools import views as tools_views
+from tools.knowledge_index import index_stale
 from tools.service import ToolService
 from web import keepalive, pages_security, security
 from web.errors import register_error_handlers
@@ -132,6 +134,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     sip_cli.init_app(app)
     calls_cli.init_app(app)
     ncs_cli.init_app(app)
+    knowledge_cli.init_app(app)
 
     if settings.run_sweeper:
         _start_reconciler_with_first_request(app, reconciler, settings)
@@ -140,7 +143,20 @@ def create_app(settings: Settings | None = None) -> Flask:
         _announce(settings, background)
     _warn_if_lookup_closed(settings, store)
     _warn_if_tools_off(settings, personas)
+    if not command:  # `flask knowledge index` says what it indexed itself
+        _index_knowledge(store, personas)
     return app
+
+
+def _index_knowledge(store: Store, personas: Registry) -> None:
+    """Index the knowledge folders that changed since they were last indexed (a fresh one
+    costs a read of its files and one query)."""
+    try:
+        index_stale(store, personas)
+    except (StoreUnavailable, sa.exc.DBAPIError) as exc:
+        # No schema yet (MIGRATE_ON_START=false before `flask db upgrade`), or no database:
+        # searches find nothing until `flask knowledge index` runs.
+        logger.warning("knowledge.not_indexed", extra={"reason": str(exc).splitlines()[0]})
 
 
 def _warn_if_tools_off(settings: Settings, personas: Registry) -> None:

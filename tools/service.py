@@ -32,6 +32,7 @@ from sip.service import SipService
 from store import CallRecord, Store, ToolClaim
 from tools.builtin import OUTCOME_UNKNOWN, BuiltinTools, Done
 from tools.catalog import ToolSpec, catalog
+from tools.knowledge_tools import KnowledgeTools
 from tools.protocol import INVALID_PARAMS, RpcError, tool_result
 from tools.relay import OperatorRelay
 from tools.tokens import new_token, token_hash
@@ -65,6 +66,7 @@ class ToolService:
         self.store = store
         self.calls = calls
         self.builtins = BuiltinTools(sip)
+        self.knowledge = KnowledgeTools(store)
         self.relay = relay or OperatorRelay()
         self.clock = clock
         self.sleep = sleep
@@ -144,6 +146,8 @@ class ToolService:
 
     def _run(self, call: CallRecord, persona: Persona, spec: ToolSpec, tool_call_id: str,
              arguments: Mapping[str, Any]) -> Done:
+        if spec.family == "knowledge":
+            return self.knowledge.run(spec.name, call, persona, arguments)
         if spec.operator is None:
             return self.builtins.run(spec.name, call, persona, arguments)
         sent = self.relay.send(spec.operator, tool_call_id=tool_call_id, arguments=arguments,
