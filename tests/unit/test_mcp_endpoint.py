@@ -40,7 +40,8 @@ def test_a_live_calls_token_opens_the_endpoint(app, client):
     assert answer.json["result"]["protocolVersion"] == "2025-06-18"
     assert "Mcp-Session-Id" not in answer.headers  # stateless
     listed = post(client, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, token)
-    assert [t["name"] for t in listed.json["result"]["tools"]] == ["transfer_call", "end_call"]
+    assert [t["name"] for t in listed.json["result"]["tools"]] == [
+        "transfer_call", "end_call", "search_knowledge"]
     note = post(client, {"jsonrpc": "2.0", "method": "notifications/initialized"}, token)
     assert note.status_code == 202 and note.data == b""
 

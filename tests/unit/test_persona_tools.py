@@ -315,7 +315,7 @@ def test_the_built_ins_load_with_their_tools_in_sandbox_mode():
     registry = load_registry(Settings.for_tests())
     tools = {persona.name: persona.tool_names for persona in registry}
     assert tools == {"appointments": (), "orders": ("lookup_order",),
-                     "support": ("transfer_call", "end_call"),
+                     "support": ("transfer_call", "end_call", "search_knowledge"),
                      "tarot": ("draw_tarot_cards", "end_call"),
                      "triage": ("transfer_call", "flag_urgent")}
     assert registry.get("support").transfer_destinations == {"desk": "+18005550123"}

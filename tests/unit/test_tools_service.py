@@ -138,10 +138,10 @@ def test_a_persona_without_tools_or_a_service_without_a_public_url_joins_without
 def test_tools_list_shows_each_tool_with_its_schema(world):
     call, _ = start(world, "c4", "support")
     listed = {t["name"]: t for t in world[3].list_tools(call)}
-    assert list(listed) == ["transfer_call", "end_call"]
+    assert list(listed) == ["transfer_call", "end_call", "search_knowledge"]
     assert listed["transfer_call"]["inputSchema"]["properties"]["destination"]["enum"] == [
         "desk"]
-    assert set(BUILTIN_TOOL_NAMES) >= set(listed)
+    assert set(BUILTIN_TOOL_NAMES) >= set(listed) - {"search_knowledge"}
 
 
 def test_end_call_ends_the_call_stops_the_agent_and_hangs_up_once(world):
