@@ -14,6 +14,7 @@ import pytest
 from config import Settings
 from personas import load_registry
 from personas.loader import load_file
+from sandbox.conversation import load_script
 from tests.unit.test_mcp_endpoint import open_call, post
 from tools.catalog import catalog
 from tools.knowledge_chunks import MAX_CHUNK_CHARS, chunk_markdown, query_terms, read_folder
@@ -284,6 +285,21 @@ def test_the_app_indexes_the_support_faq_at_start_and_the_agent_searches_it(app,
     bad = post(client, {"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {
         "name": "search_knowledge", "arguments": {"question": "refunds"}}}, token)
     assert bad.json["result"]["isError"] is True
+
+
+@pytest.mark.parametrize(("name", "query", "found"), [
+    ("support_faq", "how long until I get refunded", True),
+    ("support_unknown", "tickets for the football match", False),
+])
+def test_the_faq_scripts_search_what_the_shipped_faq_answers_or_does_not(store, name, query,
+                                                                         found):
+    script = load_script(name)
+    assert script.persona == "support" and script.tools[0] == "search_knowledge"
+    assert script.turns[0].arguments == {"query": query}
+    support = load_registry(Settings.for_tests()).get("support")
+    index_persona(store, support)
+    passages = KnowledgeTools(store).search(support, query).structured["passages"]
+    assert bool(passages) is found
 
 
 def test_the_index_command_says_per_persona_what_it_indexed(app, tmp_path):
