@@ -70,27 +70,33 @@ class KnowledgeRecords(StoreBase):
         terms = [t for t in terms if t][:MAX_TERMS]
         if not terms:
             return []
-        params: dict[str, Any] = {f"t{n}": term for n, term in enumerate(terms)}
-        params.update(persona=persona, limit=limit)
+        query, params = self.knowledge_query(persona, terms, limit)
+        with self._read() as conn:
+            rows = conn.execute(query, params).all()
+        return [{"text": r.body, "source": r.source, "heading": r.heading} for r in rows]
+
+    def knowledge_query(self, persona: str, terms: Sequence[str],
+                        limit: int) -> tuple[sa.TextClause, dict[str, Any]]:
+        """The search's statement for this database, and its parameters."""
+        params: dict[str, Any] = {"persona": persona, "limit": limit}
         if self.dialect == "sqlite":
             # Each term a quoted FTS5 string ("" inside it is a literal quote), so nothing the
             # caller said is read as an operator, a column filter or a prefix.
             params["match"] = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
-            query = sa.text(
+            return sa.text(
                 "SELECT c.body, c.source, c.heading FROM knowledge_fts "
                 "JOIN knowledge_chunks AS c ON c.id = knowledge_fts.rowid "
                 "WHERE knowledge_fts MATCH :match AND c.persona = :persona "
-                "ORDER BY bm25(knowledge_fts, 2.0, 1.0), c.position LIMIT :limit")
-        else:
-            tsquery = " || ".join(f"plainto_tsquery('english', :t{n})" for n in range(len(terms)))
-            query = sa.text(
-                f"SELECT body, source, heading FROM knowledge_chunks, ({tsquery}) AS q(query) "
-                f"WHERE persona = :persona AND {KNOWLEDGE_TSVECTOR} @@ q.query "
-                f"ORDER BY ts_rank({KNOWLEDGE_TSVECTOR}, q.query) DESC, position "
-                "LIMIT :limit")
-        with self._read() as conn:
-            rows = conn.execute(query, params).all()
-        return [{"text": r.body, "source": r.source, "heading": r.heading} for r in rows]
+                "ORDER BY bm25(knowledge_fts, 2.0, 1.0), c.position LIMIT :limit"), params
+        # plainto_tsquery reads its text as plain words, whatever it holds; || ORs them.
+        params.update({f"t{n}": term for n, term in enumerate(terms)})
+        tsquery = " || ".join(f"plainto_tsquery('english', :t{n})" for n in range(len(terms)))
+        return sa.text(
+            f"SELECT body, source, heading FROM knowledge_chunks, "
+            f"(SELECT {tsquery} AS query) AS q "
+            f"WHERE persona = :persona AND {KNOWLEDGE_TSVECTOR} @@ q.query "
+            f"ORDER BY ts_rank({KNOWLEDGE_TSVECTOR}, q.query) DESC, position "
+            "LIMIT :limit"), params
 
     def knowledge_personas(self) -> dict[str, int]:
         """Every persona with indexed knowledge, and its number of passages."""

@@ -10,11 +10,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from config import Settings
 from personas import load_registry
 from personas.loader import load_file
 from sandbox.conversation import load_script
+from store.schema import KNOWLEDGE_TSVECTOR
 from tests.unit.test_mcp_endpoint import open_call, post
 from tools.catalog import catalog
 from tools.knowledge_chunks import MAX_CHUNK_CHARS, chunk_markdown, query_terms, read_folder
@@ -246,6 +248,28 @@ def test_a_changed_folder_is_indexed_again_and_an_unchanged_one_is_not(store, he
     assert [(i.chunks, i.changed) for i in index_stale(store, [helpdesk])] == [(1, True)]
     assert tools.search(helpdesk, "refund").structured["passages"] == []
     assert store.knowledge_source("helpdesk")["chunks"] == 1
+
+
+def test_the_search_uses_the_databases_full_text_index(store, helpdesk):
+    index_persona(store, helpdesk)
+    query, params = store.knowledge_query("helpdesk", ["refund"], 3)
+    with store.engine.connect() as conn:
+        if store.dialect == "sqlite":
+            assert "tokenize='porter" in conn.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE name = 'knowledge_fts'").scalar_one()
+            plan = " ".join(str(row[-1]) for row in conn.execute(
+                sa.text(f"EXPLAIN QUERY PLAN {query.text}"), params))
+            assert "VIRTUAL TABLE INDEX" in plan and "knowledge_fts" in plan, plan
+        else:
+            # The search's tsvector is the GIN index's expression, so the index can serve it
+            # (the planner scans a table this small, and prefers the persona's index, unless
+            # told otherwise).
+            assert KNOWLEDGE_TSVECTOR in query.text
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            plan = " ".join(conn.execute(sa.text(
+                f"EXPLAIN SELECT id FROM knowledge_chunks WHERE {KNOWLEDGE_TSVECTOR} "
+                "@@ plainto_tsquery('english', 'refund')")).scalars())
+            assert "Bitmap Index Scan on ix_knowledge_fts" in plan, plan
 
 
 def test_forcing_an_index_rewrites_it_and_dropping_forgets_it(store, helpdesk):
