@@ -134,6 +134,8 @@ def _describe(persona: Persona, registry: Registry) -> None:
     for tool in persona.tools:
         effects = "side effects: exactly once" if tool.side_effects else "no side effects"
         rows.append((f"tool {tool.name}", f"{tool.url} ({effects}, {tool.timeout_s:g} s)"))
+    if persona.knowledge is not None:
+        rows.append(("knowledge", persona.knowledge.folder))
     for ref in persona.env:
         state = {"set": "set", "placeholder": "sandbox placeholder",
                  "missing": "NOT SET"}[ref.status]

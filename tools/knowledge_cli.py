@@ -21,17 +21,25 @@ def init_app(app: Flask) -> None:
 @click.argument("persona", required=False)
 @click.option("--force", is_flag=True, help="Index again even if no file changed.")
 def index_command(persona: str | None, force: bool) -> None:
-    """Index each persona's knowledge folder that changed (or PERSONA's only); one line each."""
+    """Index each persona's knowledge folder that changed (or PERSONA's only), and forget the
+    index of personas that no longer have one; one line each."""
     registry: Registry = current_app.extensions["personas"]
     store = current_app.extensions["store"]
     chosen = [p for p in registry if p.knowledge is not None
               and (persona is None or p.name == persona)]
     if persona is not None and not chosen:
         raise click.UsageError(f"no persona named {persona!r} has a [knowledge] folder")
-    if not chosen:
+    # Personas indexed before that no longer have a folder (or no longer exist) are forgotten.
+    gone = [] if persona is not None else sorted(
+        set(store.knowledge_personas()) - {p.name for p in chosen})
+    for name in gone:
+        store.drop_knowledge(name)
+    if not chosen and not gone:
         click.echo("no persona has a [knowledge] folder")
         return
-    width = max(len(p.name) for p in chosen)
+    width = max(len(name) for name in [*(p.name for p in chosen), *gone])
+    for name in gone:
+        click.echo(f"{name:<{width}}  dropped: no [knowledge] folder any more")
     for each in chosen:
         try:
             done = index_persona(store, each, force=force)

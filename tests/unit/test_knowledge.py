@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -336,3 +337,28 @@ def test_the_index_command_says_per_persona_what_it_indexed(app, tmp_path):
     assert "chunks from 1 file, indexed" in forced.output
     missing = runner.invoke(args=["knowledge", "index", "tarot"])
     assert missing.exit_code == 2 and "no persona named 'tarot'" in missing.output
+    store = app.extensions["store"]
+    store.replace_knowledge("retired", folder="/old", fingerprint="f", chunks=[
+        {"source": "a.md", "heading": "A", "body": "Refunds."}])
+    result = runner.invoke(args=["knowledge", "index"])
+    assert result.output.splitlines()[0] == "retired  dropped: no [knowledge] folder any more"
+    assert set(store.knowledge_personas()) == {"support"}
+
+
+def test_workers_indexing_one_folder_at_once_write_it_once(store, helpdesk):
+    barrier = threading.Barrier(4)
+    changed: list[bool] = []
+
+    def index() -> None:
+        barrier.wait(10)
+        changed.append(index_persona(store, helpdesk).changed)
+
+    threads = [threading.Thread(target=index) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(changed) == [False, False, False, True]
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM knowledge_chunks")).scalar_one() == 3
+    assert len(KnowledgeTools(store).search(helpdesk, "refund").structured["passages"]) == 1
