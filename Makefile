@@ -1,5 +1,6 @@
 # `make run` serves the service (with the local sandbox when no Agora credentials are set);
-# `make test` runs the whole suite, on SQLite and on a throwaway PostgreSQL server.
+# `make test` runs the whole suite, on SQLite and on a throwaway PostgreSQL server, with a
+# throwaway Radicale CalDAV server beside it.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
@@ -28,7 +29,8 @@ test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	bash scripts/ensure_chromium.sh
-	bash scripts/with_postgres.sh $(VENV)/bin/pytest $(PYTEST_PARALLEL) --durations=10
+	RADICALE_PYTHON=$(PY) bash scripts/with_postgres.sh bash scripts/with_radicale.sh \
+		$(VENV)/bin/pytest $(PYTEST_PARALLEL) --durations=10
 
 lint: install
 	$(VENV)/bin/ruff check .

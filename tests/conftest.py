@@ -30,6 +30,7 @@ from config import Settings  # noqa: E402
 from ncs.signature import sign  # noqa: E402
 from sandbox.defaults import SANDBOX_NCS_SECRET  # noqa: E402
 from store import Store, metadata  # noqa: E402
+from tests.caldav_fixtures import caldav_diary, caldav_server  # noqa: E402, F401  (Radicale)
 from tests.fakes import FakeClock  # noqa: E402
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "")
