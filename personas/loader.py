@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from config import SANDBOX_URL
+from personas.booking_shape import with_password
 from personas.model import EnvRef, Persona, Problem
 from personas.shape import Reader
 from personas.tools_shape import resolve_tools
@@ -132,6 +133,7 @@ def _build(spec: Mapping[str, Any], source: str, builtin: bool, resolve: Resolve
         transfer_destinations=spec["transfer_destinations"], tools=tools,
         analysis=spec["analysis"], env=tuple(refs), secrets=tuple(dict.fromkeys(values)),
         redaction=spec["redaction"], cost=spec["cost"],
+        booking=with_password(spec["booking"], read),
     )
     return persona, [Problem(source, field, message, kind="key")
                      for field, message in tool_problems]

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from personas.booking_shape import BookingSpec
 from privacy.redaction import Redactor
 
 #: The call-control tools the service itself serves (tools/); a persona enables them by name.
@@ -120,6 +121,8 @@ class Persona:
     #: every built-in kind unless the file's ``redact`` says otherwise.
     redaction: Redactor = field(default_factory=Redactor)
     cost: CostRates = field(default_factory=CostRates)
+    #: The diary its booking tools use (``[booking]``), or None.
+    booking: BookingSpec | None = None
 
     @property
     def tool_names(self) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from convoai.payload import CALL_VARIABLES, OPTIONAL_CALL_VARIABLES, is_secret_field
 from personas.analysis_shape import read_analysis
+from personas.booking_shape import read_booking
 from personas.cost_shape import read_cost
 from personas.model import Problem
 from personas.redact_shape import read_redaction
@@ -29,7 +30,7 @@ RESERVED_LABELS = ("call_id", "service", "persona")
 TOP_FIELDS = ("name", "description", "prompt", "greeting", "failure_message",
               "silence_reminder", "silence_timeout_s", "idle_timeout", "max_call_s", "goodbye",
               "opt_out", "builtin_tools", "transfer", "tools", "analysis", "redact",
-              "redact_patterns", "cost",
+              "redact_patterns", "cost", "booking",
               "variables", "labels", "llm", "tts", "asr", "turn_detection", "interruption")
 REQUIRED = ("name", "description", "prompt", "greeting", "failure_message", "llm", "tts")
 LLM_FIELDS = ("style", "vendor", "url", "api_key_env", "model", "max_history", "params",
@@ -112,6 +113,7 @@ class Reader:
         spec.update(read_analysis(self, data))
         spec.update(read_redaction(self, data))
         spec["cost"] = read_cost(self, data)
+        spec.update(booking=read_booking(self, data))
         self.check_placeholders(spec)
         return spec
 
