@@ -19,6 +19,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 if TYPE_CHECKING:
     from personas.shape import Reader
 
+#: The tools a persona with a ``[booking]`` table gives its agent (tools/booking_tools.py).
+BOOKING_TOOL_NAMES = ("find_slots", "book_appointment", "find_booking",
+                      "reschedule_appointment", "cancel_appointment")
 BOOKING_FIELDS = ("backend", "timezone", "services", "buffer_minutes", "max_days_ahead",
                   "closed", "hours", "caldav")
 CALDAV_FIELDS = ("url", "username", "password_env")

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from personas.booking_shape import BookingSpec
+from personas.booking_shape import BOOKING_TOOL_NAMES, BookingSpec
 from privacy.redaction import Redactor
 
 #: The call-control tools the service itself serves (tools/); a persona enables them by name.
@@ -126,8 +126,10 @@ class Persona:
 
     @property
     def tool_names(self) -> tuple[str, ...]:
-        """Every tool the agent may call: the built-ins enabled, then the operator tools."""
-        return (*self.builtin_tools, *(tool.name for tool in self.tools))
+        """Every tool the agent may call: the built-ins enabled, the operator tools, then the
+        booking tools when it has a diary."""
+        return (*self.builtin_tools, *(tool.name for tool in self.tools),
+                *(BOOKING_TOOL_NAMES if self.booking is not None else ()))
 
     @property
     def missing_keys(self) -> tuple[EnvRef, ...]:

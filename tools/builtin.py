@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from calls import lifecycle
@@ -18,34 +17,15 @@ from sip.errors import GatewayError
 from sip.payload import mask_number
 from sip.service import SipService
 from store import CallRecord
+from tools.spec import OUTCOME_UNKNOWN, Done
 from tools.tarot import DECK, positions
+
+__all__ = ["OUTCOME_UNKNOWN", "BuiltinTools", "Done"]
 
 logger = logging.getLogger(__name__)
 
 #: The system's CSPRNG: the cards a caller is read must not be predictable.
 CARD_RNG = secrets.SystemRandom()
-
-
-#: A side effect that may or may not have happened (its run was cut off by a worker's death).
-OUTCOME_UNKNOWN = "outcome_unknown"
-
-
-@dataclass(frozen=True)
-class Done:
-    outcome: str  # ok, or a short reason for the ledger, the timeline and the metrics
-    text: str
-    structured: dict[str, Any] | None = None
-
-    @property
-    def is_error(self) -> bool:
-        return self.outcome != "ok"
-
-    @property
-    def final(self) -> bool:
-        """Whether this answers every later repeat: a success, or an outcome nobody can know
-        (a run cut off mid-way), which must not be risked twice. Other errors did nothing, so
-        a later repeat runs again."""
-        return self.outcome in ("ok", OUTCOME_UNKNOWN)
 
 
 class BuiltinTools:

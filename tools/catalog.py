@@ -6,11 +6,13 @@ persona's ``[[tools]]`` and relayed to the operator's endpoint (tools/relay.py).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-from personas.model import OperatorTool, Persona
+from personas.model import Persona
+from tools.booking_tools import booking_specs
+from tools.spec import ToolSpec
+
+__all__ = ["ToolSpec", "builtin_schema", "catalog"]
 
 #: How long a built-in tool may take (a gateway transfer is the slowest).
 BUILTIN_TIMEOUT_S = 10.0
@@ -29,25 +31,6 @@ BUILTIN_DESCRIPTIONS = {
                         "reversed. Read only the cards this returns; no card comes up twice in "
                         "one call.",
 }
-
-
-@dataclass(frozen=True)
-class ToolSpec:
-    name: str
-    description: str
-    input_schema: Mapping[str, Any]
-    #: Exactly once per call and canonical arguments (the ledger's claim).
-    once: bool
-    timeout_s: float
-    #: The persona's declaration, for operator tools; None for a built-in.
-    operator: OperatorTool | None = field(default=None, repr=False)
-
-    def as_mcp(self) -> dict[str, Any]:
-        """The tool as ``tools/list`` shows it."""
-        return {"name": self.name, "description": self.description,
-                "inputSchema": dict(self.input_schema),
-                "annotations": {"destructiveHint": self.once, "openWorldHint":
-                                self.operator is not None}}
 
 
 def builtin_schema(name: str, persona: Persona) -> dict[str, Any]:
@@ -81,7 +64,8 @@ def builtin_schema(name: str, persona: Persona) -> dict[str, Any]:
 
 
 def catalog(persona: Persona) -> dict[str, ToolSpec]:
-    """The persona's tools by name: its built-ins in file order, then its operator tools."""
+    """The persona's tools by name: its built-ins in file order, its operator tools, then its
+    booking tools (when it has a ``[booking]``)."""
     tools: dict[str, ToolSpec] = {}
     for name in persona.builtin_tools:
         tools[name] = ToolSpec(name, BUILTIN_DESCRIPTIONS[name], builtin_schema(name, persona),
@@ -89,5 +73,6 @@ def catalog(persona: Persona) -> dict[str, ToolSpec]:
     for tool in persona.tools:
         tools[tool.name] = ToolSpec(tool.name, tool.description, dict(tool.parameters),
                                     once=tool.side_effects, timeout_s=tool.timeout_s,
-                                    operator=tool)
+                                    operator=tool, family="operator")
+    tools.update((spec.name, spec) for spec in booking_specs(persona))
     return tools
