@@ -120,6 +120,7 @@ def _build(spec: Mapping[str, Any], source: str, builtin: bool, resolve: Resolve
     llm["headers"] = fill(llm.get("headers", {}), "llm.headers")
     tools, tool_problems = resolve_tools(spec["tools"], read_status, sandbox_url)
     values += [tool.secret for tool in tools if tool.secret]  # the sandbox's, when it stood in
+    booking = with_password(spec["booking"], read)  # read before secrets= below is built
     persona = Persona(
         name=spec["name"], description=spec["description"], source=source, builtin=builtin,
         prompt=spec["prompt"], greeting=spec["greeting"],
@@ -133,7 +134,7 @@ def _build(spec: Mapping[str, Any], source: str, builtin: bool, resolve: Resolve
         transfer_destinations=spec["transfer_destinations"], tools=tools,
         analysis=spec["analysis"], env=tuple(refs), secrets=tuple(dict.fromkeys(values)),
         redaction=spec["redaction"], cost=spec["cost"],
-        booking=with_password(spec["booking"], read),
+        booking=booking,
     )
     return persona, [Problem(source, field, message, kind="key")
                      for field, message in tool_problems]
