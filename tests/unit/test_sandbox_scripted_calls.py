@@ -38,7 +38,8 @@ def caller_events(h: Harness, channel: str) -> list[int]:
 
 def test_the_sandbox_lists_its_ready_scripts_with_their_descriptions():
     listed = make_harness().client.get("/_sandbox/scripts").get_json()["scripts"]
-    assert [s["name"] for s in listed] == ["appointments", "orders", "support", "tarot",
+    assert [s["name"] for s in listed] == ["appointments", "appointments_cancel",
+                                           "appointments_move", "orders", "support", "tarot",
                                            "triage"]
     tarot = next(s for s in listed if s["name"] == "tarot")
     assert tarot == {"name": "tarot", "persona": "tarot",
