@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bookings.service import BookingService
+from tests.unit.test_dashboard import sign_in
 
 TOKEN = {"Authorization": "Bearer sandbox-admin-token"}
 NOW = datetime(2027, 1, 15, 8, tzinfo=UTC).timestamp()  # Friday
@@ -89,3 +90,29 @@ def test_the_ics_has_an_event_per_booking_with_a_stable_uid(client, booked):
         as_text=True)
     assert "STATUS:CANCELLED" in cancelled and "SEQUENCE:1" in cancelled
     assert all(len(line.encode()) <= 75 for line in text.split("\r\n"))
+
+
+# -- the dashboard's diary ---------------------------------------------------------------------
+
+
+def test_the_diary_needs_a_sign_in_and_the_nav_links_to_it(client):
+    assert client.get("/dashboard/diary").status_code == 302
+    assert client.get("/dashboard/diary/week").status_code == 302
+    sign_in(client, "sandbox-admin-token")
+    page = client.get("/dashboard/").get_data(as_text=True)
+    assert 'href="/dashboard/diary"' in page and 'href="/dashboard/diary/week"' in page
+
+
+def test_the_diary_shows_a_day_and_a_week_of_bookings(client, booked):
+    monday, other, tuesday = booked
+    sign_in(client, "sandbox-admin-token")
+    day = client.get("/dashboard/diary?day=2027-01-18").get_data(as_text=True)
+    assert monday.reference in day and other.reference in day
+    assert tuesday.reference not in day
+    assert "09:00–09:30" in day and 'href="/dashboard/calls/call-1"' in day
+    assert "1 booked" in day and "Europe/London" in day
+    week = client.get("/dashboard/diary/week?day=2027-01-20").get_data(as_text=True)
+    assert 'id="diary-2027-01-18"' in week and 'id="diary-2027-01-24"' in week
+    assert monday.reference in week and tuesday.reference in week and "2 booked" in week
+    bad = client.get("/dashboard/diary?day=soon")
+    assert bad.status_code == 200 and "not a date" in bad.get_data(as_text=True)
