@@ -56,6 +56,11 @@ class UnknownBooking(BookingError):
     """No booked appointment has that reference (for this persona)."""
 
 
+class CalendarUnavailable(BookingError):
+    """A backend's calendar could not be read or written (a CalDAV server down or refusing);
+    nothing was booked, moved or cancelled."""
+
+
 class Calendar(Protocol):
     """What a backend adds to the store's own bookings (bookings/caldav_diary.py)."""
 

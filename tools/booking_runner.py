@@ -37,9 +37,9 @@ class BookingTools:
         except UnknownBooking as exc:
             return Done("unknown_booking", f"{exc} Check the reference with the caller, or look "
                                            "it up by phone number.")
-        except BookingError as exc:
-            return Done("booking_failed", str(exc))
-        except ValueError as exc:
+        except BookingError as exc:  # CalendarUnavailable, from a backend's calendar
+            return Done("booking_failed", f"{exc} Nothing was changed; a person will follow up.")
+        except BadArgument as exc:
             return Done("invalid_arguments", str(exc))
 
     def find_slots(self, call: CallRecord, persona: Persona, spec: BookingSpec,
@@ -97,13 +97,17 @@ class BookingTools:
         service = arguments.get("service")
         try:
             start = _start(arguments.get("start", ""), spec)
-        except ValueError:
+        except BadArgument:
             start = None
         alternatives: list[datetime] = []
         if start is not None and service in spec.services:
             first = start.astimezone(spec.zone).date()
             alternatives = self.bookings.find_slots(persona, service, first, MAX_DAYS, limit=3)
         return _refused("not_bookable", reason, alternatives)
+
+
+class BadArgument(Exception):
+    """An argument its schema allows that still means nothing (a date that does not exist)."""
 
 
 def _refused(outcome: str, reason: str, alternatives: list[datetime]) -> Done:
@@ -116,14 +120,14 @@ def _day(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"date: {text!r} is not a day (YYYY-MM-DD)") from None
+        raise BadArgument(f"date: {text!r} is not a day (YYYY-MM-DD)") from None
 
 
 def _start(text: str, spec: BookingSpec) -> datetime:
     try:
         start = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"start: {text!r} is not an ISO 8601 time, such as "
+        raise BadArgument(f"start: {text!r} is not an ISO 8601 time, such as "
                          "2026-06-04T14:30:00+01:00") from None
     return start.replace(tzinfo=spec.zone) if start.tzinfo is None else start
 

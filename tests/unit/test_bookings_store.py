@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bookings.models import NotBookable, SlotTaken, UnknownBooking
+from bookings.models import CalendarUnavailable, NotBookable, SlotTaken, UnknownBooking
 from bookings.service import BookingService
 from calls.outbox import EventSender
 from personas.booking_shape import BookingSpec
@@ -162,3 +162,15 @@ def test_concurrent_attempts_at_one_slot_give_exactly_one_booking(store, clock, 
     assert all(exc.alternatives[0] == at(10, 45) for exc in lost)
     assert [b.reference for b in store.list_bookings(persona="clinic")] == [won[0].reference]
     assert calendar.events == [won[0].reference]
+
+
+def test_a_calendar_that_refuses_the_write_leaves_no_booking_and_no_event(store, clock):
+    class Refusing(SlowCalendar):
+        def created(self, booking):
+            raise CalendarUnavailable("The calendar did not answer.")
+
+    store.emit_events = True
+    diary = BookingService(store, clock=clock, calendars=lambda spec: Refusing())
+    with pytest.raises(CalendarUnavailable):
+        diary.book(CLINIC, "checkup", at(10), "Ann Lee")
+    assert store.list_bookings() == [] and store.outbox_events() == []
