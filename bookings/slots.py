@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 
-from personas.booking_shape import WEEKDAYS, BookingSpec
+from personas.booking_shape import BookingSpec
 
 #: Starts are offered on this grid from opening time.
 STEP = timedelta(minutes=15)
@@ -90,9 +90,3 @@ def why_not(spec: BookingSpec, service: str, start: datetime, now: datetime) -> 
         return (f"That is outside the opening hours ({opens} to {closes}); a {service} takes "
                 f"{spec.services[service]} minutes.")
     return None
-
-
-def hours_text(spec: BookingSpec) -> str:
-    """The opening hours in a line, for tool descriptions: ``mon 09:00-17:00, sat 10:00-14:00``."""
-    return ", ".join(f"{WEEKDAYS[d]} {o:%H:%M}-{'24:00' if c == time.max else f'{c:%H:%M}'}"
-                     for d, (o, c) in sorted(spec.hours.items()))

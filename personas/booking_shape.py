@@ -61,6 +61,12 @@ class BookingSpec:
         return ZoneInfo(self.timezone)
 
 
+def hours_text(spec: BookingSpec) -> str:
+    """The opening hours in a line: ``mon 09:00-17:00, sat 10:00-14:00``."""
+    return ", ".join(f"{WEEKDAYS[d]} {o:%H:%M}-{'24:00' if c == time.max else f'{c:%H:%M}'}"
+                     for d, (o, c) in sorted(spec.hours.items()))
+
+
 def with_password(spec: BookingSpec | None, read: Any) -> BookingSpec | None:
     """The spec with its CalDAV password read through the loader's ``read(field, var)``."""
     if spec is None or not spec.caldav_password_env:

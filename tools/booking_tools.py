@@ -10,7 +10,7 @@ local time. The caller's number is the booking's phone when the agent gives none
 
 from __future__ import annotations
 
-from bookings.slots import hours_text
+from personas.booking_shape import hours_text
 from personas.model import Persona
 from tools.spec import ToolSpec
 

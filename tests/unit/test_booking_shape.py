@@ -119,3 +119,9 @@ def test_a_persona_with_a_diary_is_told_the_diarys_date_and_time():
     assert (variables["local_date"], variables["local_time"], variables["timezone"]) == (
         "Wednesday 3 June 2026", "00:30", "Europe/London")
     assert "cannot see the diary" not in persona.prompt
+
+
+def test_personas_show_describes_the_diary(runner):
+    out = runner.invoke(args=["personas", "show", "appointments"]).output
+    assert "store diary in Europe/London: checkup 30 min" in out
+    assert "mon 09:00-17:00" in out and "closed 2026-12-25" in out
