@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -140,9 +140,3 @@ class BookingRecords(StoreBase):
                                       separators=(",", ":")),
                 "created_at": now, "attempts": 0, "next_attempt_at": now})
 
-
-def day_bounds(day: date, zone: ZoneInfo) -> tuple[float, float]:
-    """The epoch seconds of a local day's start and the next day's start."""
-    start = datetime.combine(day, datetime.min.time(), zone)
-    end = datetime.combine(date.fromordinal(day.toordinal() + 1), datetime.min.time(), zone)
-    return start.timestamp(), end.timestamp()
