@@ -17,6 +17,18 @@ CSV_FIELDS = ("reference", "persona", "service", "start", "end", "name", "phone"
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+#: The days a query may name: far enough either way, and clear of datetime's limits.
+FIRST_DAY, LAST_DAY = date(1970, 1, 2), date(9000, 12, 31)
+
+
+def parse_day(text: str) -> date:
+    """A YYYY-MM-DD day within FIRST_DAY..LAST_DAY, else ValueError."""
+    day = date.fromisoformat(text)
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValueError(f"{text} is out of range")
+    return day
+
+
 def day_span(day: date, days: int, zone: ZoneInfo) -> tuple[float, float]:
     """Epoch seconds from ``day``'s local midnight to the midnight ``days`` days later."""
     start = datetime.combine(day, datetime.min.time(), zone)

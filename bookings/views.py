@@ -3,14 +3,13 @@ iCalendar exports, filtered by day, service, state and persona (docs/bookings.md
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from bookings.exports import csv_lines, day_span, ics
+from bookings.exports import csv_lines, day_span, ics, parse_day
 from bookings.models import STATES, Booking
 from store import Store
 from web.auth import require_admin
@@ -55,7 +54,7 @@ def query_bookings(args: Any) -> list[Booking]:
     span: tuple[float | None, float | None] = (None, None)
     if args.get("day"):
         try:
-            day = date.fromisoformat(args["day"])
+            day = parse_day(args["day"])
         except ValueError:
             raise BadRequest("day must be a date, YYYY-MM-DD") from None
         span = day_span(day, _days(args.get("days")), booking_zone(persona))

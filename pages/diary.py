@@ -3,13 +3,13 @@ diary's own time zone, with links to the calls that made them (docs/dashboard.md
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app, render_template, request
 from flask.typing import ResponseReturnValue
 
-from bookings.exports import day_span
+from bookings.exports import day_span, parse_day
 from bookings.views import booking_zone
 from pages import bp
 from store import Store
@@ -36,7 +36,7 @@ def _diary(days: int) -> ResponseReturnValue:
     notices = []
     today = datetime.fromtimestamp(store.clock(), zone).date()
     try:
-        day = date.fromisoformat(request.args.get("day") or today.isoformat())
+        day = parse_day(request.args.get("day") or today.isoformat())
     except ValueError:
         notices.append("That is not a date; showing today.")
         day = today

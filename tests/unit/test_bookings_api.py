@@ -61,7 +61,7 @@ def test_the_list_filters_by_day_service_and_state(client, booked):
 
 
 @pytest.mark.parametrize("query", ["?state=maybe", "?day=monday", "?day=2027-01-18&days=0",
-                                   "?days=2"])
+                                   "?days=2", "?day=9999-12-31&days=62", "?day=0001-01-01"])
 def test_a_bad_filter_is_a_400_saying_which(client, query):
     answer = client.get(f"/api/bookings{query}", headers=TOKEN)
     assert answer.status_code == 400
@@ -114,5 +114,6 @@ def test_the_diary_shows_a_day_and_a_week_of_bookings(client, booked):
     week = client.get("/dashboard/diary/week?day=2027-01-20").get_data(as_text=True)
     assert 'id="diary-2027-01-18"' in week and 'id="diary-2027-01-24"' in week
     assert monday.reference in week and tuesday.reference in week and "2 booked" in week
-    bad = client.get("/dashboard/diary?day=soon")
-    assert bad.status_code == 200 and "not a date" in bad.get_data(as_text=True)
+    for day in ("soon", "9999-12-31", "0001-01-01"):
+        bad = client.get(f"/dashboard/diary/week?day={day}")
+        assert bad.status_code == 200 and "not a date" in bad.get_data(as_text=True)
