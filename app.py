@@ -18,6 +18,7 @@ from flask import Flask, Request
 from flask import cli as flask_cli
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
+from bookings import views as bookings_views
 from calls import cli as calls_cli
 from calls import migrate
 from calls import views as calls_views
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(sip_views.bp)
     app.register_blueprint(try_page.bp)
     app.register_blueprint(tools_views.bp)
+    app.register_blueprint(bookings_views.bp)
     app.register_blueprint(pages_bp)
     # The sandbox panel and its JSON at / (sandbox mode only); production answers one line.
     app.register_blueprint(sandbox_page.sandbox_bp if settings.sandbox

@@ -19,16 +19,12 @@ import caldav
 from caldav.lib import error as dav_error
 from caldav.lib.vcal import create_ical
 
+from bookings.models import CalendarUnavailable
+
 logger = logging.getLogger(__name__)
 
 #: The UID of a booking's event is ``<reference>@phone-agent``.
 UID_SUFFIX = "@phone-agent"
-
-
-class CalendarUnavailable(Exception):
-    """The CalDAV calendar could not be read or written; the booking is not made or changed."""
-
-    status = 503
 
 
 class BookingLike(Protocol):

@@ -1,6 +1,6 @@
 """Outbound events for the operator: ``call.started``, ``call.ended``, ``transcript.ready`` and
-``call.escalated`` (an agent flagged the call urgent) and ``call.analyzed`` (its post-call
-analysis is done),
+``call.escalated`` (an agent flagged the call urgent), ``call.analyzed`` (its post-call
+analysis is done), and ``booking.created``, ``booking.changed`` and ``booking.cancelled``,
 POSTed to EVENTS_WEBHOOK_URL and signed by the Standard Webhooks convention.
 
 The store writes each event into the ``outbox`` table in the same transaction as the change it
@@ -10,7 +10,8 @@ broken receiver must not delay the caller's agent. Each delivery is leased in th
 two workers never send the same event at once; a failure is retried with growing delays.
 
 The body is ``{"type", "timestamp", "data"}``: ``timestamp`` is when the change happened, and
-``data`` the call as it is at delivery (``transcript.ready`` adds the transcript).
+``data`` the call as it is at delivery (``transcript.ready`` adds the transcript); a booking
+event's ``data`` is the booking as that change left it (its id is per booking, revision and kind).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ CALL_ENDED = "call.ended"
 TRANSCRIPT_READY = "transcript.ready"
 CALL_ESCALATED = "call.escalated"
 CALL_ANALYZED = "call.analyzed"
+#: booking.created, booking.changed, booking.cancelled (store/bookings.py).
+BOOKING_PREFIX = "booking."
 #: Delays before each retry; after the last one the event is given up (about a day in all).
 RETRY_DELAYS_S = (5, 30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600)
 #: How long a worker owns an event it is sending before another may try.
@@ -78,6 +81,8 @@ class EventSender:
         return delivered
 
     def _body(self, event: dict[str, Any]) -> bytes | None:
+        if event["type"].startswith(BOOKING_PREFIX):
+            return _encode(event, json.loads(event["payload"]))
         record = self.store.get_call(event["call_id"])
         if record is None:
             return None
@@ -90,8 +95,7 @@ class EventSender:
             flags = [e for e in self.store.timeline(record.id) if e["kind"] == "flagged_urgent"]
             data["escalation"] = {"summary": flags[0]["detail"]["summary"] if flags else None,
                                   "flagged_at": iso(flags[0]["at"]) if flags else None}
-        payload = {"type": event["type"], "timestamp": iso(event["created_at"]), "data": data}
-        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        return _encode(event, data)
 
     def _send(self, event_id: str, body: bytes) -> str | None:
         """POST one event; None when the receiver took it (any 2xx), else why not."""
@@ -106,3 +110,8 @@ class EventSender:
         if 200 <= response.status_code < 300:
             return None
         return f"HTTP {response.status_code}"
+
+
+def _encode(event: dict[str, Any], data: dict[str, Any]) -> bytes:
+    payload = {"type": event["type"], "timestamp": iso(event["created_at"]), "data": data}
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()

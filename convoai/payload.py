@@ -162,7 +162,10 @@ def template_variables(
     timezone: str = "UTC",
 ) -> dict[str, str]:
     """The call's ``llm.template_variables``: the persona's defaults, then the call's own
-    variables (empty values are left out, so a default stays), then what the service knows."""
+    variables (empty values are left out, so a default stays), then what the service knows.
+    A persona with a diary is told the date and time in the diary's zone, not TIMEZONE."""
+    if persona.booking is not None:
+        timezone = persona.booking.timezone
     zone = ZoneInfo(timezone)
     moment = now or datetime.now(UTC)
     if moment.tzinfo is None:

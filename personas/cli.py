@@ -10,6 +10,7 @@ from flask.cli import AppGroup
 
 from config import Settings
 from convoai.payload import build_join_properties, redact_properties
+from personas.booking_shape import hours_text
 from personas.model import Persona
 from personas.registry import Registry, inspect_personas, load_registry
 
@@ -136,6 +137,14 @@ def _describe(persona: Persona, registry: Registry) -> None:
         rows.append((f"tool {tool.name}", f"{tool.url} ({effects}, {tool.timeout_s:g} s)"))
     if persona.knowledge is not None:
         rows.append(("knowledge", persona.knowledge.folder))
+    if persona.booking is not None:
+        diary = persona.booking
+        rows.append(("booking", f"{diary.backend} diary in {diary.timezone}: " + ", ".join(
+            f"{name} {minutes} min" for name, minutes in diary.services.items())
+            + f"; buffer {diary.buffer_minutes} min, up to {diary.max_days_ahead} days ahead"))
+        rows.append(("hours", hours_text(diary) + (
+            f"; closed {', '.join(sorted(d.isoformat() for d in diary.closed))}"
+            if diary.closed else "")))
     for ref in persona.env:
         state = {"set": "set", "placeholder": "sandbox placeholder",
                  "missing": "NOT SET"}[ref.status]

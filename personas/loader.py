@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from config import SANDBOX_URL
+from personas.booking_shape import with_password
 from personas.model import EnvRef, Persona, Problem
 from personas.shape import Reader
 from personas.tools_shape import resolve_tools
@@ -120,6 +121,7 @@ def _build(spec: Mapping[str, Any], source: str, builtin: bool, resolve: Resolve
     llm["headers"] = fill(llm.get("headers", {}), "llm.headers")
     tools, tool_problems = resolve_tools(spec["tools"], read_status, sandbox_url)
     values += [tool.secret for tool in tools if tool.secret]  # the sandbox's, when it stood in
+    booking = with_password(spec["booking"], read)  # read before secrets= below is built
     persona = Persona(
         name=spec["name"], description=spec["description"], source=source, builtin=builtin,
         prompt=spec["prompt"], greeting=spec["greeting"],
@@ -133,6 +135,7 @@ def _build(spec: Mapping[str, Any], source: str, builtin: bool, resolve: Resolve
         transfer_destinations=spec["transfer_destinations"], tools=tools,
         analysis=spec["analysis"], env=tuple(refs), secrets=tuple(dict.fromkeys(values)),
         redaction=spec["redaction"], cost=spec["cost"], knowledge=spec["knowledge"],
+        booking=booking,
     )
     return persona, [Problem(source, field, message, kind="key")
                      for field, message in tool_problems]

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from personas.booking_shape import BOOKING_TOOL_NAMES, BookingSpec
 from privacy.redaction import Redactor
 
 #: The call-control tools the service itself serves (tools/); a persona enables them by name.
@@ -133,12 +134,16 @@ class Persona:
     redaction: Redactor = field(default_factory=Redactor)
     cost: CostRates = field(default_factory=CostRates)
     knowledge: KnowledgeSpec | None = None
+    #: The diary its booking tools use (``[booking]``), or None.
+    booking: BookingSpec | None = None
 
     @property
     def tool_names(self) -> tuple[str, ...]:
-        """Every tool the agent may call: the built-ins enabled, the operator tools, then
-        ``search_knowledge`` when the persona has a ``[knowledge]`` folder."""
+        """Every tool the agent may call: the built-ins enabled, the operator tools, the booking
+        tools when it has a diary, then ``search_knowledge`` when it has a ``[knowledge]``
+        folder."""
         return (*self.builtin_tools, *(tool.name for tool in self.tools),
+                *(BOOKING_TOOL_NAMES if self.booking is not None else ()),
                 *((KNOWLEDGE_TOOL_NAME,) if self.knowledge else ()))
 
     @property

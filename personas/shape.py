@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from convoai.payload import CALL_VARIABLES, OPTIONAL_CALL_VARIABLES, is_secret_field
 from personas.analysis_shape import read_analysis
+from personas.booking_shape import read_booking
 from personas.cost_shape import read_cost
 from personas.knowledge_shape import read_knowledge
 from personas.model import Problem
@@ -31,7 +32,7 @@ RESERVED_LABELS = ("call_id", "service", "persona")
 TOP_FIELDS = ("name", "description", "prompt", "greeting", "failure_message",
               "silence_reminder", "silence_timeout_s", "idle_timeout", "max_call_s", "goodbye",
               "opt_out", "builtin_tools", "transfer", "tools", "analysis", "redact",
-              "redact_patterns", "cost", "knowledge",
+              "redact_patterns", "cost", "knowledge", "booking",
               "variables", "labels", "llm", "tts", "asr", "turn_detection", "interruption")
 REQUIRED = ("name", "description", "prompt", "greeting", "failure_message", "llm", "tts")
 LLM_FIELDS = ("style", "vendor", "url", "api_key_env", "model", "max_history", "params",
@@ -118,6 +119,7 @@ class Reader:
         spec.update(read_redaction(self, data))
         spec["cost"] = read_cost(self, data)
         spec.update(read_knowledge(self, data))
+        spec.update(booking=read_booking(self, data))
         self.check_placeholders(spec)
         return spec
 

@@ -10,11 +10,18 @@ the first line, that the agent listed every tool the script uses; then, line by 
 calls the tool through the MCP server the join gave it (the service's ``/mcp``), and the result
 goes into the agent's history, the call's transcript. Every problem is a ScriptError with a
 one-line message.
+
+An argument whose whole value is ``{{name}}`` is filled in when its turn is played: ``today``
+(the date, UTC, YYYY-MM-DD), or a field of an earlier turn's structured result, the latest
+first, with a dotted path into lists and tables (``{{reference}}``, ``{{slots.0}}``,
+``{{bookings.0.reference}}``). A script cannot know a booking reference in advance; this lets it
+use the one the booking turn gave.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 import tomllib
 from collections.abc import Callable, Mapping
@@ -30,6 +37,8 @@ SCRIPT_KEYS = {"persona", "description", "turn"}
 TURN_KEYS = {"caller", "tool", "arguments", "expect"}
 #: Tool states of an agent still connecting to its servers (sandbox/agent_tools.py).
 CONNECTING = ("pending", "connecting")
+#: An argument filled in from earlier results: the whole value is ``{{path}}``.
+PLACEHOLDER = re.compile(r"^\{\{\s*([A-Za-z_][\w.]*)\s*\}\}$")
 
 
 class ScriptError(Exception):
@@ -205,13 +214,17 @@ def play(script: Script, agents: Agents, agent_id: str, *, echo: Callable[[str],
     (one line) on a missing tool or a result the script does not expect."""
     check_tools(script, wait_for_tools(agents, agent_id, wait_s=wait_s, sleep=sleep))
     answers = []
+    known: dict[str, Any] = {"today": time.strftime("%Y-%m-%d", time.gmtime())}
     for number, turn in enumerate(script.turns, start=1):
         if number > 1:
             sleep(pause_s)
-        answer = agents.say(agent_id, turn.caller, turn.tool, turn.arguments)
+        arguments = fill(turn.arguments, known, f"turn {number}")
+        answer = agents.say(agent_id, turn.caller, turn.tool, arguments)
         answers.append(answer)
+        if not answer.get("is_error") and isinstance(answer.get("structured"), dict):
+            known.update(answer["structured"])
         echo(f"turn {number}: caller: {_short(turn.caller, 60)!r}" + (
-            f" -> {turn.tool}({_compact(turn.arguments)}) -> {_outcome(answer)}: "
+            f" -> {turn.tool}({_compact(arguments)}) -> {_outcome(answer)}: "
             f"{_short(answer.get('text', ''), 70)}" if turn.tool else ""))
         if not turn.tool:
             continue
@@ -223,6 +236,30 @@ def play(script: Script, agents: Agents, agent_id: str, *, echo: Callable[[str],
             raise ScriptError(f"turn {number}: {turn.tool} gave {_outcome(answer)}, the script "
                               f"expects {turn.expect}: {_short(answer.get('text', ''), 100)}")
     return answers
+
+
+def fill(arguments: Mapping[str, Any], known: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The arguments with every ``{{path}}`` value replaced from ``known``."""
+    out: dict[str, Any] = {}
+    for key, value in arguments.items():
+        if isinstance(value, dict):
+            out[key] = fill(value, known, where)
+            continue
+        match = PLACEHOLDER.match(value) if isinstance(value, str) else None
+        if match is None:
+            out[key] = value
+            continue
+        found: Any = known
+        for part in match[1].split("."):
+            if isinstance(found, list) and part.isdigit() and int(part) < len(found):
+                found = found[int(part)]
+            elif isinstance(found, dict) and part in found:
+                found = found[part]
+            else:
+                raise ScriptError(f"{where}: {value} has no value (no earlier result gave "
+                                  f"{match[1]})")
+        out[key] = found
+    return out
 
 
 def _outcome(answer: Mapping[str, Any]) -> str:

@@ -25,7 +25,8 @@ from store.statements import Statements, statements
 #: The operator's event types (calls/outbox.py), by the short name the store writes them under.
 EVENT_TYPES = {"started": "call.started", "ended": "call.ended",
                "transcript": "transcript.ready", "escalated": "call.escalated",
-               "analyzed": "call.analyzed"}
+               "analyzed": "call.analyzed", "booking_created": "booking.created",
+               "booking_changed": "booking.changed", "booking_cancelled": "booking.cancelled"}
 
 
 class StoreUnavailable(Exception):

@@ -218,6 +218,39 @@ call_analyses = sa.Table(
     sa.Column("finished_at", sa.Float),
 )
 
+#: Every appointment agents booked (0010), on either backend (bookings/): times are UTC epoch
+#: seconds, ``timezone`` the business's zone they are shown in. ``revision`` counts changes, so
+#: each change is its own operator event. A cancelled booking stays, as ``cancelled``.
+bookings = sa.Table(
+    "bookings",
+    metadata,
+    sa.Column("reference", sa.String(16), primary_key=True),
+    sa.Column("persona", sa.String(64), nullable=False),
+    sa.Column("service", sa.String(48), nullable=False),
+    sa.Column("start_at", sa.Float, nullable=False),
+    sa.Column("end_at", sa.Float, nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("phone", sa.String(40), index=True),
+    sa.Column("call_id", sa.String(32)),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("ix_bookings_persona_start", "persona", "start_at"),
+    sa.Index("ix_bookings_start_at", "start_at"),
+)
+
+#: One row per persona's diary (0010): a booking, a move or a cancel first updates it, which
+#: locks it (PostgreSQL's row lock; SQLite's write lock is already the whole database), so two
+#: requests on one diary never check the same free time at once.
+booking_locks = sa.Table(
+    "booking_locks",
+    metadata,
+    sa.Column("persona", sa.String(64), primary_key=True),
+    sa.Column("taken_at", sa.Float, nullable=False),
+)
+
 #: A persona's knowledge folder as last indexed (0011): the fingerprint of its files says
 #: whether the chunks below are stale (tools/knowledge_index.py).
 knowledge_sources = sa.Table(

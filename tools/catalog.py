@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from personas.model import Persona
+from tools.booking_tools import booking_specs
 from tools.knowledge_tools import knowledge_specs
 from tools.spec import ToolSpec
 
@@ -64,8 +65,9 @@ def builtin_schema(name: str, persona: Persona) -> dict[str, Any]:
 
 
 def catalog(persona: Persona) -> dict[str, ToolSpec]:
-    """The persona's tools by name: its built-ins in file order, its operator tools, then the
-    knowledge base's ``search_knowledge`` when it has a ``[knowledge]`` folder."""
+    """The persona's tools by name: its built-ins in file order, its operator tools, its booking
+    tools (when it has a ``[booking]``), then ``search_knowledge`` (when it has a
+    ``[knowledge]`` folder)."""
     tools: dict[str, ToolSpec] = {}
     for name in persona.builtin_tools:
         tools[name] = ToolSpec(name, BUILTIN_DESCRIPTIONS[name], builtin_schema(name, persona),
@@ -74,6 +76,7 @@ def catalog(persona: Persona) -> dict[str, ToolSpec]:
         tools[tool.name] = ToolSpec(tool.name, tool.description, dict(tool.parameters),
                                     once=tool.side_effects, timeout_s=tool.timeout_s,
                                     operator=tool, family="operator")
+    tools.update((spec.name, spec) for spec in booking_specs(persona))
     for spec in knowledge_specs(persona):
         tools[spec.name] = spec
     return tools

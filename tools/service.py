@@ -1,7 +1,8 @@
 """Running an agent's tool call: the checks, the ledger, and the tool itself.
 
-A call to a tool with side effects (an operator tool with ``side_effects = true``, and the
-built-ins ``end_call``, ``transfer_call`` and ``flag_urgent``) runs at most once per call and
+A call to a tool with side effects (an operator tool with ``side_effects = true``, the
+built-ins ``end_call``, ``transfer_call`` and ``flag_urgent``, and the booking tools that change
+the diary) runs at most once per call and
 canonical arguments. Its ledger id is made from the call, the tool and the arguments, so a
 repeat on any worker or instance finds the first run in the store: finished, the repeat gets its
 result; still running, the repeat waits for it. If the first run's worker died (its lease ran
@@ -23,6 +24,7 @@ from typing import Any
 
 import jsonschema
 
+from bookings.service import BookingService
 from calls.records import iso
 from calls.service import CallService
 from convoai.payload import redact_properties
@@ -30,6 +32,7 @@ from observability import metrics
 from personas.model import Persona
 from sip.service import SipService
 from store import CallRecord, Store, ToolClaim
+from tools.booking_runner import BookingTools
 from tools.builtin import OUTCOME_UNKNOWN, BuiltinTools, Done
 from tools.catalog import ToolSpec, catalog
 from tools.knowledge_tools import KnowledgeTools
@@ -61,6 +64,7 @@ def once_id(call_id: str, tool: str, arguments: Mapping[str, Any]) -> str:
 class ToolService:
     def __init__(self, store: Store, calls: CallService, sip: SipService, *,
                  relay: OperatorRelay | None = None,
+                 bookings: BookingService | None = None,
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.store = store
@@ -68,6 +72,7 @@ class ToolService:
         self.builtins = BuiltinTools(sip)
         self.knowledge = KnowledgeTools(store)
         self.relay = relay or OperatorRelay()
+        self.booking_tools = BookingTools(bookings or BookingService(store, clock=clock))
         self.clock = clock
         self.sleep = sleep
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
@@ -148,6 +153,8 @@ class ToolService:
              arguments: Mapping[str, Any]) -> Done:
         if spec.family == "knowledge":
             return self.knowledge.run(spec.name, call, persona, arguments)
+        if spec.family == "booking":
+            return self.booking_tools.run(spec.name, call, persona, arguments)
         if spec.operator is None:
             return self.builtins.run(spec.name, call, persona, arguments)
         sent = self.relay.send(spec.operator, tool_call_id=tool_call_id, arguments=arguments,

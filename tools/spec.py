@@ -1,5 +1,5 @@
-"""What a tool is, as the agent sees it and as the service runs it (tools/catalog.py lists a
-persona's; the modules of each family build theirs), and what a run of one gives back."""
+"""A tool as the agent sees it and as the service runs it (tools/catalog.py lists them), and
+what running one comes to (:class:`Done`)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ class ToolSpec:
     timeout_s: float
     #: The persona's declaration, for operator tools; None for a built-in.
     operator: OperatorTool | None = field(default=None, repr=False)
-    #: Who runs it: "builtin" | "operator" | "booking" | "knowledge" (tools/service.py).
+    #: Who runs it: "builtin" (tools/builtin.py), "operator" (tools/relay.py), "booking"
+    #: (tools/booking_tools.py) or "knowledge".
     family: str = "builtin"
 
     def as_mcp(self) -> dict[str, Any]:

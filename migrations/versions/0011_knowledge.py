@@ -4,7 +4,7 @@ SQLite gets an FTS5 table with porter stemming over the passages (external conte
 is stored once, in knowledge_chunks); PostgreSQL a GIN index on their English tsvector.
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-03
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 revision = "0011"
 # The bookings migration (0010) is written at the same time on another branch; the merge
 # chains 0011 after it.
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -46,7 +46,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     log_dir = tmp_path_factory.mktemp("e2e-stack")
     with running_stack(log_dir, stack_database("sqlite", log_dir, ""), SECRETS,
                        env={"ADMIN_TOKEN": ADMIN_TOKEN,
-                            "PERSONA_ROUTES": "tarot_*=tarot,orders_*=orders"}) as running:
+                            "PERSONA_ROUTES": "tarot_*=tarot,orders_*=orders,"
+                                              "appointments_*=appointments"}) as running:
         yield Stack(running.sandbox, running.service, running.env)
 
 

@@ -38,8 +38,9 @@ def caller_events(h: Harness, channel: str) -> list[int]:
 
 def test_the_sandbox_lists_its_ready_scripts_with_their_descriptions():
     listed = make_harness().client.get("/_sandbox/scripts").get_json()["scripts"]
-    assert [s["name"] for s in listed] == ["appointments", "orders", "support", "support_faq",
-                                           "support_unknown", "tarot", "triage"]
+    assert [s["name"] for s in listed] == ["appointments", "appointments_cancel",
+                                           "appointments_move", "orders", "support",
+                                           "support_faq", "support_unknown", "tarot", "triage"]
     tarot = next(s for s in listed if s["name"] == "tarot")
     assert tarot == {"name": "tarot", "persona": "tarot",
                      "description": "draw_tarot_cards, then end_call",

@@ -372,7 +372,7 @@ def test_a_script_that_cannot_be_read_names_its_first_problem(data, message):
 @pytest.mark.parametrize(("name", "tools"), [
     ("triage", ["flag_urgent", "transfer_call"]), ("support", ["transfer_call", "end_call"]),
     ("tarot", ["draw_tarot_cards", "end_call"]), ("orders", ["lookup_order"]),
-    ("appointments", []),
+    ("appointments", ["find_slots", "book_appointment"]),
 ])
 def test_each_built_in_persona_has_a_ready_script(name, tools):
     script = load_script(name)

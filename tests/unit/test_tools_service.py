@@ -72,6 +72,11 @@ def world(tmp_path: Path, database_url: str, store, clock):
     personas = tmp_path / "personas"
     personas.mkdir()
     (personas / "booking.toml").write_text(BOOKING_PERSONA)
+    # A persona with no tools at all (every built-in one has some).
+    plain = BOOKING_PERSONA.split("[llm]")[1]
+    (personas / "plain.toml").write_text(
+        'name = "plain"\ndescription = "Talks."\nprompt = "You talk."\ngreeting = "Hello."\n'
+        'failure_message = "Sorry."\n[llm]' + plain)
     settings = Settings.for_tests(database_url=database_url, personas_dir=str(personas),
                                   public_url="https://calls.example.com",
                                   persona_keys={"BOOKING_SECRET": SECRET})
@@ -124,7 +129,7 @@ def test_a_token_stops_working_when_its_call_ends(world):
 
 def test_a_persona_without_tools_or_a_service_without_a_public_url_joins_without_tools(world):
     settings, convoai, gateway, tools = world
-    _, properties = start(world, "c3", "appointments")
+    _, properties = start(world, "c3", "plain")
     assert "mcp_servers" not in properties["llm"]
     assert "enable_tools" not in properties["advanced_features"]
     # Sandbox mode falls back to the local address; production without PUBLIC_URL leaves
