@@ -325,7 +325,8 @@ def one_malformed_post(session: requests.Session, url: str, token: str, rng: ran
     return answer.status_code
 
 
-SCRIPTS = ("triage", "support", "tarot", "orders", "appointments")
+SCRIPTS = ("triage", "support", "tarot", "orders", "appointments", "support_faq",
+           "support_unknown")
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
