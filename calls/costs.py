@@ -101,6 +101,16 @@ def spend(rows: Iterable[tuple[str | None, bool, float]], rates: Rates) -> float
                for persona, phone, seconds in rows)
 
 
+def totals_by_persona(rows: Iterable[tuple[str | None, bool, float]],
+                      rates: Rates) -> dict[str, float]:
+    """The cost of (persona, phone leg, agent seconds) rows, summed per persona ("" for none)."""
+    totals: dict[str, float] = {}
+    for persona, phone, seconds in rows:
+        name = persona or ""
+        totals[name] = totals.get(name, 0.0) + spend([(persona, phone, seconds)], rates)
+    return {name: round(value, PLACES) for name, value in totals.items()}
+
+
 def daily_totals(calls: Iterable[_Costed], rates: Rates, now: float, *,
                  day_of: Any) -> list[dict[str, Any]]:
     """The cost of ``calls`` by day (``day_of(call)``), with totals per persona and number.

@@ -22,6 +22,7 @@ from typing import Any
 
 from calls import costs, guards, lifecycle
 from calls.lifecycle import CallerEvent, CallerJoined
+from calls.redaction import ConversationRedaction
 from calls.turns import finished_turns
 from config import Settings
 from convoai.client import ConvoAIClient
@@ -30,7 +31,6 @@ from convoai.payload import agent_token, build_join_properties, mcp_server_entry
 from ncs.events import AgentEvent
 from observability import metrics
 from personas import Persona, Registry, load_registry
-from privacy.redaction import Redactor
 from store import Applied, CallRecord, Notice, Store, StoreUnavailable
 from tools.catalog import BUILTIN_TIMEOUT_S
 from tools.tokens import new_token, token_hash
@@ -83,6 +83,8 @@ class CallService:
         self._ids_from_notices = new_id is None
         self.executor = executor
         self.personas = personas or load_registry(settings)
+        #: What each call's persona removes from a conversation before it is stored.
+        self.redaction = ConversationRedaction(store, self.persona_of)
         #: Every rate in force, for each call's estimated cost and DAILY_BUDGET.
         self.rates = costs.Rates.build(settings, self.personas)
         self.limits = guards.Limits(max_concurrent_calls=settings.max_concurrent_calls,
@@ -92,12 +94,7 @@ class CallService:
     def cost_totals(self) -> dict[str, float]:
         """The estimated cost of every ended call in the store, by persona: read when metrics
         are scraped, so every worker and instance reports the same figure, each call once."""
-        totals: dict[str, float] = {}
-        for persona, phone, seconds in self.store.ended_agent_seconds():
-            name = persona or ""
-            totals[name] = totals.get(name, 0.0) + costs.spend([(persona, phone, seconds)],
-                                                               self.rates)
-        return {name: round(value, costs.PLACES) for name, value in totals.items()}
+        return costs.totals_by_persona(self.store.ended_agent_seconds(), self.rates)
 
     def admission(self) -> str | None:
         """The cost guard a call made now would break (for calls made before their caller
@@ -175,8 +172,8 @@ class CallService:
         detail = finished_turns(event.payload) if event.kind == "turns_finished" \
             else _agent_event_detail(event)
         if event.kind == "agent_history":
-            detail = self._redacted_history(detail, event.labels.get("call_id"),
-                                            event.agent_id)
+            detail = self.redaction.history_detail(detail, event.labels.get("call_id"),
+                                                   event.agent_id)
         outcome = self.store.apply_agent_event(
             notice_id=notice_id, event_type=event.event_type, kind=event.kind,
             call_id=event.labels.get("call_id"), agent_id=event.agent_id, detail=detail,
@@ -290,9 +287,8 @@ class CallService:
             return None
         token = new_token()
         self.store.add_call_token(call.id, token_hash(token))
-        timeout_s = max([t.timeout_s for t in persona.tools], default=BUILTIN_TIMEOUT_S)
-        return mcp_server_entry(self.settings.tools_url, token, persona.tool_names,
-                                max(timeout_s, BUILTIN_TIMEOUT_S))
+        timeout_s = max([BUILTIN_TIMEOUT_S, *(tool.timeout_s for tool in persona.tools)])
+        return mcp_server_entry(self.settings.tools_url, token, persona.tool_names, timeout_s)
 
     def persona_of(self, call: CallRecord) -> Persona:
         """The persona recorded with the call; routing again only if it has since vanished."""
@@ -303,25 +299,6 @@ class CallService:
                 logger.warning("persona.missing", extra={"call_id": call.id,
                                                          "persona": call.persona})
         return self.personas.route(call.channel)
-
-    def redactor_for(self, call_id: str | None, agent_id: str | None) -> Redactor:
-        """What the call's persona removes before its data is stored; every built-in kind when
-        the call is not found (so nothing is kept verbatim by default)."""
-        call = self.store.get_call(call_id) if call_id else \
-            self.store.call_by_agent_id(agent_id) if agent_id else None
-        return self.persona_of(call).redaction if call is not None else Redactor()
-
-    def _redacted_history(self, detail: dict[str, Any], call_id: str | None,
-                          agent_id: str | None) -> dict[str, Any]:
-        """ConvoAI's history notification (event 103) with its ``contents`` redacted for the
-        call's persona, and how many of each kind went under ``redacted``."""
-        if "contents" not in detail:
-            return detail
-        redactor = self.redactor_for(call_id, agent_id)
-        if not redactor.active:
-            return detail
-        contents, found = redactor.value(detail["contents"])
-        return {**detail, "contents": contents, "redacted": found}
 
     def stop_agent(self, call_id: str, agent_id: str) -> None:
         """Stop an agent; a 404 means it is already gone."""
@@ -348,10 +325,9 @@ class CallService:
         try:
             history = self.convoai.history(agent_id, budget_s=HISTORY_BUDGET_S)
             if history.contents:
-                redactor = self.redactor_for(call_id, agent_id)
-                contents, found = redactor.value(list(history.contents))
-                self.store.record_history(call_id, contents,
-                                          redacted=found if redactor.active else None)
+                contents, found = self.redaction.contents(list(history.contents), call_id,
+                                                          agent_id)
+                self.store.record_history(call_id, contents, redacted=found)
         except (ConvoAIError, StoreUnavailable) as exc:
             logger.info("agent.history_unavailable", extra={
                 "call_id": call_id, "agent_id": agent_id, "error": type(exc).__name__})
