@@ -167,29 +167,49 @@ class SipService:
                        variables: dict[str, str], region: str, prompt: str,
                        events_url: str | None) -> Placed:
         """Record the call and start dialling (after the answer when run_async)."""
+        call = self.outbound_call(to=to, caller_id=caller_id, persona=persona,
+                                  variables=variables)
+        self.dial(call, region=region, prompt=prompt, events_url=events_url)
+        return Placed(call)
+
+    def outbound_call(self, *, to: str, caller_id: str | None, persona: str | None,
+                      variables: dict[str, str], state: str = lifecycle.STARTING,
+                      guard: bool = True) -> CallRecord:
+        """Check an outbound call's numbers (ValueError) and, with ``guard``, the cost guards
+        (GuardRefused), and record it in ``state``: ``starting`` to dial now, or
+        ``scheduled`` for a dial later (outbound/)."""
         callee = e164(to)
         if not caller_id:
             raise ValueError("from is required (or set OUTBOUND_CALLER_ID): the number the "
                              "callee sees")
         caller = e164(caller_id)
-        refused = self.calls.admission()
-        if refused:
-            self.calls.refused(None, refused, direction="outbound")
-            raise GuardRefused(refused)
+        if guard:
+            self.check_guards()
         channel = f"out_{secrets.token_hex(8)}"
         chosen = self.personas.route(channel, persona=persona)
-        call = self.store.create_call(
-            channel=channel, direction="outbound", state=lifecycle.STARTING,
+        return self.store.create_call(
+            channel=channel, direction="outbound", state=state,
             persona=chosen.name, agent_name_prefix=self.settings.agent_name_prefix,
             new_id=self.calls.new_id, caller_uid=self.settings.pstn_uid, caller_number=caller,
             called_number=callee,
             variables={**variables, "called_number": callee, "caller_number": caller})
+
+    def check_guards(self, call_id: str | None = None) -> None:
+        """GuardRefused (and the refusal recorded) when a cost guard keeps a call from being
+        dialled now."""
+        refused = self.calls.admission()
+        if refused:
+            self.calls.refused(call_id, refused, direction="outbound")
+            raise GuardRefused(refused)
+
+    def dial(self, call: CallRecord, *, region: str, prompt: str,
+             events_url: str | None) -> None:
+        """Dial a recorded outbound call (``starting``): off the request when run_async."""
         job = (call, region, prompt, events_url)
         if self.pool is None:
             self._dial(*job)
         else:
             self.pool.submit(self._dial_logged, *job)
-        return Placed(call)
 
     def _dial_logged(self, *job: Any) -> None:
         try:

@@ -5,7 +5,8 @@ One module per aggregate, each a part of :class:`Store`: ``calls`` (caller event
 outcomes, the webhook's path), ``call_records`` (reads, sweeping, retention), ``sip`` (lines and
 reservations), ``outbox`` (operator events, leases, checkpoints), ``tools`` (the MCP endpoint's
 tokens, the tool-call ledger, tarot draws), ``analyses`` (post-call analyses), ``knowledge``
-(knowledge bases and their full-text search), ``bookings`` (the diary and its lock); ``schema``
+(knowledge bases and their full-text search), ``bookings`` (the diary and its lock), ``outbound``
+(campaigns, dial attempts, the do-not-call list); ``schema``
 holds the tables and ``engine`` the engines and SQLite's write gate; ``statements`` the
 statements on every call's path, built once per dialect. Every statement is SQLAlchemy Core.
 """
@@ -20,6 +21,7 @@ from store.call_records import CallRecords
 from store.calls import Applied, CallerEvents, Notice
 from store.engine import DEFAULT_STORE_TIMEOUT_S, SQLITE_PAGE_SIZE, make_engine
 from store.knowledge import KnowledgeRecords
+from store.outbound import OutboundRecords
 from store.outbox import Outbox
 from store.schema import metadata
 from store.sip import SipRecords
@@ -31,5 +33,5 @@ __all__ = ["DEFAULT_STORE_TIMEOUT_S", "EVENT_TYPES", "SQLITE_PAGE_SIZE", "WORK_L
 
 
 class Store(CallerEvents, CallRecords, SipRecords, Outbox, ToolRecords,
-            AnalysisRecords, KnowledgeRecords, BookingRecords):
+            AnalysisRecords, KnowledgeRecords, BookingRecords, OutboundRecords):
     """Calls and notices in a SQL database (SQLite or PostgreSQL)."""

@@ -279,6 +279,77 @@ knowledge_chunks = sa.Table(
     sa.Column("position", sa.Integer, nullable=False),
 )
 
+#: Outbound campaigns (0012, outbound/): the persona and caller id they dial with, and their
+#: calling window, pacing and retry policy as one JSON document (outbound/rules.py reads it).
+#: ``state`` is active, paused, cancelled or completed.
+campaigns = sa.Table(
+    "campaigns",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(200)),
+    sa.Column("persona", sa.String(64), nullable=False),
+    sa.Column("from_number", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("policy", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+#: The people a campaign calls (0012): one row each, in the order given. ``next_at`` is when a
+#: pending contact may be dialled next (its window and retry delay already applied); a contact
+#: is ``dialling`` while one of its attempts is open.
+campaign_contacts = sa.Table(
+    "campaign_contacts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("campaign_id", sa.String(32), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("number", sa.String(64), nullable=False),
+    sa.Column("timezone", sa.String(64)),
+    sa.Column("variables", sa.Text),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_at", sa.Float),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("ix_campaign_contacts_due", "campaign_id", "state", "next_at"),
+)
+
+#: Every dial attempt (0012): a campaign contact's, or a scheduled call's (no campaign; its call
+#: row waits as ``scheduled``). ``state`` is queued (a scheduled call not yet due), dialling
+#: (claimed: it is dialled at most once), done (``disposition`` says how it went) or
+#: cancelled. ``key`` makes a scheduled call that must exist once (a booking's reminder)
+#: unique; ``options`` holds what the dial needs (region, gateway prompt).
+dial_attempts = sa.Table(
+    "dial_attempts",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("campaign_id", sa.String(32), index=True),
+    sa.Column("contact_id", sa.Integer, index=True),
+    sa.Column("call_id", sa.String(32), index=True),
+    sa.Column("key", sa.String(128), unique=True),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("due_at", sa.Float, nullable=False),
+    sa.Column("claimed_at", sa.Float),
+    sa.Column("holder", sa.String(128)),
+    sa.Column("options", sa.Text),
+    sa.Column("disposition", sa.String(16)),
+    sa.Column("detail", sa.Text),
+    sa.Column("settled_at", sa.Float),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+#: The do-not-call list (0012): numbers (E.164) never dialled, from the API, a CSV import or
+#: the ``opt_out`` tool (then with the call it was asked on).
+suppressions = sa.Table(
+    "suppressions",
+    metadata,
+    sa.Column("number", sa.String(64), primary_key=True),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("call_id", sa.String(32)),
+    sa.Column("note", sa.String(200)),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
 #: The PostgreSQL expression the GIN index is built on; a query must use it as it is.
 KNOWLEDGE_TSVECTOR = "to_tsvector('english', heading || ' ' || body)"
 

@@ -1,0 +1,373 @@
+"""The store's part for outbound dialling (outbound/ decides it): campaigns and their contacts,
+dial attempts (a campaign contact's, or a scheduled call's) and the do-not-call list.
+
+Exactly-once: an attempt is dialled only by whoever moved it to ``dialling``, which is one
+conditional update (a scheduled call) or happens under the campaign's row lock (PostgreSQL's
+``FOR UPDATE``; SQLite's write lock is the whole database), so two workers or machines never
+claim one attempt; a worker that dies after its claim leaves the attempt to be settled as
+failed, never dialled again (outbound/dialer.py)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from calls import lifecycle
+from store.base import StoreBase
+from store.schema import calls, campaign_contacts, campaigns, dial_attempts, suppressions
+from store.statements import dialect_insert
+
+#: Contact and attempt states (the issue's contract names the contact states).
+PENDING, DIALLING, COMPLETED, EXHAUSTED = "pending", "dialling", "completed", "exhausted"
+OPTED_OUT, SUPPRESSED, CANCELLED = "opted_out", "suppressed", "cancelled"
+CONTACT_STATES = (PENDING, DIALLING, COMPLETED, EXHAUSTED, OPTED_OUT, SUPPRESSED, CANCELLED)
+QUEUED, DONE = "queued", "done"
+#: Campaign states.
+ACTIVE, PAUSED, FINISHED = "active", "paused", "completed"
+#: A scheduled call's row while it waits (not a live state: it holds no slot).
+SCHEDULED = "scheduled"
+
+
+def _json(value: Any) -> str | None:
+    return json.dumps(value, separators=(",", ":")) if value else None
+
+
+def _loads(text: str | None) -> Any:
+    return json.loads(text) if text else {}
+
+
+def new_attempt_id() -> str:
+    return f"da_{secrets.token_hex(8)}"
+
+
+class OutboundRecords(StoreBase):
+    """Campaigns, contacts, attempts and suppressions."""
+
+    # -- the do-not-call list ------------------------------------------------------------------
+
+    def add_suppression(self, number: str, *, source: str, call_id: str | None = None,
+                        note: str | None = None) -> bool:
+        """Put ``number`` (E.164) on the list; False when it was already there."""
+        with self._write() as conn:
+            return self._suppress(conn, number, source=source, call_id=call_id, note=note)
+
+    def add_suppressions(self, numbers: Iterable[str], *, source: str) -> int:
+        """Several numbers in one transaction (a CSV import); returns how many were new."""
+        with self._write() as conn:
+            return sum(self._suppress(conn, n, source=source) for n in numbers)
+
+    def _suppress(self, conn: Connection, number: str, *, source: str,
+                  call_id: str | None = None, note: str | None = None) -> bool:
+        statement = dialect_insert(conn.dialect.name, suppressions).values(
+            number=number, source=source, call_id=call_id, note=note, created_at=self.clock())
+        return conn.execute(statement.on_conflict_do_nothing().returning(
+            suppressions.c.number)).first() is not None
+
+    def remove_suppression(self, number: str) -> bool:
+        with self._write() as conn:
+            return bool(conn.execute(suppressions.delete().where(
+                suppressions.c.number == number)).rowcount)
+
+    def get_suppression(self, number: str) -> dict[str, Any] | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(suppressions).where(
+                suppressions.c.number == number)).first()
+        return dict(row._mapping) if row else None
+
+    def list_suppressions(self) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            return [dict(r._mapping) for r in conn.execute(
+                sa.select(suppressions).order_by(suppressions.c.created_at.desc()))]
+
+    # -- campaigns -----------------------------------------------------------------------------
+
+    def create_campaign(self, campaign: Mapping[str, Any],
+                        contacts: list[Mapping[str, Any]]) -> None:
+        """A campaign and its contacts (each with its first ``next_at``), in one transaction."""
+        now = self.clock()
+        with self._write() as conn:
+            conn.execute(campaigns.insert().values(
+                id=campaign["id"], name=campaign.get("name"), persona=campaign["persona"],
+                from_number=campaign["from_number"], state=ACTIVE,
+                policy=json.dumps(campaign["policy"], separators=(",", ":")),
+                created_at=now, updated_at=now))
+            if contacts:
+                conn.execute(campaign_contacts.insert(), [{
+                    "campaign_id": campaign["id"], "position": i, "number": c["number"],
+                    "timezone": c.get("timezone"), "variables": _json(c.get("variables")),
+                    "state": c.get("state", PENDING), "attempts": 0, "next_at": c["next_at"],
+                    "updated_at": now} for i, c in enumerate(contacts)])
+
+    def get_campaign(self, campaign_id: str) -> dict[str, Any] | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(campaigns).where(campaigns.c.id == campaign_id)).first()
+        return self._campaign(row) if row else None
+
+    @staticmethod
+    def _campaign(row: Any) -> dict[str, Any]:
+        found = dict(row._mapping)
+        found["policy"] = json.loads(found["policy"])
+        return found
+
+    def list_campaigns(self) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            return [self._campaign(r) for r in conn.execute(
+                sa.select(campaigns).order_by(campaigns.c.created_at.desc()))]
+
+    def set_campaign_state(self, campaign_id: str, state: str, *,
+                           only_from: tuple[str, ...]) -> bool:
+        """Move a campaign to ``state`` if it is in one of ``only_from``. Cancelling also
+        cancels its contacts that are not being dialled (an open call is left to finish)."""
+        now = self.clock()
+        with self._write() as conn:
+            moved = conn.execute(campaigns.update().where(
+                campaigns.c.id == campaign_id, campaigns.c.state.in_(only_from)).values(
+                state=state, updated_at=now)).rowcount
+            if moved and state == CANCELLED:
+                conn.execute(campaign_contacts.update().where(
+                    campaign_contacts.c.campaign_id == campaign_id,
+                    campaign_contacts.c.state == PENDING).values(
+                    state=CANCELLED, next_at=None, updated_at=now))
+            return bool(moved)
+
+    def campaign_counts(self, campaign_id: str) -> dict[str, int]:
+        with self._read() as conn:
+            rows = conn.execute(sa.select(campaign_contacts.c.state, sa.func.count()).where(
+                campaign_contacts.c.campaign_id == campaign_id).group_by(
+                campaign_contacts.c.state)).all()
+        return {state: int(n) for state, n in rows}
+
+    def campaign_contacts(self, campaign_id: str) -> list[dict[str, Any]]:
+        """The contacts in order, each with its attempts (oldest first)."""
+        with self._read() as conn:
+            contacts = [dict(r._mapping) for r in conn.execute(
+                sa.select(campaign_contacts).where(
+                    campaign_contacts.c.campaign_id == campaign_id).order_by(
+                    campaign_contacts.c.position))]
+            attempts = conn.execute(sa.select(dial_attempts).where(
+                dial_attempts.c.campaign_id == campaign_id).order_by(
+                dial_attempts.c.created_at)).all()
+        by_contact: dict[int, list[dict[str, Any]]] = {}
+        for row in attempts:
+            by_contact.setdefault(row.contact_id, []).append(self._attempt(row))
+        for contact in contacts:
+            contact["variables"] = _loads(contact["variables"])
+            contact["attempt_list"] = by_contact.get(contact["id"], [])
+        return contacts
+
+    @staticmethod
+    def _attempt(row: Any) -> dict[str, Any]:
+        found = dict(row._mapping)
+        found["detail"] = _loads(found["detail"])
+        found["options"] = _loads(found["options"])
+        return found
+
+    # -- claiming campaign dials ---------------------------------------------------------------
+
+    def claim_campaign_dials(self, campaign_id: str, *, now: float, max_open: int,
+                             per_minute: int, holder: str) -> list[dict[str, Any]]:
+        """Claim the contacts of an active campaign that are due, as many as its pacing allows
+        now: at most ``max_open`` attempts open at once (an attempt holds its slot until its
+        call is over) and ``per_minute`` started in the last 60 s. Each claimed contact is
+        ``dialling`` with a new attempt; returns those attempts (with the contact's number,
+        time zone and variables)."""
+        with self._write() as conn:
+            campaign = conn.execute(sa.select(campaigns.c.state).where(
+                campaigns.c.id == campaign_id).with_for_update()).first()
+            if campaign is None or campaign.state != ACTIVE:
+                return []
+            room = min(max_open - self._open_attempts(conn, campaign_id),
+                       per_minute - self._started_since(conn, campaign_id, now - 60))
+            if room <= 0:
+                return []
+            due = conn.execute(sa.select(campaign_contacts).where(
+                campaign_contacts.c.campaign_id == campaign_id,
+                campaign_contacts.c.state == PENDING,
+                campaign_contacts.c.next_at <= now).order_by(
+                campaign_contacts.c.next_at, campaign_contacts.c.position).limit(room)).all()
+            claimed = []
+            for contact in due:
+                attempt = {"id": new_attempt_id(), "campaign_id": campaign_id,
+                           "contact_id": contact.id, "state": DIALLING, "due_at": now,
+                           "claimed_at": now, "holder": holder, "created_at": now}
+                conn.execute(dial_attempts.insert().values(**attempt))
+                conn.execute(campaign_contacts.update().where(
+                    campaign_contacts.c.id == contact.id).values(
+                    state=DIALLING, attempts=contact.attempts + 1, next_at=None,
+                    updated_at=now))
+                claimed.append({**attempt, "number": contact.number,
+                                "timezone": contact.timezone,
+                                "variables": _loads(contact.variables),
+                                "attempt_number": contact.attempts + 1})
+            return claimed
+
+    def _open_attempts(self, conn: Connection, campaign_id: str) -> int:
+        """Attempts of the campaign whose call is not over: claimed and not yet given a call,
+        or with a call in an open state. A call that ends frees its slot at once, before the
+        attempt is settled."""
+        open_call = sa.exists().where(calls.c.id == dial_attempts.c.call_id,
+                                      calls.c.state.in_(lifecycle.OPEN_STATES))
+        return int(conn.execute(sa.select(sa.func.count()).select_from(dial_attempts).where(
+            dial_attempts.c.campaign_id == campaign_id, dial_attempts.c.state == DIALLING,
+            sa.or_(dial_attempts.c.call_id.is_(None), open_call))).scalar_one())
+
+    def _started_since(self, conn: Connection, campaign_id: str, since: float) -> int:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(dial_attempts).where(
+            dial_attempts.c.campaign_id == campaign_id, dial_attempts.c.claimed_at >= since,
+            dial_attempts.c.disposition.is_distinct_from("suppressed"))).scalar_one())
+
+    def open_campaign_attempts(self, campaign_id: str) -> int:
+        with self._read() as conn:
+            return self._open_attempts(conn, campaign_id)
+
+    def campaigns_with_due_contacts(self, now: float) -> list[dict[str, Any]]:
+        """Active campaigns that have a pending contact due now."""
+        due = sa.exists().where(campaign_contacts.c.campaign_id == campaigns.c.id,
+                                campaign_contacts.c.state == PENDING,
+                                campaign_contacts.c.next_at <= now)
+        with self._read() as conn:
+            return [self._campaign(r) for r in conn.execute(
+                sa.select(campaigns).where(campaigns.c.state == ACTIVE, due))]
+
+    # -- scheduled calls -----------------------------------------------------------------------
+
+    def schedule_attempt(self, *, call_id: str, due_at: float, options: Mapping[str, Any],
+                         key: str | None = None) -> dict[str, Any] | None:
+        """Queue a scheduled call's dial. With ``key``, at most one attempt ever has it: a
+        second one returns None."""
+        attempt = {"id": new_attempt_id(), "call_id": call_id, "key": key, "state": QUEUED,
+                   "due_at": due_at, "options": _json(dict(options)),
+                   "created_at": self.clock()}
+        with self._write() as conn:
+            if key is not None and conn.execute(sa.select(dial_attempts.c.id).where(
+                    dial_attempts.c.key == key)).first():
+                return None
+            conn.execute(dial_attempts.insert().values(**attempt))
+        return {**attempt, "options": dict(options)}
+
+    def due_scheduled(self, now: float, limit: int = 20) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            return [self._attempt(r) for r in conn.execute(sa.select(dial_attempts).where(
+                dial_attempts.c.state == QUEUED, dial_attempts.c.due_at <= now).order_by(
+                dial_attempts.c.due_at).limit(limit))]
+
+    def claim_scheduled(self, attempt_id: str, *, now: float, holder: str) -> bool:
+        """Take a due scheduled call: its attempt queued -> dialling and its call scheduled ->
+        starting (with a work lease), in one transaction. Exactly one claimer wins."""
+        with self._write() as conn:
+            row = conn.execute(sa.select(dial_attempts.c.call_id).where(
+                dial_attempts.c.id == attempt_id, dial_attempts.c.state == QUEUED,
+                dial_attempts.c.due_at <= now).with_for_update()).first()
+            if row is None:
+                return False
+            taken = conn.execute(dial_attempts.update().where(
+                dial_attempts.c.id == attempt_id, dial_attempts.c.state == QUEUED).values(
+                state=DIALLING, claimed_at=now, holder=holder)).rowcount
+            if not taken:
+                return False
+            conn.execute(calls.update().where(
+                calls.c.id == row.call_id, calls.c.state == SCHEDULED).values(
+                state=lifecycle.STARTING, retry_at=now + self.work_lease_s, updated_at=now))
+            self._event(conn, row.call_id, now, "service", "dial_due", None)
+            return True
+
+    def cancel_scheduled(self, call_id: str, *, reason: str = "cancelled") -> bool:
+        """Cancel a scheduled call that has not started: its attempt and its call, at once."""
+        now = self.clock()
+        with self._write() as conn:
+            taken = conn.execute(dial_attempts.update().where(
+                dial_attempts.c.call_id == call_id, dial_attempts.c.state == QUEUED).values(
+                state=CANCELLED, settled_at=now)).rowcount
+            if not taken:
+                return False
+            conn.execute(calls.update().where(
+                calls.c.id == call_id, calls.c.state == SCHEDULED).values(
+                state=lifecycle.ENDED, end_reason=reason, ended_at=now, updated_at=now))
+            self._event(conn, call_id, now, "service", "call_cancelled", {"reason": reason})
+            return True
+
+    def attempt_by_key(self, key: str) -> dict[str, Any] | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(dial_attempts).where(
+                dial_attempts.c.key == key)).first()
+        return self._attempt(row) if row else None
+
+    def attempt_for_call(self, call_id: str) -> dict[str, Any] | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(dial_attempts).where(
+                dial_attempts.c.call_id == call_id)).first()
+        return self._attempt(row) if row else None
+
+    # -- an attempt's dial and its settling ----------------------------------------------------
+
+    def link_attempt_call(self, attempt_id: str, call_id: str) -> None:
+        """The call made for a claimed attempt (committed before the dial is sent, so a worker
+        that dies in between leaves a call that was never dialled)."""
+        with self._write() as conn:
+            conn.execute(dial_attempts.update().where(dial_attempts.c.id == attempt_id).values(
+                call_id=call_id))
+
+    def open_attempts(self) -> list[dict[str, Any]]:
+        """Every attempt being dialled, with its call's state (None: no call yet)."""
+        query = sa.select(dial_attempts, calls.c.state.label("call_state")).select_from(
+            dial_attempts.outerjoin(calls, calls.c.id == dial_attempts.c.call_id)).where(
+            dial_attempts.c.state == DIALLING)
+        with self._read() as conn:
+            return [self._attempt(r) for r in conn.execute(query)]
+
+    def settle_attempt(self, attempt_id: str, *, disposition: str, detail: Mapping[str, Any],
+                       contact: Mapping[str, Any] | None = None) -> bool:
+        """Close a dialling attempt with its disposition and, for a campaign's, move its
+        contact (``contact``: state and next_at); a campaign with no contact left pending or
+        dialling is completed. False when another worker settled it first."""
+        now = self.clock()
+        with self._write() as conn:
+            row = conn.execute(sa.select(dial_attempts.c.contact_id,
+                                         dial_attempts.c.campaign_id).where(
+                dial_attempts.c.id == attempt_id, dial_attempts.c.state == DIALLING)
+                .with_for_update()).first()
+            if row is None:
+                return False
+            conn.execute(dial_attempts.update().where(dial_attempts.c.id == attempt_id).values(
+                state=DONE, disposition=disposition, detail=_json(dict(detail)),
+                settled_at=now))
+            if row.contact_id is not None and contact is not None:
+                conn.execute(campaign_contacts.update().where(
+                    campaign_contacts.c.id == row.contact_id).values(
+                    state=contact["state"], next_at=contact.get("next_at"), updated_at=now))
+                self._finish_if_done(conn, row.campaign_id, now)
+            return True
+
+    def skip_contact(self, attempt_id: str, *, disposition: str, state: str,
+                     next_at: float | None, counts: bool) -> None:
+        """An attempt claimed but not dialled (the number is suppressed, or a cost guard
+        refused it): settled at once; ``counts`` False gives the contact its attempt back."""
+        now = self.clock()
+        with self._write() as conn:
+            row = conn.execute(sa.select(dial_attempts.c.contact_id,
+                                         dial_attempts.c.campaign_id).where(
+                dial_attempts.c.id == attempt_id)).first()
+            conn.execute(dial_attempts.update().where(dial_attempts.c.id == attempt_id).values(
+                state=DONE, disposition=disposition, settled_at=now))
+            values: dict[str, Any] = {"state": state, "next_at": next_at, "updated_at": now}
+            if not counts:
+                values["attempts"] = campaign_contacts.c.attempts - 1
+            conn.execute(campaign_contacts.update().where(
+                campaign_contacts.c.id == row.contact_id).values(**values))
+            self._finish_if_done(conn, row.campaign_id, now)
+
+    def _finish_if_done(self, conn: Connection, campaign_id: str | None, now: float) -> None:
+        if campaign_id is None:
+            return
+        left = conn.execute(sa.select(campaign_contacts.c.id).where(
+            campaign_contacts.c.campaign_id == campaign_id,
+            campaign_contacts.c.state.in_((PENDING, DIALLING))).limit(1)).first()
+        if left is None:
+            conn.execute(campaigns.update().where(
+                campaigns.c.id == campaign_id, campaigns.c.state.in_((ACTIVE, PAUSED))).values(
+                state=FINISHED, updated_at=now))
