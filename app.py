@@ -33,6 +33,9 @@ from ncs import views as ncs_views
 from ncs.freshness import ReplayWindow
 from ncs.signature import NamedSecret, NcsVerifier
 from observability import health, logs
+from outbound import views as outbound_views
+from outbound.dialer import Dialer
+from outbound.service import OutboundService
 from pages import bp as pages_bp
 from pages import sandbox as sandbox_page
 from personas import Registry, load_registry
@@ -98,12 +101,16 @@ def create_app(settings: Settings | None = None) -> Flask:
                      run_async=settings.run_sweeper)
     events = EventSender(settings.events_webhook_url, settings.events_webhook_secret, store) \
         if settings.events_webhook_url else None
+    outbound = OutboundService(settings, store, sip, personas)
+    dialer = Dialer(settings, store, sip)
     reconciler = Reconciler(settings, store, service, convoai, hang_up=sip.end_leg,
                             events=events,
-                            analyzer=Analyzer(settings, store, service.persona_of))
+                            analyzer=Analyzer(settings, store, service.persona_of),
+                            dial_due=dialer.run_due)
     tools = ToolService(store, service, sip)
     app.extensions.update(
-        sip=sip, gateway=gateway, reconciler=reconciler, tools=tools,
+        sip=sip, gateway=gateway, reconciler=reconciler, tools=tools, outbound=outbound,
+        dialer=dialer,
         settings=settings, store=store, convoai=convoai, calls=service, personas=personas,
         ncs_verifier=NcsVerifier([
             NamedSecret("AGORA_NCS_SECRET", settings.agora_ncs_secret),
@@ -123,6 +130,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(try_page.bp)
     app.register_blueprint(tools_views.bp)
     app.register_blueprint(bookings_views.bp)
+    app.register_blueprint(outbound_views.bp)
     app.register_blueprint(pages_bp)
     # The sandbox panel and its JSON at / (sandbox mode only); production answers one line.
     app.register_blueprint(sandbox_page.sandbox_bp if settings.sandbox

@@ -32,6 +32,8 @@ TRANSIENT_LEAVE_REASONS = frozenset({2, 4, 9, 10, 99})
 #: (the caller is, or may come back, in the channel); ``stopping`` means the call is over and its
 #: agent is being stopped.
 PENDING = "pending"
+#: An outbound call waiting for its time (outbound/): no agent, no slot, dialled when due.
+SCHEDULED = "scheduled"
 STARTING, ACTIVE, GRACE, STOPPING = "starting", "active", "grace", "stopping"
 ENDED, REFUSED, FAILED = "ended", "refused", "failed"
 LIVE_STATES = (PENDING, STARTING, ACTIVE, GRACE)

@@ -69,6 +69,7 @@ class Report:
     records_erased: int = 0
     events_delivered: int = 0
     analysed: int = 0
+    dialled: int = 0
     listed_agents: bool = False
 
     def as_dict(self) -> dict[str, int | bool]:
@@ -85,6 +86,7 @@ class Reconciler:
                  convoai: ConvoAIClient, *, hang_up: Callable[[str], None] | None = None,
                  events: EventSender | None = None,
                  analyzer: Analyzer | None = None,
+                 dial_due: Callable[[], int] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.store = store
@@ -94,6 +96,9 @@ class Reconciler:
         self.hang_up = hang_up
         self.events = events
         self.analyzer = analyzer
+        #: The outbound dialer's round (outbound/dialer.py), handed in: it sits above this
+        #: module (it dials through sip.service), so it is called, not imported.
+        self.dial_due = dial_due
         self.clock = clock
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
         self.prefix = f"{settings.agent_name_prefix}-"
@@ -111,6 +116,8 @@ class Reconciler:
             report.listed_agents = True
             self.reconcile_agents(report)
             self.apply_retention(report)
+        if self.dial_due is not None:
+            report.dialled = self.dial_due()
         if self.analyzer is not None:
             report.analysed = self.analyzer.run_due()
         if self.events is not None:

@@ -26,6 +26,7 @@ from calls.records import (
     find_call_detail,
     transcript,
 )
+from outbound.service import Conflict as OutboundConflict
 from store import CallRecord, Store
 from web.auth import bearer_token_matches, require_admin
 from web.errors import ApiError, BadRequest, NotFound, Unauthorized
@@ -101,11 +102,18 @@ def export_csv() -> ResponseReturnValue:
 @require_admin
 def delete_call(call_id: str) -> ResponseReturnValue:
     """Erase a call's record, timeline and transcript (and its undelivered events). A call still
-    in progress is refused: end it first."""
+    in progress is refused: end it first. A scheduled call is cancelled instead."""
     store = _store()
     record = store.get_call(call_id)
     if record is None:
         raise NotFound(f"no call {call_id}")
+    if record.state == lifecycle.SCHEDULED:
+        # Not dialled yet: cancelled, and its record kept (a second DELETE erases it).
+        try:
+            current_app.extensions["outbound"].cancel_call(call_id)
+        except OutboundConflict as exc:  # it fell due and started meanwhile
+            raise Conflict(str(exc)) from None
+        return jsonify(status="cancelled", call=call_json(store.get_call(call_id)))
     if record.state in lifecycle.OPEN_STATES:
         raise Conflict(f"call {call_id} is {record.state}; erase it once it has ended")
     store.delete_call(call_id)
@@ -155,7 +163,8 @@ def _filters() -> dict[str, Any]:
     until, and success (the post-call analysis's verdict: true or false)."""
     args = request.args
     states = [s for s in args.get("state", "").split(",") if s]
-    unknown = set(states) - {*lifecycle.OPEN_STATES, *lifecycle.FINAL_STATES}
+    unknown = set(states) - {*lifecycle.OPEN_STATES, *lifecycle.FINAL_STATES,
+                             lifecycle.SCHEDULED}
     if unknown:
         raise BadRequest(f"unknown state(s): {', '.join(sorted(unknown))}")
     return {"states": states or None, "persona": args.get("persona") or None,

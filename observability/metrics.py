@@ -120,6 +120,12 @@ TOOL_CALL_SECONDS = Histogram(
     f"{PREFIX}_tool_call_seconds", "Seconds to answer an agent's tool call, by tool.",
     ["tool"], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     registry=REGISTRY)
+OUTBOUND_ATTEMPTS = Counter(
+    f"{PREFIX}_outbound_attempts", "Outbound dial attempts (campaigns and scheduled calls) by "
+    "disposition, counted when each is settled.", ["disposition"], registry=REGISTRY)
+#: The dispositions of outbound/rules.py (the label stays bounded).
+DISPOSITIONS = frozenset({"answered", "no_answer", "busy", "failed", "voicemail", "refused",
+                          "opted_out", "suppressed"})
 CALLS_ACTIVE = f"{PREFIX}_calls_active"
 COST_ESTIMATED = f"{PREFIX}_cost_estimated"
 
@@ -203,6 +209,12 @@ def tool_call(tool: str, outcome: str, seconds: float) -> None:
     passes "unknown" for names that are not), so the label stays bounded."""
     TOOL_CALLS.labels(tool, outcome_label(outcome)).inc()
     TOOL_CALL_SECONDS.labels(tool).observe(max(0.0, float(seconds)))
+
+
+@_never_raises
+def outbound_attempt(disposition: str) -> None:
+    """One outbound attempt settled with ``disposition``."""
+    OUTBOUND_ATTEMPTS.labels(disposition if disposition in DISPOSITIONS else OTHER).inc()
 
 
 # -- the scrape -----------------------------------------------------------------------------

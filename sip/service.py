@@ -88,6 +88,15 @@ class SipService:
         # platform allows no work after the response (then the request waits: see docs/sip.md).
         self.pool = ThreadPoolExecutor(32, thread_name_prefix="outbound") if run_async else None
 
+    def events_url(self, base: str | None) -> str | None:
+        """Where the gateway sends a call's lifecycle events: PUBLIC_URL (else ``base``, the
+        address a request came in on) and SIP_EVENTS_TOKEN; None when they are off."""
+        token = self.settings.sip_events_token
+        base = self.settings.public_url or base
+        if not token or not base:
+            return None
+        return f"{base.rstrip('/')}/sip/events/{token}"
+
     # -- ring-time lookup ----------------------------------------------------------------------
 
     def lookup(self, *, did: str, pin: str, callerid: str, callid: str,
@@ -322,6 +331,10 @@ class SipService:
             raise GatewayError("the call has no gateway call id (it is not a phone call yet)")
         self.gateway.send_dtmf(call.gateway_callid, digits)
         self.store.record_event(call.id, "service", "dtmf_sent", {"count": len(digits)})
+
+    def end(self, call: CallRecord, reason: str) -> str:
+        """End a call that has no phone leg to hang up (its dial was lost)."""
+        return self._end(call, reason)
 
     def _end(self, call: CallRecord, reason: str) -> str:
         ended, agent_id = self.store.end_call(call.id, reason)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, current_app, has_request_context, jsonify, request
@@ -179,16 +180,39 @@ def place_call() -> ResponseReturnValue:
     if persona is not None and persona not in current_app.extensions["personas"].names():
         raise BadRequest(f"unknown persona {persona!r}")
     settings = current_app.extensions["settings"]
+    caller_id = body.get("from") or settings.outbound_caller_id or None
+    region, prompt = str(body.get("region") or "NA"), str(body.get("prompt") or "false")
     try:
+        if body.get("at") is not None:
+            # Dialled at that time by the dialer (outbound/); the cost guards apply then.
+            scheduled = current_app.extensions["outbound"].schedule_call(
+                to=body.get("to"), caller_id=caller_id, persona=persona, variables=variables,
+                at=instant(body["at"]), region=region, prompt=prompt,
+                base_url=request.url_root)
+            return jsonify({**call_json(scheduled.call), "at": iso(scheduled.due_at)}), 202
         placed = _sip().place_outbound(
-            to=body.get("to"), caller_id=body.get("from") or settings.outbound_caller_id or None,
-            persona=persona, variables=variables, region=str(body.get("region") or "NA"),
-            prompt=str(body.get("prompt") or "false"), events_url=events_url())
+            to=body.get("to"), caller_id=caller_id, persona=persona, variables=variables,
+            region=region, prompt=prompt, events_url=events_url())
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
     except GuardRefused as exc:
         raise CallRefused(str(exc), code=exc.reason) from None
     return jsonify(call_json(placed.call)), 202
+
+
+def instant(value: Any) -> float:
+    """An ISO 8601 time with its offset (``2026-12-24T09:30:00+01:00`` or ``...Z``) as epoch
+    seconds, or ValueError. A time without an offset is ambiguous for a call: refused."""
+    if not isinstance(value, str):
+        raise ValueError("at must be an ISO 8601 time with its offset, e.g. "
+                         "2026-12-24T09:30:00+01:00")
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"at {value!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise ValueError("at needs its UTC offset (Z or +01:00): whose 09:00 is it otherwise?")
+    return moment.timestamp()
 
 
 @bp.post("/api/calls/<call_id>/hangup")
@@ -245,13 +269,7 @@ def add_line_from(number: Any, persona: Any, label: Any, variables: Any,
 def events_url() -> str | None:
     """Where the gateway should send its lifecycle events, or None when they are off (or no
     public URL is known, as in a shell command without PUBLIC_URL)."""
-    settings = current_app.extensions["settings"]
-    if not settings.sip_events_token:
-        return None
-    base = settings.public_url or (request.url_root if has_request_context() else "")
-    if not base:
-        return None
-    return f"{base.rstrip('/')}/sip/events/{settings.sip_events_token}"
+    return _sip().events_url(request.url_root if has_request_context() else None)
 
 
 def _control(call_id: str, action: Any, *, phone_leg: bool = False) -> ResponseReturnValue:

@@ -29,8 +29,7 @@ CONTACT_STATES = (PENDING, DIALLING, COMPLETED, EXHAUSTED, OPTED_OUT, SUPPRESSED
 QUEUED, DONE = "queued", "done"
 #: Campaign states.
 ACTIVE, PAUSED, FINISHED = "active", "paused", "completed"
-#: A scheduled call's row while it waits (not a live state: it holds no slot).
-SCHEDULED = "scheduled"
+SCHEDULED = lifecycle.SCHEDULED
 
 
 def _json(value: Any) -> str | None:
@@ -170,19 +169,22 @@ class OutboundRecords(StoreBase):
     # -- claiming campaign dials ---------------------------------------------------------------
 
     def claim_campaign_dials(self, campaign_id: str, *, now: float, max_open: int,
-                             per_minute: int, holder: str) -> list[dict[str, Any]]:
+                             per_minute: int, holder: str,
+                             limit: int | None = None) -> list[dict[str, Any]]:
         """Claim the contacts of an active campaign that are due, as many as its pacing allows
         now: at most ``max_open`` attempts open at once (an attempt holds its slot until its
         call is over) and ``per_minute`` started in the last 60 s. Each claimed contact is
         ``dialling`` with a new attempt; returns those attempts (with the contact's number,
-        time zone and variables)."""
+        time zone and variables). ``limit``: no more than this many (the service's own room
+        under MAX_CONCURRENT_CALLS)."""
         with self._write() as conn:
             campaign = conn.execute(sa.select(campaigns.c.state).where(
                 campaigns.c.id == campaign_id).with_for_update()).first()
             if campaign is None or campaign.state != ACTIVE:
                 return []
             room = min(max_open - self._open_attempts(conn, campaign_id),
-                       per_minute - self._started_since(conn, campaign_id, now - 60))
+                       per_minute - self._started_since(conn, campaign_id, now - 60),
+                       max_open if limit is None else limit)
             if room <= 0:
                 return []
             due = conn.execute(sa.select(campaign_contacts).where(
@@ -276,20 +278,31 @@ class OutboundRecords(StoreBase):
             self._event(conn, row.call_id, now, "service", "dial_due", None)
             return True
 
-    def cancel_scheduled(self, call_id: str, *, reason: str = "cancelled") -> bool:
-        """Cancel a scheduled call that has not started: its attempt and its call, at once."""
+    def cancel_scheduled(self, call_id: str, *, reason: str = "cancelled",
+                         disposition: str | None = None) -> bool:
+        """Cancel a scheduled call that has not started: its attempt and its call, at once.
+        With ``disposition`` (a cost guard refused it) the attempt is done, not cancelled."""
         now = self.clock()
         with self._write() as conn:
             taken = conn.execute(dial_attempts.update().where(
                 dial_attempts.c.call_id == call_id, dial_attempts.c.state == QUEUED).values(
-                state=CANCELLED, settled_at=now)).rowcount
+                state=DONE if disposition else CANCELLED, disposition=disposition,
+                settled_at=now)).rowcount
             if not taken:
                 return False
-            conn.execute(calls.update().where(
-                calls.c.id == call_id, calls.c.state == SCHEDULED).values(
-                state=lifecycle.ENDED, end_reason=reason, ended_at=now, updated_at=now))
-            self._event(conn, call_id, now, "service", "call_cancelled", {"reason": reason})
+            self._end_scheduled(conn, call_id, reason, now)
             return True
+
+    def end_scheduled_call(self, call_id: str, reason: str) -> None:
+        """End a scheduled call's row that has no attempt (it lost a race for its key)."""
+        with self._write() as conn:
+            self._end_scheduled(conn, call_id, reason, self.clock())
+
+    def _end_scheduled(self, conn: Connection, call_id: str, reason: str, now: float) -> None:
+        conn.execute(calls.update().where(
+            calls.c.id == call_id, calls.c.state == SCHEDULED).values(
+            state=lifecycle.ENDED, end_reason=reason, ended_at=now, updated_at=now))
+        self._event(conn, call_id, now, "service", "call_cancelled", {"reason": reason})
 
     def attempt_by_key(self, key: str) -> dict[str, Any] | None:
         with self._read() as conn:
@@ -320,6 +333,27 @@ class OutboundRecords(StoreBase):
         with self._read() as conn:
             return [self._attempt(r) for r in conn.execute(query)]
 
+    def get_contact(self, contact_id: int) -> dict[str, Any] | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(campaign_contacts).where(
+                campaign_contacts.c.id == contact_id)).first()
+        return dict(row._mapping) if row else None
+
+    def unclaim(self, attempt_id: str, *, next_at: float) -> None:
+        """Undo a claim that was not dialled (the contact's window closed meanwhile): the
+        attempt goes, the contact waits for ``next_at`` with its attempt given back."""
+        with self._write() as conn:
+            row = conn.execute(sa.select(dial_attempts.c.contact_id).where(
+                dial_attempts.c.id == attempt_id, dial_attempts.c.state == DIALLING,
+                dial_attempts.c.call_id.is_(None))).first()
+            if row is None:
+                return
+            conn.execute(dial_attempts.delete().where(dial_attempts.c.id == attempt_id))
+            conn.execute(campaign_contacts.update().where(
+                campaign_contacts.c.id == row.contact_id).values(
+                state=PENDING, next_at=next_at, attempts=campaign_contacts.c.attempts - 1,
+                updated_at=self.clock()))
+
     def settle_attempt(self, attempt_id: str, *, disposition: str, detail: Mapping[str, Any],
                        contact: Mapping[str, Any] | None = None) -> bool:
         """Close a dialling attempt with its disposition and, for a campaign's, move its
@@ -337,9 +371,12 @@ class OutboundRecords(StoreBase):
                 state=DONE, disposition=disposition, detail=_json(dict(detail)),
                 settled_at=now))
             if row.contact_id is not None and contact is not None:
+                values: dict[str, Any] = {"state": contact["state"],
+                                          "next_at": contact.get("next_at"), "updated_at": now}
+                if not contact.get("counts", True):  # a refusal uses up no attempt
+                    values["attempts"] = campaign_contacts.c.attempts - 1
                 conn.execute(campaign_contacts.update().where(
-                    campaign_contacts.c.id == row.contact_id).values(
-                    state=contact["state"], next_at=contact.get("next_at"), updated_at=now))
+                    campaign_contacts.c.id == row.contact_id).values(**values))
                 self._finish_if_done(conn, row.campaign_id, now)
             return True
 

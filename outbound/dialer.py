@@ -1,0 +1,209 @@
+"""The dialer: every few seconds, in the periodic runner of every worker and instance, it
+settles the attempts whose calls are over, dials the scheduled calls that are due, and dials
+each active campaign's due contacts as its pacing allows.
+
+Exactly once: an attempt is dialled only by the worker whose claim moved it to ``dialling``
+(store/outbound.py). The call is recorded and linked to the attempt before the dial is sent, so
+a worker that dies before the dial leaves a call that was never dialled, and one that dies
+during it leaves a call whose phone leg the gateway still reports. Either way the attempt is
+settled, never dialled again: as ``failed`` (``worker_lost``) when no call was made, or by
+what its call came to. A slot (``max_concurrent``) is held only while the call is live."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from calls import lifecycle
+from config import Settings
+from observability import metrics
+from outbound import rules
+from outbound.rules import CallFacts, Policy, policy_from_json, zone
+from sip.payload import mask_number
+from sip.service import GuardRefused, SipService
+from store import Store
+from store.outbound import CANCELLED, PENDING, SUPPRESSED
+
+logger = logging.getLogger(__name__)
+
+#: A claimed attempt with no call after this long lost its worker before the dial.
+LOST_CLAIM_S = 120.0
+#: A dialled call with no sign of a phone leg (answer, gateway call id, callee in the
+#: channel) after this long lost its dial (the gateway rings for at most a few minutes).
+LOST_DIAL_S = 300.0
+
+
+class Dialer:
+    def __init__(self, settings: Settings, store: Store, sip: SipService, *,
+                 clock: Callable[[], float] | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.sip = sip
+        self.clock = clock or store.clock
+        self.holder = f"{socket.gethostname()}:{os.getpid()}"
+
+    def run_due(self) -> int:
+        """One round; returns how many dials it started."""
+        self.settle()
+        return self.dial_scheduled() + self.dial_campaigns()
+
+    # -- settling ------------------------------------------------------------------------------
+
+    def settle(self) -> int:
+        """Give every attempt whose call is over its disposition, and its contact its next
+        state (a retry inside the window, or a final state)."""
+        settled = 0
+        now = self.clock()
+        for attempt in self.store.open_attempts():
+            if attempt["call_id"] is None:
+                if now - (attempt["claimed_at"] or now) > LOST_CLAIM_S:
+                    settled += self._settle(attempt, rules.FAILED, {"cause": "worker_lost"}, now)
+                continue
+            if attempt["call_state"] in lifecycle.LIVE_STATES:
+                self._end_if_lost(attempt, now)
+                continue
+            settled += self._settle_call(attempt, now)
+        return settled
+
+    def _end_if_lost(self, attempt: Mapping[str, Any], now: float) -> None:
+        if now - (attempt["claimed_at"] or now) <= LOST_DIAL_S:
+            return
+        call = self.store.get_call(attempt["call_id"])
+        if call is None or call.caller_joined_at or call.gateway_callid:
+            return
+        if any(e["kind"] in ("call_answered", "outbound_answered")
+               for e in self.store.timeline(call.id)):
+            return
+        logger.warning("outbound.dial_lost", extra={"call_id": call.id})
+        self.sip.end(call, "dial_lost")
+
+    def _settle_call(self, attempt: Mapping[str, Any], now: float) -> int:
+        call = self.store.get_call(attempt["call_id"])
+        if call is None:  # deleted by retention meanwhile
+            return self._settle(attempt, rules.FAILED, {"cause": "call_deleted"}, now)
+        opted = self.store.get_suppression(call.called_number or "")
+        facts = CallFacts(end_reason=call.end_reason, caller_joined_at=call.caller_joined_at,
+                          ended_at=call.ended_at, timeline=self.store.timeline(call.id),
+                          opted_out=bool(opted and opted["call_id"] == call.id))
+        disposition, detail = rules.disposition(facts)
+        return self._settle(attempt, disposition, detail, now)
+
+    def _settle(self, attempt: Mapping[str, Any], disposition: str,
+                detail: Mapping[str, Any], now: float) -> int:
+        contact_change = None
+        if attempt["contact_id"] is not None:
+            contact_change = self._next(attempt, disposition, now)
+        if not self.store.settle_attempt(attempt["id"], disposition=disposition, detail=detail,
+                                         contact=contact_change):
+            return 0  # another worker settled it first
+        metrics.outbound_attempt(disposition)
+        logger.info("outbound.attempt", extra={
+            "call_id": attempt["call_id"], "campaign_id": attempt["campaign_id"],
+            "disposition": disposition, **({"next": contact_change["state"]}
+                                           if contact_change else {})})
+        return 1
+
+    def _next(self, attempt: Mapping[str, Any], disposition: str,
+              now: float) -> dict[str, Any] | None:
+        contact = self.store.get_contact(attempt["contact_id"])
+        campaign = self.store.get_campaign(attempt["campaign_id"])
+        if contact is None or campaign is None:
+            return None
+        policy = policy_from_json(campaign["policy"])
+        state, next_at = rules.next_step(disposition, contact["attempts"], policy,
+                                         zone(contact["timezone"] or policy.timezone), now)
+        if campaign["state"] == CANCELLED and state == PENDING:
+            state, next_at = CANCELLED, None
+        return {"state": state, "next_at": next_at, "counts": disposition != rules.REFUSED}
+
+    # -- scheduled calls -----------------------------------------------------------------------
+
+    def dial_scheduled(self) -> int:
+        started = 0
+        now = self.clock()
+        for attempt in self.store.due_scheduled(now):
+            refused = self.sip.calls.admission()
+            if refused:
+                self.sip.calls.refused(attempt["call_id"], refused, direction="outbound")
+                self.store.cancel_scheduled(attempt["call_id"], reason=f"refused_{refused}",
+                                            disposition=rules.REFUSED)
+                continue
+            if not self.store.claim_scheduled(attempt["id"], now=now, holder=self.holder):
+                continue  # another worker took it
+            call = self.store.get_call(attempt["call_id"])
+            if call is None:
+                continue
+            options = attempt["options"]
+            self.sip.dial(call, region=options.get("region") or "NA",
+                          prompt=options.get("prompt") or "false",
+                          events_url=self.sip.events_url(options.get("base_url")))
+            started += 1
+        return started
+
+    # -- campaigns -----------------------------------------------------------------------------
+
+    def dial_campaigns(self) -> int:
+        now = self.clock()
+        due = self.store.campaigns_with_due_contacts(now)
+        if not due or self.sip.calls.admission():
+            return 0  # a cost guard holds: contacts wait (nothing is claimed, nothing lost)
+        room = self._room()
+        started = 0
+        for campaign in due:
+            if room is not None and room <= 0:
+                break
+            policy = policy_from_json(campaign["policy"])
+            claimed = self.store.claim_campaign_dials(
+                campaign["id"], now=now, max_open=policy.pacing.max_concurrent,
+                per_minute=policy.pacing.per_minute, holder=self.holder, limit=room)
+            for attempt in claimed:
+                started += self._dial_contact(campaign, policy, attempt, now)
+            if room is not None:
+                room -= len(claimed)
+        return started
+
+    def _room(self) -> int | None:
+        """How many more calls MAX_CONCURRENT_CALLS allows now (None: no cap), so a round
+        claims no contact that the guard would only refuse. Another worker's round may still
+        take the room first: then the guard refuses, and the contact waits a minute."""
+        limits = self.sip.calls.limits
+        if not limits.max_concurrent_calls:
+            return None
+        return limits.max_concurrent_calls - self.store.usage(limits).open_calls
+
+    def _dial_contact(self, campaign: Mapping[str, Any], policy: Policy,
+                      attempt: Mapping[str, Any], now: float) -> int:
+        number = attempt["number"]
+        contact_zone = zone(attempt["timezone"] or policy.timezone)
+        if self.store.get_suppression(number):
+            self.store.skip_contact(attempt["id"], disposition=rules.SUPPRESSED,
+                                    state=SUPPRESSED, next_at=None, counts=False)
+            metrics.outbound_attempt(rules.SUPPRESSED)
+            return 0
+        opens = policy.window.next_open(now, contact_zone)
+        if opens > now:  # the window closed between the contact falling due and now
+            self.store.unclaim(attempt["id"], next_at=opens)
+            return 0
+        try:
+            call = self.sip.outbound_call(
+                to=number, caller_id=campaign["from_number"], persona=campaign["persona"],
+                variables=dict(attempt["variables"]))
+        except GuardRefused:
+            self.store.skip_contact(
+                attempt["id"], disposition=rules.REFUSED, state=PENDING, counts=False,
+                next_at=policy.window.next_open(now + rules.REFUSED_RETRY_S, contact_zone))
+            metrics.outbound_attempt(rules.REFUSED)
+            return 0
+        # Linked before the dial goes out (see the module's docstring).
+        self.store.link_attempt_call(attempt["id"], call.id)
+        stored = campaign["policy"]
+        logger.info("outbound.dial", extra={"call_id": call.id, "campaign_id": campaign["id"],
+                                            "to": mask_number(number),
+                                            "attempt": attempt["attempt_number"]})
+        self.sip.dial(call, region=stored.get("region") or "NA",
+                      prompt=stored.get("prompt") or "false",
+                      events_url=self.sip.events_url(stored.get("base_url")))
+        return 1

@@ -1,0 +1,184 @@
+"""The admin API for campaigns and the do-not-call list (docs/outbound.md). Scheduled calls are
+POST /api/calls with ``at`` (sip/views.py) and DELETE /api/calls/<id> (calls/views.py)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from calls.records import iso
+from outbound import contacts as contact_lists
+from outbound.rules import Invalid
+from outbound.service import Conflict, NotFound, OutboundService
+from sip.numbers import e164
+from web.auth import require_admin
+from web.errors import ApiError, BadRequest, json_object
+from web.errors import NotFound as NotFoundError
+
+bp = Blueprint("outbound", __name__, url_prefix="/api")
+
+#: The results export's columns: one row per attempt (a contact never dialled has one row
+#: with no attempt), so a spreadsheet can count dispositions and retries.
+EXPORT_FIELDS = ("number", "state", "timezone", "attempt", "at", "disposition", "call_id",
+                 "duration_s", "cause")
+
+
+class CampaignConflict(ApiError):
+    status = 409
+    code = "conflict"
+
+
+def _service() -> OutboundService:
+    return current_app.extensions["outbound"]
+
+
+def _answer(action: Any) -> Any:
+    """Run ``action`` with the service's errors turned into the API's."""
+    try:
+        return action()
+    except Invalid as exc:
+        raise BadRequest(str(exc)) from None
+    except NotFound as exc:
+        raise NotFoundError(str(exc)) from None
+    except Conflict as exc:
+        raise CampaignConflict(str(exc)) from None
+
+
+# -- campaigns ---------------------------------------------------------------------------------
+
+@bp.post("/campaigns")
+@require_admin
+def create_campaign() -> ResponseReturnValue:
+    """JSON ``{persona, from, contacts: [...], window, pacing, retry, ...}``, or a multipart
+    form whose ``contacts`` file is a CSV and whose ``campaign`` field holds the rest as JSON
+    (or its fields one by one: persona, from, name, timezone)."""
+    if request.mimetype == "multipart/form-data":
+        body, parse = _form_campaign(), contact_lists.from_csv
+        upload = request.files.get("contacts")
+        if upload is None:
+            raise BadRequest("the form needs a contacts file (CSV with a number column)")
+        raw: Any = upload.read().decode("utf-8-sig", errors="replace")
+    else:
+        body = json_object()
+        if isinstance(body.get("contacts_csv"), str):
+            parse, raw = contact_lists.from_csv, body["contacts_csv"]
+        else:
+            parse, raw = contact_lists.from_json, body.get("contacts")
+    base_url = request.url_root
+    status = _answer(lambda: _service().create_campaign(body, parse(raw), base_url=base_url))
+    return jsonify(status), 201
+
+
+def _form_campaign() -> dict[str, Any]:
+    text = request.form.get("campaign")
+    if text:
+        try:
+            found = json.loads(text)
+        except ValueError:
+            raise BadRequest("the campaign field must be JSON") from None
+        if not isinstance(found, dict):
+            raise BadRequest("the campaign field must be a JSON object")
+        return found
+    return {k: v for k in ("persona", "from", "name", "timezone")
+            if (v := request.form.get(k)) is not None}
+
+
+@bp.get("/campaigns")
+@require_admin
+def list_campaigns() -> ResponseReturnValue:
+    return jsonify(campaigns=_service().summaries())
+
+
+@bp.get("/campaigns/<campaign_id>")
+@require_admin
+def campaign_status(campaign_id: str) -> ResponseReturnValue:
+    return jsonify(_answer(lambda: _service().status(campaign_id)))
+
+
+@bp.post("/campaigns/<campaign_id>/<any(pause, resume, cancel):verb>")
+@require_admin
+def control_campaign(campaign_id: str, verb: str) -> ResponseReturnValue:
+    return jsonify(_answer(lambda: _service().control(campaign_id, verb)))
+
+
+@bp.get("/campaigns/<campaign_id>/results.csv")
+@require_admin
+def export_results(campaign_id: str) -> ResponseReturnValue:
+    status = _answer(lambda: _service().status(campaign_id))
+    response = Response(_result_rows(status["contacts"]), mimetype="text/csv; charset=utf-8")
+    response.headers["Content-Disposition"] = \
+        f'attachment; filename="campaign-{campaign_id}.csv"'
+    return response
+
+
+def _result_rows(contacts: list[dict[str, Any]]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, EXPORT_FIELDS)
+    writer.writeheader()
+    for contact in contacts:
+        base = {"number": contact["number"], "state": contact["state"],
+                "timezone": contact["timezone"] or ""}
+        for n, attempt in enumerate(contact["attempts"] or [None], start=1):
+            detail = (attempt or {}).get("detail") or {}
+            writer.writerow({**base, "attempt": n if attempt else "",
+                             "at": (attempt or {}).get("at") or "",
+                             "disposition": (attempt or {}).get("disposition") or "",
+                             "call_id": (attempt or {}).get("call_id") or "",
+                             "duration_s": detail.get("duration_s", ""),
+                             "cause": detail.get("cause", "")})
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+
+
+# -- the do-not-call list ------------------------------------------------------------------------
+
+@bp.post("/suppressions")
+@require_admin
+def add_suppression() -> ResponseReturnValue:
+    """``{"number", "note"?}`` puts one number on the list (201; 200 if it was there), or a CSV
+    (text/csv body, or a multipart ``file``) with a ``number`` column imports many."""
+    if request.mimetype in ("text/csv", "multipart/form-data"):
+        return _import_suppressions()
+    body = json_object()
+    note = body.get("note")
+    if note is not None and (not isinstance(note, str) or len(note) > 200):
+        raise BadRequest("note must be text of at most 200 characters")
+    added = _answer(lambda: _service().suppress(body.get("number"), note=note))
+    number = e164(body["number"])
+    return jsonify(number=number, added=added), 201 if added else 200
+
+
+def _import_suppressions() -> ResponseReturnValue:
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None:
+            raise BadRequest("the form needs a file (CSV with a number column)")
+        text = upload.read().decode("utf-8-sig", errors="replace")
+    else:
+        text = request.get_data(as_text=True)
+    numbers = _answer(lambda: [c.number for c in contact_lists.from_csv(text).contacts])
+    added = _service().import_suppressions(numbers)
+    return jsonify(imported=len(numbers), added=added), 201
+
+
+@bp.get("/suppressions")
+@require_admin
+def list_suppressions() -> ResponseReturnValue:
+    rows = current_app.extensions["store"].list_suppressions()
+    return jsonify(suppressions=[{
+        "number": r["number"], "source": r["source"], "call_id": r["call_id"],
+        "note": r["note"], "created_at": iso(r["created_at"])} for r in rows])
+
+
+@bp.delete("/suppressions/<path:number>")
+@require_admin
+def remove_suppression(number: str) -> ResponseReturnValue:
+    _answer(lambda: _service().unsuppress(number))
+    return "", 204
