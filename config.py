@@ -139,6 +139,9 @@ class Settings:
     sweep_interval_s: float = 2.0
     run_sweeper: bool = True
     work_lease_s: float = 30.0
+    #: How long a dialled outbound call may show no sign of a phone leg before the dialer
+    #: gives it up as lost (outbound/dialer.py).
+    dial_timeout_s: float = 300.0
     notice_retention_hours: int = 48
     # Operations (docs/operations.md).
     reconcile_interval_s: int = 60
@@ -246,6 +249,8 @@ class Settings:
             found.append("REJOIN_GRACE_S must be between 0 and 3600")
         if not self.join_budget_s < self.work_lease_s <= 3600:
             found.append("WORK_LEASE_S must be more than JOIN_BUDGET_S and at most 3600")
+        if not 10 <= self.dial_timeout_s <= 3600:
+            found.append("DIAL_TIMEOUT_S must be between 10 and 3600")
         if not 0 <= self.analysis_delay_s <= 3600:
             found.append("ANALYSIS_DELAY_S must be between 0 and 3600")
         if not 0 <= self.goodbye_wait_min_s <= self.goodbye_wait_max_s <= 600:

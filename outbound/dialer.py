@@ -29,11 +29,6 @@ from store.outbound import CANCELLED, PENDING, SUPPRESSED
 
 logger = logging.getLogger(__name__)
 
-#: A claimed attempt with no call after this long lost its worker before the dial.
-LOST_CLAIM_S = 120.0
-#: A dialled call with no sign of a phone leg (answer, gateway call id, callee in the
-#: channel) after this long lost its dial (the gateway rings for at most a few minutes).
-LOST_DIAL_S = 300.0
 
 
 class Dialer:
@@ -59,7 +54,9 @@ class Dialer:
         now = self.clock()
         for attempt in self.store.open_attempts():
             if attempt["call_id"] is None:
-                if now - (attempt["claimed_at"] or now) > LOST_CLAIM_S:
+                # Making the call takes a moment; a claim with none after a work lease lost
+                # its worker before the dial.
+                if now - (attempt["claimed_at"] or now) > self.store.work_lease_s:
                     settled += self._settle(attempt, rules.FAILED, {"cause": "worker_lost"}, now)
                 continue
             if attempt["call_state"] in lifecycle.LIVE_STATES:
@@ -69,7 +66,7 @@ class Dialer:
         return settled
 
     def _end_if_lost(self, attempt: Mapping[str, Any], now: float) -> None:
-        if now - (attempt["claimed_at"] or now) <= LOST_DIAL_S:
+        if now - (attempt["claimed_at"] or now) <= self.settings.dial_timeout_s:
             return
         call = self.store.get_call(attempt["call_id"])
         if call is None or call.caller_joined_at or call.gateway_callid:

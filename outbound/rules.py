@@ -51,7 +51,8 @@ class Window:
     days: frozenset[int] = frozenset(range(6))
 
     def as_json(self) -> dict[str, Any]:
-        return {"start": self.start.strftime("%H:%M"), "end": self.end.strftime("%H:%M"),
+        end = "24:00" if self.end == time.max else self.end.strftime("%H:%M")
+        return {"start": self.start.strftime("%H:%M"), "end": end,
                 "days": [DAYS[d] for d in sorted(self.days)]}
 
     def next_open(self, at: float, zone: ZoneInfo) -> float:
@@ -140,6 +141,8 @@ def parse_window(value: Any) -> Window:
         text = body.get(key)
         if text is None:
             return default
+        if key == "end" and text == "24:00":
+            return time.max  # to the end of the day
         found = _HHMM.match(text) if isinstance(text, str) else None
         if not found:
             raise Invalid(f"window.{key} must be a time like 09:00")

@@ -17,7 +17,7 @@ from calls.lifecycle import CallerJoined, CallerLeft
 from calls.service import CallService
 from config import Settings
 from outbound import contacts as contact_lists
-from outbound.dialer import LOST_CLAIM_S, Dialer
+from outbound.dialer import Dialer
 from outbound.rules import Invalid
 from outbound.service import Conflict, OutboundService
 from sandbox import phone_network
@@ -269,7 +269,7 @@ def test_a_worker_that_dies_after_its_claim_never_dials_that_attempt(world, stor
     for _ in range(3):
         dialer.run_due()
     assert network.dialled == []  # nobody dials an attempt someone else claimed
-    clock.advance(LOST_CLAIM_S + 1)
+    clock.advance(store.work_lease_s + 1)
     dialer.run_due()  # settles it as failed: worker_lost
     clock.advance(61)
     dialer.run_due()  # the retry is a new attempt
