@@ -10,7 +10,7 @@ from personas.booking_shape import BOOKING_TOOL_NAMES, BookingSpec
 from privacy.redaction import Redactor
 
 #: The call-control tools the service itself serves (tools/); a persona enables them by name.
-BUILTIN_TOOL_NAMES = ("end_call", "transfer_call", "flag_urgent", "draw_tarot_cards")
+BUILTIN_TOOL_NAMES = ("end_call", "transfer_call", "flag_urgent", "draw_tarot_cards", "opt_out")
 
 
 def _empty_parameters() -> dict[str, Any]:
