@@ -245,7 +245,7 @@ class CallService:
         properties = build_join_properties(
             self.settings, persona, call_id=call.id, channel=call.channel,
             variables=json.loads(call.variables) if call.variables else None,
-            mcp_server=self._tools_server(call, persona))
+            mcp_server=self._tools_server(call, persona), direction=call.direction)
         extra = {"call_id": call.id, "channel": call.channel, "agent_name": call.agent_name,
                  "persona": persona.name}
         try:

@@ -59,13 +59,15 @@ def build_join_properties(
     variables: Mapping[str, str] | None = None,
     now: datetime | None = None,
     mcp_server: Mapping[str, Any] | None = None,
+    direction: str | None = "inbound",
 ) -> dict[str, Any]:
     """The ``properties`` of the join request for the agent of one call.
 
     ``variables`` are the call's template variables (``caller_number``, ``called_number`` and the
     number's own variables); ``now`` (default: the current time) gives ``local_date`` and
     ``local_time`` in TIMEZONE; ``mcp_server`` (:func:`mcp_server_entry`) gives the agent the
-    persona's tools.
+    persona's tools; ``direction`` (the call's) picks the greeting: an outbound call gets the
+    persona's ``[outbound]`` greeting, which says it is an AI calling on someone's behalf.
     """
     token = agent_token(settings, channel)
     template = template_variables(persona, variables, now=now, timezone=settings.timezone)
@@ -83,6 +85,7 @@ def build_join_properties(
         "advanced_features": {"enable_rtm": settings.enable_rtm},
         **persona_properties(persona, template),
     }
+    properties["llm"]["greeting_message"] = persona.greeting_for(direction)
     if mcp_server is not None:
         properties["advanced_features"]["enable_tools"] = True
         properties["llm"]["mcp_servers"] = [dict(mcp_server)]

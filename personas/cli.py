@@ -85,8 +85,10 @@ def check_report(settings: Settings) -> tuple[list[str], bool]:
               help="Call id for the labels.")
 @click.option("--caller", "caller_number", default=None, help="Caller's number, if known.")
 @click.option("--called", "called_number", default=None, help="Number dialled, if known.")
+@click.option("--direction", type=click.Choice(["inbound", "outbound"]), default="inbound",
+              show_default=True, help="The call's direction (outbound: the [outbound] greeting).")
 def show_command(name: str, as_json: bool, channel: str, call_id: str, caller_number: str | None,
-                 called_number: str | None) -> None:
+                 called_number: str | None, direction: str) -> None:
     """One persona: its settings, or (--json) the join properties the service would send."""
     registry = _registry()
     if name not in registry:
@@ -99,7 +101,8 @@ def show_command(name: str, as_json: bool, channel: str, call_id: str, caller_nu
     settings = _settings()
     variables = {"caller_number": caller_number or "", "called_number": called_number or ""}
     properties = build_join_properties(settings, persona, call_id=call_id,
-                                       channel=channel, variables=variables)
+                                       channel=channel, variables=variables,
+                                       direction=direction)
     masked = redact_properties(properties, [*persona.secret_values(),
                                             *settings.secret_values()])
     click.echo(json.dumps(masked, indent=2, ensure_ascii=False))
@@ -123,6 +126,9 @@ def _describe(persona: Persona, registry: Registry) -> None:
         ("opt out", "yes: Agora keeps no text or audio of the session" if persona.opt_out
          else "no"),
     ]
+    if persona.outbound is not None:
+        rows.append(("outbound", f"on behalf of {persona.outbound.on_behalf_of}: "
+                                 f"{persona.greeting_for('outbound')}"))
     if persona.silence_reminder:
         rows.append(("silence", f"after {persona.silence_timeout_s} s: "
                                 f"{persona.silence_reminder}"))

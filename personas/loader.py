@@ -135,7 +135,7 @@ def _build(spec: Mapping[str, Any], source: str, builtin: bool, resolve: Resolve
         transfer_destinations=spec["transfer_destinations"], tools=tools,
         analysis=spec["analysis"], env=tuple(refs), secrets=tuple(dict.fromkeys(values)),
         redaction=spec["redaction"], cost=spec["cost"], knowledge=spec["knowledge"],
-        booking=booking,
+        booking=booking, outbound=spec["outbound"],
     )
     return persona, [Problem(source, field, message, kind="key")
                      for field, message in tool_problems]

@@ -10,7 +10,7 @@ from personas.booking_shape import BOOKING_TOOL_NAMES, BookingSpec
 from privacy.redaction import Redactor
 
 #: The call-control tools the service itself serves (tools/); a persona enables them by name.
-BUILTIN_TOOL_NAMES = ("end_call", "transfer_call", "flag_urgent", "draw_tarot_cards")
+BUILTIN_TOOL_NAMES = ("end_call", "transfer_call", "flag_urgent", "draw_tarot_cards", "opt_out")
 
 
 def _empty_parameters() -> dict[str, Any]:
@@ -90,6 +90,16 @@ class KnowledgeSpec:
     folder: str
 
 
+@dataclass(frozen=True)
+class OutboundSpec:
+    """A persona's ``[outbound]``: it places calls, and says it is an AI calling on someone's
+    behalf. ``greeting`` is what the agent says first on an outbound call (None: the persona's
+    ``greeting``); ``on_behalf_of`` names who the call is for."""
+
+    on_behalf_of: str
+    greeting: str | None = None
+
+
 #: The tool a persona with ``[knowledge]`` gets (tools/knowledge_tools.py).
 KNOWLEDGE_TOOL_NAME = "search_knowledge"
 
@@ -136,6 +146,8 @@ class Persona:
     knowledge: KnowledgeSpec | None = None
     #: The diary its booking tools use (``[booking]``), or None.
     booking: BookingSpec | None = None
+    #: How it introduces itself on outbound calls (``[outbound]``), or None.
+    outbound: OutboundSpec | None = None
 
     @property
     def tool_names(self) -> tuple[str, ...]:
@@ -150,6 +162,13 @@ class Persona:
     def missing_keys(self) -> tuple[EnvRef, ...]:
         """The ``*_env`` fields whose variable is not set (only possible in production)."""
         return tuple(ref for ref in self.env if ref.status == "missing")
+
+    def greeting_for(self, direction: str | None) -> str:
+        """What the agent says first on a call in ``direction``: the ``[outbound]`` greeting on
+        an outbound call when there is one, else ``greeting``."""
+        if direction == "outbound" and self.outbound is not None and self.outbound.greeting:
+            return self.outbound.greeting
+        return self.greeting
 
     def secret_values(self) -> list[str]:
         """Every value this persona read from the environment, for redaction."""

@@ -19,6 +19,7 @@ from personas.booking_shape import read_booking
 from personas.cost_shape import read_cost
 from personas.knowledge_shape import read_knowledge
 from personas.model import Problem
+from personas.outbound_shape import read_outbound
 from personas.redact_shape import read_redaction
 from personas.routing import NAME, NAME_RULE
 from personas.tools_shape import read_tools
@@ -32,7 +33,7 @@ RESERVED_LABELS = ("call_id", "service", "persona")
 TOP_FIELDS = ("name", "description", "prompt", "greeting", "failure_message",
               "silence_reminder", "silence_timeout_s", "idle_timeout", "max_call_s", "goodbye",
               "opt_out", "builtin_tools", "transfer", "tools", "analysis", "redact",
-              "redact_patterns", "cost", "knowledge", "booking",
+              "redact_patterns", "cost", "knowledge", "booking", "outbound",
               "variables", "labels", "llm", "tts", "asr", "turn_detection", "interruption")
 REQUIRED = ("name", "description", "prompt", "greeting", "failure_message", "llm", "tts")
 LLM_FIELDS = ("style", "vendor", "url", "api_key_env", "model", "max_history", "params",
@@ -120,6 +121,7 @@ class Reader:
         spec["cost"] = read_cost(self, data)
         spec.update(read_knowledge(self, data))
         spec.update(booking=read_booking(self, data))
+        spec.update(read_outbound(self, data, spec["greeting"]))
         self.check_placeholders(spec)
         return spec
 
@@ -193,8 +195,14 @@ class Reader:
         """Every {{variable}} the caller could hear, or the model read, must have a value:
         ConvoAI leaves an unknown one as it is, braces and all."""
         defined = set(spec["variables"]) | set(CALL_VARIABLES)
-        for field in ("prompt", "greeting", "failure_message", "silence_reminder"):
-            for name in VARIABLE.findall(spec.get(field) or ""):
+        outbound = spec.get("outbound")
+        texts = {field: spec.get(field) for field in ("prompt", "greeting", "failure_message",
+                                                        "silence_reminder")}
+        if outbound is not None:
+            texts.update({"outbound.greeting": outbound.greeting,
+                          "outbound.on_behalf_of": outbound.on_behalf_of})
+        for field, text in texts.items():
+            for name in VARIABLE.findall(text or ""):
                 if name in defined:
                     continue
                 hint = (f"; {name} is set only when the number is known, so give it a "

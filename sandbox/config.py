@@ -65,6 +65,9 @@ class SandboxConfig:
     sip_auth: str = SANDBOX_SIP_AUTH
     #: How long an outbound call rings before it is answered (the API answers only then).
     outbound_answer_delay_s: float = 1.0
+    #: How long a number that does not answer (sandbox/phone_network.py ``no_answer``) rings
+    #: before the gateway gives up; short, so tests and demos do not wait a real minute.
+    outbound_ring_timeout_s: float = 2.0
     #: How long an outbound request hangs before its 503 when a "hang" result is queued.
     outbound_hang_s: float = 30.0
     #: When the callee of an answered outbound call hangs up; null or 0: only on endcall.
@@ -135,7 +138,7 @@ class SandboxConfig:
             url = getattr(self, name)
             if url and not url.startswith(("http://", "https://")):
                 problems.append(f"{name} must start with http:// or https://")
-        for name in ("outbound_answer_delay_s", "outbound_hang_s"):
+        for name in ("outbound_answer_delay_s", "outbound_ring_timeout_s", "outbound_hang_s"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0")
         if self.outbound_call_duration_s is not None and self.outbound_call_duration_s < 0:

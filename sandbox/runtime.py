@@ -29,6 +29,7 @@ from sandbox.sip_gateway import Gateway
 from sandbox.sip_hooks import HttpPoster
 from sandbox.state import World
 from sandbox.tokens import TokenInvalid, verify_rest_token
+from sandbox.voicemail import Voicemail
 
 logger = logging.getLogger("sandbox")
 #: ``Authorization: agora token=<token>``, ConvoAI's token scheme (reference 1.3).
@@ -53,6 +54,7 @@ class Sandbox:
         self.calls = CallSimulator(self.world)
         self.gateway = Gateway(self.world, self.calls, self.outbox, sip_http)
         self.scripts = ScriptedCalls(self.world, self.tools, self.hang_up, spawn=spawn)
+        self.voicemail = Voicemail(self.world, self.tools, spawn=spawn)
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
 
@@ -90,6 +92,7 @@ class Sandbox:
         self.outbox.release_held(now)
         self.tools.connect_due()
         self.scripts.tick(now)
+        self.voicemail.tick()
 
     def reset(self) -> None:
         self.world.clear()

@@ -137,6 +137,9 @@ class GatewayCall:
     transfer: dict[str, Any] | None = None
     lookup: dict[str, Any] | None = None
     hooks: list[Hook] = field(default_factory=list)
+    #: "" when a person answered; else where the answering machine is (sandbox/voicemail.py):
+    #: waiting (for the agent), played (its greeting) or missed (hung up before any agent).
+    voicemail: str = ""
 
     @property
     def live(self) -> bool:
@@ -151,5 +154,6 @@ class GatewayCall:
             "answered_at": self.answered_at, "ended_at": self.ended_at,
             "hangup_due": self.hangup_due, "rtc_legs": list(self.rtc_legs),
             "dtmf": "".join(self.dtmf), "transfer": self.transfer, "lookup": self.lookup,
-            "webhook_url": self.webhook_url, "events": [hook.public() for hook in self.hooks],
+            "webhook_url": self.webhook_url, "voicemail": self.voicemail,
+            "events": [hook.public() for hook in self.hooks],
         }

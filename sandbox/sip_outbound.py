@@ -1,33 +1,45 @@
 """``outbound``: dial a phone and, once it answers, bridge it into the channel.
 
 Like the real gateway (reference B.1) the request is answered only once the call has been
-answered or has failed, so it takes ``outbound_answer_delay_s``. The outcome, first match wins:
+answered or has failed. The outcome, first match wins:
 
 1. the next queued ``outbound_results`` fault ("answered", "Busy", "Invalid" or "hang");
-2. the numbers rule: a ``to`` whose digits end in "0000" is always Busy;
-3. otherwise the call is answered.
+2. the sandbox's phone network (sandbox/phone_network.py): fictional numbers 555-0100..0199
+   answer, are busy, ring out, reach voicemail or fail by their last two digits; other numbers
+   keep the older rule (digits ending in "0000" are busy, the rest answer).
 
 Webhooks follow B.3: call_initiated, call_ringing (only if the call is still ringing 1 s
-later), then call_answered and agora_bridge_start, or call_hangup for a Busy or Invalid number.
-A "hang" sends call_initiated, then nothing, and answers 503 after ``outbound_hang_s``.
+later), then call_answered and agora_bridge_start, or call_hangup for a number that is busy
+(USER_BUSY), does not answer (NO_ANSWER, after ``outbound_ring_timeout_s``) or does not exist
+(INVALID_NUMBER_FORMAT). Voicemail answers like a person, but the callee is a machine that
+plays a greeting to the agent (sandbox/voicemail.py). A "hang" sends call_initiated, then
+nothing, and answers 503 after ``outbound_hang_s``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from sandbox import phone_network
 from sandbox.sip_gateway import Effects, Gateway, sdk_extra
-from sandbox.sip_models import DEFAULT_UID, GatewayCall, SipError, bad_parameters, digits_of
+from sandbox.sip_models import DEFAULT_UID, GatewayCall, SipError, bad_parameters
+from sandbox.voicemail import WAITING
 
-BUSY_SUFFIX = "0000"
 RINGING_AFTER_S = 1.0
 #: ``timeout``: the longest the call may last once answered (Agora's default).
 DEFAULT_TIMEOUT_S = 3600
+#: The queued fault results (sandbox/faults.py) as phone-network outcomes.
+FAULT_OUTCOMES = {"answered": phone_network.ANSWERED, "Busy": phone_network.BUSY,
+                  "Invalid": phone_network.FAILED, "hang": "hang"}
+#: The ``reason`` of ``{"success": false}`` when nobody answers. Agora documents only "Busy"
+#: and "Invalid" (B.1); the real gateway's string for a call that rings out is undocumented:
+#: we ASSUME "NoAnswer".
+NO_ANSWER_REASON = "NoAnswer"
 
 
 def outcome(to: str) -> str:
-    """The numbers rule (used when no fault is queued)."""
-    return "Busy" if digits_of(to).endswith(BUSY_SUFFIX) else "answered"
+    """What dialling ``to`` comes to when no fault is queued (phone_network's outcomes)."""
+    return phone_network.outcome(to)
 
 
 def place_call(gateway: Gateway, body: dict[str, Any]) -> dict[str, Any]:
@@ -38,7 +50,8 @@ def place_call(gateway: Gateway, body: dict[str, Any]) -> dict[str, Any]:
     if problem:
         raise bad_parameters(f"token: {problem}")
     with world.lock:
-        result = world.faults.take_outbound() or outcome(body["to"])
+        fault = world.faults.take_outbound()
+    result = FAULT_OUTCOMES[fault] if fault else outcome(body["to"])
     call = gateway.open_call(
         direction="outbound", to=body["to"], from_=body["from"], channel=channel, uid=uid,
         token=token, webhook_url=body.get("webhook_url", ""), video=body.get("video", False))
@@ -48,11 +61,15 @@ def place_call(gateway: Gateway, body: dict[str, Any]) -> dict[str, Any]:
         with world.lock:
             call.state, call.reason, call.ended_at = "failed", "hang", clock.now()
         raise SipError(503, "No resource currently available")
-    if result == "Invalid":
+    if result == phone_network.FAILED:
         gateway.fail(call, "failed", "Invalid", "INVALID_NUMBER_FORMAT")
         return {"success": False, "reason": "Invalid"}
+    if result == phone_network.NO_ANSWER:
+        _ring(gateway, call, config.outbound_ring_timeout_s)
+        gateway.fail(call, "failed", NO_ANSWER_REASON, "NO_ANSWER")
+        return {"success": False, "reason": NO_ANSWER_REASON}
     _ring(gateway, call, config.outbound_answer_delay_s)
-    if result == "Busy":
+    if result == phone_network.BUSY:
         gateway.fail(call, "failed", "Busy", "USER_BUSY")
         return {"success": False, "reason": "Busy"}
     out = Effects()
@@ -61,10 +78,22 @@ def place_call(gateway: Gateway, body: dict[str, Any]) -> dict[str, Any]:
         call.answered_at = now
         gateway.hook(call, "call_answered", out, now)
         gateway.bridge_in(call, channel, uid, now, out, **sdk_extra(body))
+        if result == phone_network.VOICEMAIL:
+            _machine_answers(gateway, call)
         _schedule_hangup(call, now, config.outbound_call_duration_s,
                          int(body.get("timeout") or DEFAULT_TIMEOUT_S))
     gateway.send(out)
     return {"success": True, "callid": call.callid}
+
+
+def _machine_answers(gateway: Gateway, call: GatewayCall) -> None:
+    """The callee is an answering machine (caller holds the world lock): it plays its greeting
+    to the channel's agent once that agent is running (sandbox/voicemail.py), and never joins
+    the sandbox's scripted small talk, which is a person's."""
+    call.voicemail = WAITING
+    presence = gateway.world.presence.get((call.channel, str(call.uid)))
+    if presence is not None:
+        presence.scripted = True
 
 
 def _ring(gateway: Gateway, call: GatewayCall, delay: float) -> None:

@@ -1,4 +1,5 @@
-"""The built-in call-control tools: end the call, transfer it, flag it urgent, draw tarot cards.
+"""The built-in call-control tools: end the call, transfer it, flag it urgent, draw tarot cards,
+note that the other party opts out of calls.
 
 Each returns a :class:`Done` (the text the agent reads, what to record, whether it is an
 error). Their arguments have been checked against their schemas (tools/catalog.py) already.
@@ -14,6 +15,7 @@ from typing import Any
 from calls import lifecycle
 from personas.model import Persona
 from sip.errors import GatewayError
+from sip.numbers import e164
 from sip.payload import mask_number
 from sip.service import SipService
 from store import CallRecord
@@ -91,6 +93,30 @@ class BuiltinTools:
         self.store.flag_urgent(call.id, summary[:500], redacted=found)
         return Done("ok", "The call is flagged as urgent; a person will follow it up.",
                     {"flagged": True})
+
+    def opt_out(self, call: CallRecord, persona: Persona,
+                arguments: Mapping[str, Any]) -> Done:
+        """Put the other party's number on the do-not-call list: the number dialled on an
+        outbound call, the caller's on an inbound one. The call goes on: the agent confirms and
+        says goodbye itself."""
+        raw = call.called_number if call.direction == "outbound" else call.caller_number
+        try:
+            number = e164(raw)
+        except ValueError:  # unknown, withheld, an extension or a SIP user: nothing to list
+            return Done("no_number", "I could not note the number, because this call did not "
+                                     "come with a phone number. Apologise, and say a person "
+                                     "will make sure they are not called again.")
+        added = self.store.add_suppression(number, source="opt_out", call_id=call.id)
+        reason = " ".join(str(arguments.get("reason") or "").split())[:200]
+        detail: dict[str, Any] = {"number": mask_number(number), "already_listed": not added}
+        if reason:
+            detail["reason"] = persona.redaction.text(reason)[0]
+        self.store.record_event(call.id, "agent", "opted_out", detail)
+        logger.info("tools.opted_out", extra={"call_id": call.id, "to": mask_number(number),
+                                              "already_listed": not added})
+        return Done("ok", "The number is on the do-not-call list. Tell the person they will not "
+                          "be called again, then say goodbye.",
+                    {"opted_out": True})
 
     def draw_tarot_cards(self, call: CallRecord, persona: Persona,
                          arguments: Mapping[str, Any]) -> Done:

@@ -18,8 +18,8 @@ __all__ = ["BUILTIN_DESCRIPTIONS", "ONCE_BUILTINS", "ToolSpec", "builtin_schema"
 #: How long a built-in tool may take (a gateway transfer is the slowest).
 BUILTIN_TIMEOUT_S = 10.0
 #: The built-in tools whose side effects must happen once per request: ending, transferring
-#: and flagging twice would be wrong. A second draw of cards is a new draw.
-ONCE_BUILTINS = frozenset({"end_call", "transfer_call", "flag_urgent"})
+#: flagging and opting out twice would be wrong. A second draw of cards is a new draw.
+ONCE_BUILTINS = frozenset({"end_call", "transfer_call", "flag_urgent", "opt_out"})
 
 BUILTIN_DESCRIPTIONS = {
     "end_call": "End the call and hang up. Use it only after you have said goodbye and the "
@@ -31,6 +31,8 @@ BUILTIN_DESCRIPTIONS = {
     "draw_tarot_cards": "Draw cards from a shuffled 78-card tarot deck, each upright or "
                         "reversed. Read only the cards this returns; no card comes up twice in "
                         "one call.",
+    "opt_out": "Put the other person's number on the do-not-call list, when they ask not to be "
+               "called again. Then tell them they will not be called again, and say goodbye.",
 }
 
 
@@ -58,6 +60,11 @@ def builtin_schema(name: str, persona: Persona) -> dict[str, Any]:
                        "description": "The spread, e.g. past_present_future or celtic_cross."},
         }
         required = ["count"]
+    elif name == "opt_out":
+        properties = {"reason": {
+            "type": "string", "maxLength": 200,
+            "description": "What the person said, in a few words."}}
+        required = []
     else:
         raise KeyError(name)
     return {"type": "object", "properties": properties, "required": required,

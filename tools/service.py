@@ -1,13 +1,13 @@
 """Running an agent's tool call: the checks, the ledger, and the tool itself.
 
-A call to a tool with side effects (an operator tool with ``side_effects = true``, the
-built-ins ``end_call``, ``transfer_call`` and ``flag_urgent``, and the booking tools that change
-the diary) runs at most once per call and
-canonical arguments. Its ledger id is made from the call, the tool and the arguments, so a
-repeat on any worker or instance finds the first run in the store: finished, the repeat gets its
-result; still running, the repeat waits for it. If the first run's worker died (its lease ran
-out), an operator tool is sent again under the same ``Idempotency-Key``; a built-in is not run
-again (a transfer or a hang-up may have happened), and the agent is told its outcome is unknown.
+A call to a tool with side effects (an operator tool with ``side_effects = true``, the built-ins
+``end_call``, ``transfer_call``, ``flag_urgent`` and ``opt_out``, and the booking tools that
+change the diary) runs at most once per call and canonical arguments. Its ledger id is made from
+the call, the tool and the arguments, so a repeat on any worker or instance finds the first run
+in the store: finished, the repeat gets its result; still running, the repeat waits for it. If
+the first run's worker died (its lease ran out), an operator tool is sent again under the same
+``Idempotency-Key``; a built-in is not run again (a transfer or a hang-up may have happened),
+and the agent is told its outcome is unknown.
 """
 
 from __future__ import annotations

@@ -314,8 +314,9 @@ def test_in_sandbox_mode_unset_tool_variables_point_at_the_sandboxs_demo_shop():
 def test_the_built_ins_load_with_their_tools_in_sandbox_mode():
     registry = load_registry(Settings.for_tests())
     tools = {persona.name: persona.tool_names for persona in registry}
-    assert tools == {"appointments": ("find_slots", "book_appointment", "find_booking",
-                                      "reschedule_appointment", "cancel_appointment"),
+    assert tools == {"appointments": ("opt_out", "find_slots", "book_appointment",
+                                      "find_booking", "reschedule_appointment",
+                                      "cancel_appointment"),
                      "orders": ("lookup_order",),
                      "support": ("transfer_call", "end_call", "search_knowledge"),
                      "tarot": ("draw_tarot_cards", "end_call"),
