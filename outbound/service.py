@@ -112,8 +112,12 @@ class OutboundService:
         """Check and store a campaign; its contacts are dialled from now on, each inside its
         window. Invalid says what is wrong."""
         persona = body.get("persona")
-        if not isinstance(persona, str) or persona not in self.personas.names():
-            raise Invalid(f"persona must be one of: {', '.join(sorted(self.personas.names()))}")
+        outbound = sorted(p.name for p in self.personas if p.outbound is not None)
+        if not isinstance(persona, str) or persona not in outbound:
+            # Only a persona whose outbound greeting says it is an AI, and for whom it calls
+            # (checked when it loads), may call a list of people.
+            raise Invalid(f"persona must be one with an [outbound] section: "
+                          f"{', '.join(outbound) or 'none is configured'}")
         caller = body.get("from") or self.settings.outbound_caller_id
         try:
             from_number = e164(caller)

@@ -31,7 +31,7 @@ def run(tools, call, tool, **arguments):
 def test_the_agent_gets_the_five_booking_tools_with_the_personas_services(appointments):
     tools, call, properties = appointments
     # opt_out, its one built-in, comes first (catalog order: built-ins, then booking tools).
-    expected = ["opt_out", *BOOKING_TOOL_NAMES]
+    expected = ["end_call", "opt_out", *BOOKING_TOOL_NAMES]
     assert properties["llm"]["mcp_servers"][0]["allowed_tools"] == expected
     listed = {t["name"]: t for t in tools.list_tools(call)}
     assert list(listed) == expected

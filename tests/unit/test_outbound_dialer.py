@@ -93,7 +93,7 @@ def answer_and_hang_up(calls: CallService, store, *, talk: bool = True) -> int:
 
 
 def campaign_body(numbers, **extra):
-    return {"persona": "support", "from": "+15555550100",
+    return {"persona": "appointments", "from": "+15555550100",
             "contacts": [{"number": n} for n in numbers], **extra}
 
 
@@ -156,7 +156,7 @@ def test_a_contact_outside_its_window_is_dialled_only_once_it_opens(world, store
     tokyo, london = example("answered", 1), example("answered", 2)
     # 10:00 UTC on Thursday is 19:00 in Tokyo: outside a 09:00-17:00 window until Friday
     # 09:00 Tokyo time (00:00 UTC Friday); London is inside.
-    body = {"persona": "support", "from": "+15555550100",
+    body = {"persona": "appointments", "from": "+15555550100",
             "window": {"start": "09:00", "end": "17:00"},
             "contacts": [{"number": tokyo, "timezone": "Asia/Tokyo"},
                          {"number": london, "timezone": "Europe/London"}]}
@@ -340,3 +340,10 @@ def test_a_keyed_scheduled_call_exists_once(world, store, clock):
     again = outbound.schedule_call(to=example("answered", 7), caller_id=None, persona=None,
                                    variables={}, at=clock() + 60, key="reminder:BK-1:86400")
     assert first is not None and again is None
+
+
+def test_only_a_persona_that_says_it_is_an_ai_and_for_whom_may_run_a_campaign(world):
+    outbound = world[0]
+    with pytest.raises(Invalid, match=r"persona must be one with an \[outbound\] section: "
+                                      "appointments"):
+        create(outbound, {**campaign_body([example("answered")]), "persona": "support"})

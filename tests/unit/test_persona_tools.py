@@ -314,7 +314,7 @@ def test_in_sandbox_mode_unset_tool_variables_point_at_the_sandboxs_demo_shop():
 def test_the_built_ins_load_with_their_tools_in_sandbox_mode():
     registry = load_registry(Settings.for_tests())
     tools = {persona.name: persona.tool_names for persona in registry}
-    assert tools == {"appointments": ("opt_out", "find_slots", "book_appointment",
+    assert tools == {"appointments": ("end_call", "opt_out", "find_slots", "book_appointment",
                                       "find_booking", "reschedule_appointment",
                                       "cancel_appointment"),
                      "orders": ("lookup_order",),
