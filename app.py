@@ -33,6 +33,7 @@ from ncs import views as ncs_views
 from ncs.freshness import ReplayWindow
 from ncs.signature import NamedSecret, NcsVerifier
 from observability import health, logs
+from outbound import cli as outbound_cli
 from outbound import views as outbound_views
 from outbound.dialer import Dialer
 from outbound.service import OutboundService
@@ -145,6 +146,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     calls_cli.init_app(app)
     ncs_cli.init_app(app)
     knowledge_cli.init_app(app)
+    outbound_cli.init_app(app)
 
     if settings.run_sweeper:
         _start_reconciler_with_first_request(app, reconciler, settings)
