@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     events = EventSender(settings.events_webhook_url, settings.events_webhook_secret, store) \
         if settings.events_webhook_url else None
     reconciler = Reconciler(settings, store, service, convoai, hang_up=sip.end_leg,
+                            hang_up_placed=sip.convoai_dialer.hang_up_if_placed,
                             events=events,
                             analyzer=Analyzer(settings, store, service.persona_of))
     tools = ToolService(store, service, sip)
