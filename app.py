@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     outbound = OutboundService(settings, store, sip, personas)
     dialer = Dialer(settings, store, sip)
     reconciler = Reconciler(settings, store, service, convoai, hang_up=sip.end_leg,
+                            hang_up_placed=sip.convoai_dialer.hang_up_if_placed,
                             events=events,
                             analyzer=Analyzer(settings, store, service.persona_of),
                             dial_due=dialer.run_due)

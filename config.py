@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parent
 DEFAULT_CONVOAI_API_URL = "https://api.agora.io/api/conversational-ai-agent"
 DEFAULT_SIP_API_URL = "https://sipcm.agora.io/v1/api/pstn"
 DEFAULT_DATABASE_URL = f"sqlite:///{ROOT / 'instance' / 'phone_agent.db'}"
+#: OUTBOUND_BACKEND's values: the SIP gateway dials, or ConvoAI's own telephony does.
+OUTBOUND_BACKENDS = ("gateway", "convoai")
 
 #: Sandbox mode's placeholder credentials and the sandbox's address. They only ever unlock the
 #: local sandbox, so they are not secrets. They live here, not in sandbox/, so the service never
@@ -118,6 +120,10 @@ class Settings:
     #: agents reach the tools endpoint at http://127.0.0.1:PORT/mcp.
     port: int = 8000
     outbound_caller_id: str = ""
+    #: Who dials outbound calls: ``gateway`` (the SIP gateway's ``outbound``, numbers
+    #: provisioned there) or ``convoai`` (ConvoAI's own telephony, ``POST .../call``, numbers
+    #: imported into Agora). docs/sip.md.
+    outbound_backend: str = "gateway"
     try_page: bool = False
     try_daily_limit: int = 50
     try_per_address_limit: int = 2
@@ -245,6 +251,8 @@ class Settings:
                          "letters, digits, '-' or '_'")
         if self.agent_start_mode not in ("background", "inline"):
             found.append("AGENT_START_MODE must be 'background' or 'inline'")
+        if self.outbound_backend not in OUTBOUND_BACKENDS:
+            found.append("OUTBOUND_BACKEND must be 'gateway' or 'convoai'")
         if not 0 <= self.rejoin_grace_s <= 3600:
             found.append("REJOIN_GRACE_S must be between 0 and 3600")
         if not self.join_budget_s < self.work_lease_s <= 3600:

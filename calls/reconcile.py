@@ -84,6 +84,7 @@ def goodbye_wait_s(text: str, low: float, high: float) -> float:
 class Reconciler:
     def __init__(self, settings: Settings, store: Store, service: CallService,
                  convoai: ConvoAIClient, *, hang_up: Callable[[str], None] | None = None,
+                 hang_up_placed: Callable[[CallRecord], bool] | None = None,
                  events: EventSender | None = None,
                  analyzer: Analyzer | None = None,
                  dial_due: Callable[[], int] | None = None,
@@ -94,6 +95,9 @@ class Reconciler:
         self.convoai = convoai
         #: Ends a phone leg at the SIP gateway by its call id (None: no gateway).
         self.hang_up = hang_up
+        #: Hangs up the phone leg of a call ConvoAI's telephony dialled (OUTBOUND_BACKEND=
+        #: convoai); False for any other call.
+        self.hang_up_placed = hang_up_placed
         self.events = events
         self.analyzer = analyzer
         #: The outbound dialer's round (outbound/dialer.py), handed in: it sits above this
@@ -166,6 +170,13 @@ class Reconciler:
                 self.hang_up(call.gateway_callid)
                 self.store.record_event(call.id, "reconciler", "gateway_hung_up", None)
             except Exception as exc:  # the leg may be gone already; the call is over either way
+                logger.warning("reconcile.hangup_failed", extra={
+                    "call_id": call.id, "error": type(exc).__name__})
+        elif self.hang_up_placed is not None:
+            try:
+                if self.hang_up_placed(call):
+                    self.store.record_event(call.id, "reconciler", "convoai_hung_up", None)
+            except ConvoAIError as exc:  # stopping its agent ended the leg as well
                 logger.warning("reconcile.hangup_failed", extra={
                     "call_id": call.id, "error": type(exc).__name__})
         logger.info("reconcile.call_ended", extra={"call_id": call.id, "reason": reason})

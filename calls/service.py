@@ -241,11 +241,7 @@ class CallService:
                 self.store.record_notice(notice)
             self._stop_by_name(call)
             return
-        persona = self.persona_of(call)
-        properties = build_join_properties(
-            self.settings, persona, call_id=call.id, channel=call.channel,
-            variables=json.loads(call.variables) if call.variables else None,
-            mcp_server=self._tools_server(call, persona), direction=call.direction)
+        persona, properties = self.join_properties(call)
         extra = {"call_id": call.id, "channel": call.channel, "agent_name": call.agent_name,
                  "persona": persona.name}
         try:
@@ -278,6 +274,15 @@ class CallService:
         logger.info("agent.started", extra={**extra, "agent_id": agent_id, "then": outcome})
         if outcome == "stop":
             self.stop_agent(call.id, agent_id)
+
+    def join_properties(self, call: CallRecord) -> tuple[Persona, dict[str, Any]]:
+        """The call's persona and the ``properties`` its agent starts with: the join's, and
+        ConvoAI telephony's ``/call`` (sip/convoai_dialer.py), which takes the same object."""
+        persona = self.persona_of(call)
+        return persona, build_join_properties(
+            self.settings, persona, call_id=call.id, channel=call.channel,
+            variables=json.loads(call.variables) if call.variables else None,
+            mcp_server=self._tools_server(call, persona), direction=call.direction)
 
     def _tools_server(self, call: CallRecord, persona: Persona) -> dict[str, Any] | None:
         """The join's MCP server entry when the persona has tools and agents can reach the

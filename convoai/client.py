@@ -32,6 +32,7 @@ from .models import (
     opt_int,
     opt_str,
 )
+from .telephony import TelephonyCalls
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +44,9 @@ DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 5.0)
 DEFAULT_RETRY = RetryPolicy()
 
 
-class ConvoAIClient(UpstreamClient):
-    """ConvoAI v2 REST calls for one project (App ID)."""
+class ConvoAIClient(TelephonyCalls, UpstreamClient):
+    """ConvoAI v2 REST calls for one project (App ID); the telephony calls (place, status,
+    hang up) come from convoai/telephony.py."""
 
     log_name = "convoai"
     logger = logger

@@ -121,7 +121,8 @@ _BY_STATUS: dict[int, type[ConvoAIError]] = {
 
 
 def error_from_response(resp: requests.Response) -> ConvoAIError:
-    """Build the error for a non-2xx response from its status and ``{"detail", "reason"}`` body."""
+    """Build the error for a non-2xx response from its status and ``{"detail", "reason"}`` (or
+    telephony's ``{"error_type", "description"}``) body."""
     reason, detail = _parse_error_body(resp)
     status = resp.status_code
     cls = _BY_STATUS.get(status, UpstreamError)
@@ -154,15 +155,18 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 def _parse_error_body(resp: requests.Response) -> tuple[str | None, str | None]:
-    """(reason, detail) from the body; a non-JSON body (e.g. a gateway page) becomes the detail."""
+    """(reason, detail) from the body; a non-JSON body (e.g. a gateway page) becomes the detail.
+
+    Agent endpoints answer ``{"detail", "reason"}``; the telephony endpoints answer
+    ``{"error_type", "description"}`` (reference 4.2), read as reason and detail."""
     try:
         body = resp.json()
     except ValueError:
         return None, _one_line(resp.text)
     if not isinstance(body, dict):
         return None, _one_line(resp.text)
-    reason = body.get("reason")
-    detail = body.get("detail")
+    reason = body.get("reason") or body.get("error_type")
+    detail = body.get("detail") or body.get("description")
     return (
         reason if isinstance(reason, str) and reason else None,
         _one_line(detail) if isinstance(detail, str) else None,

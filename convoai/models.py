@@ -100,3 +100,22 @@ def opt_int(value: Any) -> int | None:
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value)
     return None
+
+
+@dataclass(frozen=True)
+class CallStatus:
+    """One call of ConvoAI's telephony (``GET /calls/{agent_id}``).
+
+    ``state`` is ``answered`` or ``hangup`` as documented; ``reason`` (``request``: we hung up,
+    ``hangup``: the far end did, ``failed``) only once it is over. Fields Agora does not send
+    are None: the SDK marks every one of them optional."""
+
+    agent_id: str
+    state: str | None
+    channel: str | None
+    to_number: str | None
+    from_number: str | None
+    call_type: str | None
+    create_ts: int | None
+    stop_ts: int | None
+    reason: str | None

@@ -24,6 +24,14 @@ CONVOAI_EVENTS = {101: "agent_joined", 102: "agent_left", 103: "agent_history",
                   104: "agent_token_expiring", 110: "agent_error", 111: "agent_metrics",
                   112: "turns_finished", 201: "inbound_call_state", 202: "outbound_call_state"}
 
+#: ConvoAI telephony's call-state events (reference 4.5): the call's direction, and the states
+#: each may report. TRANSFERED is Agora's spelling.
+CALL_STATE_EVENTS = {201: "inbound", 202: "outbound"}
+CALL_STATES = {
+    "inbound": frozenset({"START", "ANSWERED", "TRANSFERED", "HANGUP"}),
+    "outbound": frozenset({"START", "CALLING", "RINGING", "ANSWERED", "HANGUP"}),
+}
+
 #: NCS event types worth a metrics label of their own, per productId: RTC channel events
 #: 101-112 and ConvoAI's agent notifications. Any other (product, event) pair is "other".
 KNOWN_EVENTS: dict[int, frozenset[int]] = {
@@ -62,13 +70,33 @@ class AgentEvent:
 
 
 @dataclass(frozen=True)
+class CallStateEvent:
+    """ConvoAI telephony's report of a phone call's state (productId 17, events 201 and 202).
+    ``kind`` is what goes on the call's timeline: ``call_`` and the state, lowercased."""
+
+    direction: str
+    state: str
+    event_type: int
+    agent_id: str | None
+    name: str | None
+    channel: str | None
+    labels: dict[str, str]
+    report_ms: int | None
+    reason: str | None
+
+    @property
+    def kind(self) -> str:
+        return f"call_{self.state.lower()}"
+
+
+@dataclass(frozen=True)
 class Ignored:
     """A well-formed event this service does not act on, with the reason."""
 
     reason: str
 
 
-Event = CallerEvent | AgentEvent | Ignored
+Event = CallerEvent | AgentEvent | CallStateEvent | Ignored
 
 
 def parse_envelope(body: bytes) -> Envelope:
@@ -127,21 +155,49 @@ def classify(envelope: Envelope, *, pstn_uid: int) -> Event:
                       reason=_optional_int(payload.get("reason")))
 
 
-def _agent_event(envelope: Envelope) -> AgentEvent | Ignored:
+def _agent_event(envelope: Envelope) -> AgentEvent | CallStateEvent | Ignored:
+    if envelope.event_type in CALL_STATE_EVENTS:
+        return _call_state_event(envelope)
     kind = CONVOAI_EVENTS.get(envelope.event_type)
     if kind is None:
         return Ignored(f"ConvoAI eventType {envelope.event_type} is not known")
     payload = envelope.payload
-    labels = payload.get("labels")
     return AgentEvent(
         kind=kind, event_type=envelope.event_type,
         agent_id=_optional_str(payload.get("agent_id")),
         name=_optional_str(payload.get("name")),
         channel=_optional_str(payload.get("channel")),
-        labels={str(k): str(v) for k, v in labels.items() if _storable(str(k)) and
-                _storable(str(v))} if isinstance(labels, dict) else {},
-        payload=payload,
+        labels=_labels(payload), payload=payload,
     )
+
+
+def _call_state_event(envelope: Envelope) -> CallStateEvent | Ignored:
+    """201/202: the phone call of an agent started by ConvoAI's telephony changed state."""
+    direction = CALL_STATE_EVENTS[envelope.event_type]
+    payload = envelope.payload
+    state = payload.get("state")
+    state = state.strip().upper() if isinstance(state, str) else ""
+    if state not in CALL_STATES[direction]:
+        return Ignored(f"payload.state is not an {direction} call state")
+    agent_id = _optional_str(payload.get("agent_id"))
+    channel = _optional_str(payload.get("channel"))
+    if agent_id is None and channel is None:
+        return Ignored("payload has neither agent_id nor channel to find the call by")
+    reason = payload.get("reason")
+    return CallStateEvent(
+        direction=direction, state=state, event_type=envelope.event_type, agent_id=agent_id,
+        name=_optional_str(payload.get("name")), channel=channel, labels=_labels(payload),
+        report_ms=_optional_int(payload.get("report_ms")),
+        # Not in Agora's payload list (reference 4.5), kept if it comes: short text only.
+        reason=str(reason)[:64] if isinstance(reason, str | int) and not isinstance(
+            reason, bool) and _storable(str(reason)) else None,
+    )
+
+
+def _labels(payload: dict[str, Any]) -> dict[str, str]:
+    labels = payload.get("labels")
+    return {str(k): str(v) for k, v in labels.items() if _storable(str(k)) and
+            _storable(str(v))} if isinstance(labels, dict) else {}
 
 
 def _sequence(payload: dict[str, Any], envelope: Envelope) -> int | None:

@@ -14,6 +14,7 @@ from calls.lifecycle import CallerJoined, CallerLeft
 from ncs.events import (
     CONVOAI_PRODUCT,
     AgentEvent,
+    CallStateEvent,
     EnvelopeError,
     Ignored,
     classify,
@@ -104,6 +105,8 @@ def _handle(delivery: _Delivery) -> dict[str, Any]:
     try:
         if isinstance(event, AgentEvent):
             answer = ext["calls"].handle_agent_event(event, notice_id=envelope.notice_id)
+        elif isinstance(event, CallStateEvent):
+            answer = ext["sip"].convoai_call_state(event, notice_id=envelope.notice_id)
         else:
             assert isinstance(event, CallerJoined | CallerLeft)
             answer = ext["calls"].handle_caller_event(event, event_type=envelope.event_type)

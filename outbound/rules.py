@@ -233,11 +233,21 @@ def _answered_at(facts: CallFacts) -> float | None:
     return None
 
 
+#: A ConvoAI 202 HANGUP's ``reason`` (not documented by Agora, sent by the sandbox; assumed to
+#: be what Agora would say) as the gateway's cause.
+_HANGUP_REASONS = {"busy": "USER_BUSY", "no_answer": "NO_ANSWER"}
+
+
 def _hangup_cause(timeline: Iterable[Mapping[str, Any]]) -> str | None:
+    """The gateway's ``call_hangup`` cause, or what a ConvoAI HANGUP's reason stands for."""
     for entry in timeline:
         detail = entry.get("detail") or {}
-        if entry.get("kind") == "call_hangup" and detail.get("hangup_cause"):
+        if entry.get("kind") != "call_hangup":
+            continue
+        if detail.get("hangup_cause"):
             return str(detail["hangup_cause"]).upper()
+        if str(detail.get("reason") or "").lower() in _HANGUP_REASONS:
+            return _HANGUP_REASONS[str(detail["reason"]).lower()]
     return None
 
 

@@ -15,6 +15,7 @@ from sandbox.errors import DEFAULT_REASONS, AgoraError
 from sandbox.ncs_sender import Transport
 from sandbox.runtime import Sandbox
 from sandbox.sip_hooks import HttpPoster
+from sandbox.telephony import TelephonyError
 
 
 def create_sandbox_app(
@@ -52,6 +53,10 @@ def create_sandbox_app(
 
     @app.errorhandler(AgoraError)
     def agora_error(error: AgoraError) -> tuple[Response, int]:
+        return jsonify(error.body()), error.status
+
+    @app.errorhandler(TelephonyError)
+    def telephony_error(error: TelephonyError) -> tuple[Response, int]:
         return jsonify(error.body()), error.status
 
     @app.errorhandler(HTTPException)

@@ -72,6 +72,8 @@ class SandboxConfig:
     outbound_hang_s: float = 30.0
     #: When the callee of an answered outbound call hangs up; null or 0: only on endcall.
     outbound_call_duration_s: float | None = 5.0
+    #: How long ConvoAI's /call rings a number that does not answer before giving up.
+    call_ring_s: float = 3.0
     #: The service's ring-time lookup hook; empty means <webhook_url's origin>/sip/lookup.
     lookup_url: str = ""
     #: Sent as ``Authorization: Bearer <lookup_token>`` on each lookup when set.
@@ -138,7 +140,8 @@ class SandboxConfig:
             url = getattr(self, name)
             if url and not url.startswith(("http://", "https://")):
                 problems.append(f"{name} must start with http:// or https://")
-        for name in ("outbound_answer_delay_s", "outbound_ring_timeout_s", "outbound_hang_s"):
+        for name in ("outbound_answer_delay_s", "outbound_ring_timeout_s", "outbound_hang_s",
+                     "call_ring_s"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0")
         if self.outbound_call_duration_s is not None and self.outbound_call_duration_s < 0:

@@ -154,6 +154,12 @@ def list_calls() -> Response:
     return jsonify(calls=current_sandbox().calls.listing())
 
 
+@bp.get("/phone-calls")
+def list_phone_calls() -> Response:
+    """ConvoAI telephony's /call calls (sandbox/telephony.py): status, outcome, 202s sent."""
+    return jsonify(calls=current_sandbox().telephony.listing())
+
+
 @bp.post("/calls")
 def start_call() -> tuple[Response, int]:
     """A simulated caller: ``{"channel"?, "uid"?, "duration_s"?, ..., "script"?}``; with the

@@ -115,6 +115,26 @@ def think(app_id: str, agent_id: str) -> Response:
     return jsonify(current_sandbox().agents.think(agent_id, _json_body(required=True)))
 
 
+# -- ConvoAI's telephony (sandbox/telephony.py); errors are {error_type, description} --
+
+
+@bp.post(PROJECT + "/call")
+def place_call(app_id: str) -> Response:
+    return jsonify(current_sandbox().place_phone_call(_json_body(required=True)))
+
+
+@bp.get(PROJECT + "/calls/<agent_id>")
+def call_status(app_id: str, agent_id: str) -> Response:
+    return jsonify(current_sandbox().telephony.status(agent_id))
+
+
+@bp.post(PROJECT + "/calls/<agent_id>/hangup")
+def hang_up_call(app_id: str, agent_id: str) -> Response:
+    _json_body(required=False)
+    current_sandbox().hang_up_phone_call(agent_id)
+    return jsonify({})
+
+
 @bp.get(AGENT + "/turns")
 def turns(app_id: str, agent_id: str) -> Response:
     page_index = _int_arg("page_index", 1)

@@ -28,6 +28,7 @@ from sandbox.scripted_calls import ScriptedCalls
 from sandbox.sip_gateway import Gateway
 from sandbox.sip_hooks import HttpPoster
 from sandbox.state import World
+from sandbox.telephony import Telephony
 from sandbox.tokens import TokenInvalid, verify_rest_token
 from sandbox.voicemail import Voicemail
 
@@ -53,6 +54,7 @@ class Sandbox:
         self.tools = AgentTools(self.world, self.outbox, spawn=spawn)
         self.calls = CallSimulator(self.world)
         self.gateway = Gateway(self.world, self.calls, self.outbox, sip_http)
+        self.telephony = Telephony(self.world, self.agents, self.calls)
         self.scripts = ScriptedCalls(self.world, self.tools, self.hang_up, spawn=spawn)
         self.voicemail = Voicemail(self.world, self.tools, spawn=spawn)
         self._stop = threading.Event()
@@ -88,7 +90,8 @@ class Sandbox:
         """Apply every transition due by now and send the events they produced."""
         now = self.clock.now()
         # Callers (and gateway calls) first, so an agent sees a caller who has just left.
-        self.outbox.publish(self.calls.tick(now) + self.gateway.tick(now) + self.agents.tick(now))
+        self.outbox.publish(self.calls.tick(now) + self.gateway.tick(now)
+                            + self.telephony.tick(now) + self.agents.tick(now))
         self.outbox.release_held(now)
         self.tools.connect_due()
         self.scripts.tick(now)
@@ -186,6 +189,15 @@ class Sandbox:
 
     def hang_up(self, call_id: str) -> None:
         self.outbox.publish(self.calls.hang_up(call_id))
+
+    def place_phone_call(self, body: Any) -> dict[str, Any]:
+        """ConvoAI telephony's /call (sandbox/telephony.py): its START/CALLING go out now."""
+        answer, events = self.telephony.place(body)
+        self.outbox.publish(events)
+        return answer
+
+    def hang_up_phone_call(self, agent_id: str) -> None:
+        self.outbox.publish(self.telephony.hang_up(agent_id))
 
     def fail_agent(self, agent_id: str, message: str) -> None:
         self.outbox.publish(self.agents.fail(agent_id, message))

@@ -50,6 +50,7 @@ class World:
             self.calls: dict[str, Any] = {}  # call id -> callers.Call
             self.sip_calls: dict[str, Any] = {}  # gateway callid -> sip_models.GatewayCall
             self.sip_reservations: dict[str, Any] = {}  # id -> sip_models.Reservation
+            self.phone_calls: dict[str, Any] = {}  # agent_id -> telephony.PhoneCall (/call)
             self.requests: deque[dict[str, Any]] = deque(maxlen=LOG_LIMIT)
             self.deliveries: deque[Any] = deque(maxlen=LOG_LIMIT)  # ncs_sender.Delivery
             self.shop_requests: list[dict[str, Any]] = []  # sandbox/shop.py

@@ -12,11 +12,14 @@ from typing import Any
 from calls import lifecycle
 from calls.service import CallService
 from config import Settings
+from convoai.errors import ConvoAIError
 from convoai.tokens import MAX_TOKEN_LIFETIME_S, build_rtc_token
+from ncs.events import CallStateEvent
 from observability import metrics
 from personas import Registry
 from personas.registry import reservation_channel
 from sip.client import GatewayClient
+from sip.convoai_dialer import ConvoAIDialer
 from sip.errors import CallNotFound, GatewayError, GatewayRejected
 from sip.numbers import e164, number_key
 from sip.payload import LEGS, mask_number, normalize_region
@@ -84,6 +87,8 @@ class SipService:
         self.calls = calls
         self.personas = personas
         self.gateway = gateway
+        #: OUTBOUND_BACKEND=convoai's dialer; it also hangs up and follows the calls it placed.
+        self.convoai_dialer = ConvoAIDialer(settings, store, calls)
         # Outbound dialling waits for the callee to answer; it runs off the request unless the
         # platform allows no work after the response (then the request waits: see docs/sip.md).
         self.pool = ThreadPoolExecutor(32, thread_name_prefix="outbound") if run_async else None
@@ -227,6 +232,11 @@ class SipService:
             logger.exception("sip.outbound_failed", extra={"call_id": job[0].id})
 
     def _dial(self, call: CallRecord, region: str, prompt: str, events_url: str | None) -> None:
+        if self.settings.outbound_backend == "convoai":
+            # One /call starts the agent and dials; region, prompt and the gateway's events
+            # URL are the gateway's alone.
+            self.convoai_dialer.dial(call)
+            return
         # The agent first, so it is in the channel when the callee picks up.
         self.calls.start_agent(call.id, call)
         current = self.store.get_call(call.id)
@@ -312,7 +322,18 @@ class SipService:
                 self.gateway.end_call(call.gateway_callid)
             except CallNotFound:
                 pass  # the phone leg is already gone
+        elif call.agent_id and self.convoai_dialer.placed(call):
+            try:
+                self.convoai_dialer.hang_up(call.id, call.agent_id)
+            except ConvoAIError as exc:
+                # The leg is ConvoAI's agent's: stopping the agent (below) ends it too.
+                self.store.record_event(call.id, "convoai", "call_hangup_failed",
+                                        {"error": exc.kind, "status": exc.status})
         return self._end(call, "operator_hangup")
+
+    def convoai_call_state(self, event: CallStateEvent, *, notice_id: str) -> dict[str, Any]:
+        """NCS 201/202: ConvoAI's telephony reports a phone leg's state (convoai_dialer.py)."""
+        return self.convoai_dialer.call_state(event, notice_id=notice_id)
 
     def transfer(self, call: CallRecord, destination: str, leg: str | None = None) -> str:
         """Transfer the phone leg; ``destination`` and ``leg`` as :func:`transfer_target`

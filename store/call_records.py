@@ -247,6 +247,13 @@ class CallRecords(StoreBase):
                                           "notice_id": joined.join_notice_id}})
         return entries
 
+    def event_kinds(self, call_id: str, source: str) -> set[str]:
+        """The kinds of the events one source put on a call's timeline (what ConvoAI's
+        telephony reported of the call, say), without reading their details."""
+        with self._read() as conn:
+            return set(conn.execute(sa.select(call_events.c.kind).distinct().where(
+                call_events.c.call_id == call_id, call_events.c.source == source)).scalars())
+
     def record_history(self, call_id: str, contents: list[dict[str, Any]], *,
                        redacted: dict[str, int] | None = None) -> None:
         """The conversation fetched from ConvoAI just before its agent is stopped, already

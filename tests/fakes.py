@@ -44,6 +44,10 @@ class FakeConvoAI:
     join_errors: list[ConvoAIError] = field(default_factory=list)
     leave_errors: list[ConvoAIError] = field(default_factory=list)
     update_errors: list[ConvoAIError] = field(default_factory=list)
+    call_errors: list[ConvoAIError] = field(default_factory=list)
+    hangup_errors: list[ConvoAIError] = field(default_factory=list)
+    #: What every /call sent (numbers, gateway uid and token, properties), by agent name.
+    placed: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
     updates: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     #: The properties of every join, by agent name.
@@ -138,6 +142,37 @@ class FakeConvoAI:
             agent_id = f"agent-{next(self._ids)}"
             self.agents[agent_id] = FakeAgent(agent_id, name, channel, {})
             return agent_id
+
+    # -- ConvoAI's telephony (convoai/telephony.py) --
+
+    def place_call(self, name: str, *, to_number: str, from_number: str, rtc_uid: str,
+                   rtc_token: str, properties: dict[str, Any]) -> str:
+        """Like a join (same names, 409 on reuse) that also dials; ``call_errors`` first."""
+        with self._lock:
+            self.calls.append(("call", name))
+            self.placed[name] = {"to_number": to_number, "from_number": from_number,
+                                 "rtc_uid": rtc_uid, "rtc_token": rtc_token,
+                                 "properties": properties}
+            if self.call_errors:
+                raise self.call_errors.pop(0)
+            if any(a.name == name for a in self.agents.values()):
+                raise TaskConflict(status=409, reason="TaskConflict", detail="name in use")
+            agent_id = f"agent-{next(self._ids)}"
+            self.agents[agent_id] = FakeAgent(agent_id, name, properties["channel"],
+                                              dict(properties.get("labels", {})))
+            return agent_id
+
+    def hang_up_call(self, agent_id: str) -> bool:
+        """The call's agent leaves with it; False (404) when it is gone already."""
+        with self._lock:
+            self.calls.append(("hangup", agent_id))
+            if self.hangup_errors:
+                raise self.hangup_errors.pop(0)
+            agent = self.agents.get(agent_id)
+            if agent is None or not agent.running:
+                return False
+            agent.running = False
+            return True
 
     def running(self) -> list[FakeAgent]:
         return [a for a in self.agents.values() if a.running]

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from calls import lifecycle
+from convoai.errors import ConvoAIError
 from personas.model import Persona
 from sip.errors import GatewayError
 from sip.numbers import e164
@@ -64,6 +65,14 @@ class BuiltinTools:
                 self.sip.end_leg(call.gateway_callid)
                 self.store.record_event(call.id, "service", "gateway_hung_up", None)
             except GatewayError as exc:
+                logger.warning("tools.hangup_failed", extra={"call_id": call.id,
+                                                             "reason": exc.kind})
+        else:
+            # A call ConvoAI's telephony dialled: its leg is hung up there.
+            try:
+                if self.sip.convoai_dialer.hang_up_if_placed(call):
+                    self.store.record_event(call.id, "service", "convoai_hung_up", None)
+            except ConvoAIError as exc:
                 logger.warning("tools.hangup_failed", extra={"call_id": call.id,
                                                              "reason": exc.kind})
 

@@ -67,6 +67,14 @@ def test_legacy_names_from_agoras_sample_are_read():
     assert Settings.from_env({**env, "AGORA_CUSTOMER_ID": "new-id"}).agora_customer_id == "new-id"
 
 
+@pytest.mark.parametrize(("env", "backend"), [
+    ({}, "gateway"), ({"OUTBOUND_BACKEND": "convoai"}, "convoai"),
+    ({"OUTBOUND_BACKEND": " gateway "}, "gateway"),
+])
+def test_outbound_backend_defaults_to_the_gateway(env, backend):
+    assert Settings.from_env(env).outbound_backend == backend
+
+
 def test_heroku_postgres_urls_are_rewritten():
     settings = Settings.from_env({"DATABASE_URL": "postgres://u:p@h:5432/db"})
     assert settings.database_url == "postgresql://u:p@h:5432/db"
@@ -76,6 +84,7 @@ def test_heroku_postgres_urls_are_rewritten():
     ({"PSTN_UID": "222"}, "PSTN_UID and AGENT_UID must differ"),
     ({"AGENT_NAME_PREFIX": "9bad"}, "AGENT_NAME_PREFIX"),
     ({"AGENT_START_MODE": "later"}, "AGENT_START_MODE"),
+    ({"OUTBOUND_BACKEND": "twilio"}, "OUTBOUND_BACKEND must be 'gateway' or 'convoai'"),
     ({"JOIN_BUDGET_S": "12"}, "JOIN_BUDGET_S"),
     ({"REJOIN_GRACE_S": "-1"}, "REJOIN_GRACE_S"),
     ({"WORK_LEASE_S": "5"}, "WORK_LEASE_S must be more than JOIN_BUDGET_S"),

@@ -165,3 +165,20 @@ def test_an_absurd_notify_ms_is_stale_not_an_error() -> None:
     window = ReplayWindow(48 * 3600, clock=FakeClock(1_800_000_000.0))
     assert window.stale_age_s(10**400) < 0 < window.stale_age_s(-(10**400))
     assert window.stale_age_s(None) is None
+
+
+def test_convoai_call_states_reach_their_call_through_the_webhook_once(
+        app: Flask, post: Callable[..., dict]) -> None:
+    call = app.extensions["sip"].outbound_call(to="+12025550140", caller_id="+12025550199",
+                                               persona=None, variables={})
+
+    def state(value: str, notice_id: str) -> dict:
+        return post(17, 202, notice_id=notice_id, agent_id="agent-9", name=call.agent_name,
+                    channel=call.channel, state=value, report_ms=1_700_000_000_000,
+                    labels={"service": "phoneagent", "call_id": call.id})
+
+    assert state("RINGING", "n-ring")["outcome"] == "recorded"
+    assert state("RINGING", "n-ring")["outcome"] == "duplicate_notice"
+    assert state("HANGUP", "n-hang")["outcome"] == "call_ended"
+    record = app.extensions["store"].get_call(call.id)
+    assert record.end_reason == "outbound_no_answer"

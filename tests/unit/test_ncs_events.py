@@ -3,7 +3,14 @@ import json
 import pytest
 
 from calls.lifecycle import CallerJoined, CallerLeft
-from ncs.events import AgentEvent, EnvelopeError, Ignored, classify, parse_envelope
+from ncs.events import (
+    AgentEvent,
+    CallStateEvent,
+    EnvelopeError,
+    Ignored,
+    classify,
+    parse_envelope,
+)
 
 
 def envelope(product_id=1, event_type=103, **payload):
@@ -81,3 +88,40 @@ def test_convoai_104_and_112_are_agent_events_not_rtc_leaves(event_type, kind):
     event = classify(envelope(17, event_type, agent_id="a-1", name="phoneagent-x", channel="ch",
                               uid=111, clientSeq=3, labels={"call_id": "x"}), pstn_uid=111)
     assert isinstance(event, AgentEvent) and (event.kind, event.event_type) == (kind, event_type)
+
+
+@pytest.mark.parametrize(("event_type", "state", "direction", "kind"), [
+    (202, "RINGING", "outbound", "call_ringing"),
+    (202, "answered", "outbound", "call_answered"),
+    (202, "HANGUP", "outbound", "call_hangup"),
+    (201, "TRANSFERED", "inbound", "call_transfered"),
+    (201, "START", "inbound", "call_start"),
+])
+def test_convoai_201_and_202_are_call_states_not_rtc_events(event_type, state, direction,
+                                                            kind):
+    # 201/202 are RTC numbers too (productId 1 would ignore them): the product decides first.
+    event = classify(envelope(17, event_type, agent_id="a-1", name="phoneagent-x",
+                              channel="out_1", state=state, report_ms=1_700_000_000_123,
+                              labels={"call_id": "x"}), pstn_uid=111)
+    assert event == CallStateEvent(
+        direction=direction, state=state.upper(), event_type=event_type, agent_id="a-1",
+        name="phoneagent-x", channel="out_1", labels={"call_id": "x"},
+        report_ms=1_700_000_000_123, reason=None)
+    assert event.kind == kind
+
+
+def test_a_call_state_keeps_a_reason_when_one_comes():
+    event = classify(envelope(17, 202, agent_id="a-1", state="HANGUP", reason="busy"),
+                     pstn_uid=111)
+    assert isinstance(event, CallStateEvent) and event.reason == "busy"
+
+
+@pytest.mark.parametrize(("event_type", "payload", "reason"), [
+    (202, {"agent_id": "a", "state": "TRANSFERED"}, "not an outbound call state"),
+    (201, {"agent_id": "a", "state": "RINGING"}, "not an inbound call state"),
+    (202, {"agent_id": "a"}, "not an outbound call state"),
+    (202, {"state": "HANGUP"}, "neither agent_id nor channel"),
+])
+def test_call_states_that_cannot_be_used_are_ignored_with_a_reason(event_type, payload, reason):
+    event = classify(envelope(17, event_type, **payload), pstn_uid=111)
+    assert isinstance(event, Ignored) and reason in event.reason

@@ -133,6 +133,13 @@ def facts(end_reason=None, joined=None, ended=None, timeline=(), opted_out=False
         {"kind": "call_hangup", "detail": {"hangup_cause": "INVALID_NUMBER_FORMAT"}}]),
      ("failed", {"cause": "INVALID_NUMBER_FORMAT"})),
     (facts("outbound_failed"), ("failed", {"cause": "outbound_failed"})),
+    # ConvoAI's dialer: a 202 HANGUP that never answered.
+    (facts("outbound_failed", timeline=[
+        {"source": "convoai", "kind": "call_hangup", "detail": {"reason": "busy"}}]),
+     ("busy", {"cause": "USER_BUSY"})),
+    (facts("convoai_hangup", ended=130.0, timeline=[
+        {"at": 100.0, "source": "convoai", "kind": "call_answered", "detail": {}}]),
+     ("answered", {"duration_s": 30.0})),
     (facts("refused_max_concurrent_calls"), ("refused", {"guard": "max_concurrent_calls"})),
 ])
 def test_the_disposition_comes_from_the_call_and_its_timeline(call, expected):

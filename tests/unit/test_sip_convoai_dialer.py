@@ -1,0 +1,260 @@
+"""OUTBOUND_BACKEND=convoai: SipService dials through ConvoAI's telephony (one /call, no join, no
+gateway), hangs such calls up there, and follows their 201/202 call states; with the default,
+the gateway path is untouched. Through the real store and a fake ConvoAI."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pytest
+
+from calls import lifecycle as lc
+from calls.service import CallService
+from config import SANDBOX_APP_CERTIFICATE, SANDBOX_APP_ID, Settings
+from convoai.errors import InvalidRequest, UpstreamError
+from ncs.events import CallStateEvent
+from sandbox.tokens import verify_rtc_token
+from sip.convoai_dialer import hangup_end_reason
+from sip.models import OutboundResult
+from sip.service import SipService
+from store import WORK_LEASE_S
+from tests.fakes import FakeConvoAI, FakeGateway
+from tools.builtin import BuiltinTools
+
+TO, FROM = "+12025550100", "+12025550199"
+
+
+@dataclass
+class DialingGateway(FakeGateway):
+    """The gateway's outbound, recorded: the convoai backend must never reach it."""
+
+    dialled: list[dict[str, Any]] = field(default_factory=list)
+
+    def outbound(self, **kwargs: Any) -> OutboundResult:
+        self.dialled.append(kwargs)
+        return OutboundResult(callid=f"gw-{len(self.dialled)}")
+
+
+@pytest.fixture
+def convoai() -> FakeConvoAI:
+    return FakeConvoAI()
+
+
+@pytest.fixture
+def gateway() -> DialingGateway:
+    return DialingGateway()
+
+
+def make_sip(settings: Settings, store, convoai, gateway) -> SipService:
+    ids = (f"call{n:04d}" for n in itertools.count(1))
+    calls = CallService(settings, store, convoai, new_id=lambda: next(ids))
+    return SipService(settings, store, calls, calls.personas, gateway, run_async=False)
+
+
+@pytest.fixture
+def sip(settings, store, convoai, gateway) -> SipService:
+    return make_sip(replace(settings, outbound_backend="convoai"), store, convoai, gateway)
+
+
+def place(sip: SipService):
+    return sip.place_outbound(to=TO, caller_id=FROM, persona=None, variables={"name": "Ada"},
+                              region="NA", prompt="false", events_url=None).call
+
+
+def kinds(store, call_id: str, source: str | None = None) -> list[str]:
+    return [e["kind"] for e in store.timeline(call_id) if source in (None, e["source"])]
+
+
+def state_event(state: str, call, *, agent_id: str | None = "agent-1", **extra: Any):
+    return CallStateEvent(direction="outbound", state=state, event_type=202, agent_id=agent_id,
+                          name=call.agent_name, channel=call.channel, labels={},
+                          report_ms=1_700_000_000_000, reason=extra.get("reason"))
+
+
+# -- dialling --------------------------------------------------------------------------------
+
+
+def test_convoai_backend_places_one_call_with_the_joins_properties_and_no_gateway(
+        sip, store, convoai, gateway, settings):
+    call = place(sip)
+
+    assert convoai.count("call") == 1 and convoai.count("join") == 0
+    assert gateway.dialled == []
+    sent = convoai.placed[call.agent_name]
+    assert (sent["to_number"], sent["from_number"], sent["rtc_uid"]) == (
+        TO, FROM, str(settings.pstn_uid))
+    # The same properties a join for this call carries: the agent's uid and token, the phone
+    # leg as its only remote uid, the call's variables.
+    props = sent["properties"]
+    assert (props["channel"], props["agent_rtc_uid"], props["remote_rtc_uids"]) == (
+        call.channel, str(settings.agent_uid), [str(settings.pstn_uid)])
+    assert props["llm"]["template_variables"]["name"] == "Ada"
+    verify_rtc_token(props["token"], app_id=SANDBOX_APP_ID, certificate=SANDBOX_APP_CERTIFICATE,
+                     channel=call.channel, uid=str(settings.agent_uid), now=time.time())
+    # The gateway leg's own 007 token, for PSTN_UID in the call's channel.
+    verify_rtc_token(sent["rtc_token"], app_id=SANDBOX_APP_ID,
+                     certificate=SANDBOX_APP_CERTIFICATE, channel=call.channel,
+                     uid=str(settings.pstn_uid), now=time.time())
+    record = store.get_call(call.id)
+    assert (record.state, record.agent_id) == (lc.ACTIVE, "agent-1")
+    assert ["outbound_call_placed", "agent_started"] == [
+        k for k in kinds(store, call.id) if k in ("outbound_call_placed", "agent_started")]
+
+
+def test_the_gateway_backend_still_joins_then_dials_the_gateway(
+        settings, store, convoai, gateway):
+    sip = make_sip(settings, store, convoai, gateway)
+    call = place(sip)
+
+    assert (convoai.count("join"), convoai.count("call")) == (1, 0)
+    assert [d["to"] for d in gateway.dialled] == [TO]
+    assert store.get_call(call.id).gateway_callid == "gw-1"
+
+
+def test_a_refused_call_ends_as_outbound_failed_with_no_number_in_timeline_or_logs(
+        sip, store, convoai, caplog):
+    convoai.call_errors.append(InvalidRequest(status=400, reason="invalid_number",
+                                              detail=f"{TO} is not a number"))
+    with caplog.at_level(logging.DEBUG):
+        call = place(sip)
+
+    record = store.get_call(call.id)
+    assert (record.state, record.end_reason) == (lc.ENDED, "outbound_failed")
+    failed = [e for e in store.timeline(call.id) if e["kind"] == "outbound_failed"]
+    assert failed == [{"at": failed[0]["at"], "source": "convoai", "kind": "outbound_failed",
+                       "detail": {"error": "InvalidRequest", "status": 400}}]
+    assert TO not in caplog.text and "is not a number" not in caplog.text
+
+
+def test_after_a_5xx_the_sweeper_looks_for_an_agent_that_may_have_started(
+        sip, store, convoai, clock):
+    convoai.call_errors.append(UpstreamError(status=503, reason="unavailable"))
+    call = place(sip)
+    assert store.get_call(call.id).state == lc.STOPPING
+
+    clock.advance(WORK_LEASE_S + 1)
+    sip.calls.sweep()
+
+    record = store.get_call(call.id)
+    assert (record.state, record.end_reason) == (lc.ENDED, "outbound_failed")
+
+
+def test_a_call_hung_up_before_its_dial_is_never_dialled(sip, store, convoai):
+    call = sip.outbound_call(to=TO, caller_id=FROM, persona=None, variables={})
+    sip.hangup(call)
+    sip.dial(call, region="NA", prompt="false", events_url=None)
+    assert convoai.count("call") == 0
+
+
+# -- hanging up ------------------------------------------------------------------------------
+
+
+def test_the_operators_hangup_goes_to_convoai_not_the_gateway(sip, store, convoai, gateway):
+    call = store.get_call(place(sip).id)
+
+    assert sip.hangup(call) == "call_ending"
+
+    assert ("hangup", "agent-1") in convoai.calls and gateway.ended == []
+    assert store.get_call(call.id).end_reason == "operator_hangup"
+    assert "call_hangup_requested" in kinds(store, call.id, "convoai")
+
+
+def test_a_gateway_call_is_not_hung_up_through_convoai(settings, store, convoai, gateway):
+    sip = make_sip(settings, store, convoai, gateway)
+    call = store.get_call(place(sip).id)
+    sip.hangup(call)
+    assert gateway.ended == ["gw-1"] and convoai.count("hangup") == 0
+    assert sip.convoai_dialer.hang_up_if_placed(call) is False
+
+
+def test_the_end_call_tool_stops_the_agent_then_hangs_up_at_convoai(sip, store, convoai):
+    call = store.get_call(place(sip).id)
+    ended, agent_id = store.end_call(call.id, "agent_ended")
+    BuiltinTools(sip)._stop_then_hang_up(call, agent_id)
+    assert [k for k, _ in convoai.calls if k in ("leave", "hangup")] == ["leave", "hangup"]
+    assert "convoai_hung_up" in kinds(store, call.id, "service")
+
+
+def test_the_reconcilers_hook_hangs_up_only_calls_convoai_placed(sip, store, convoai):
+    call = store.get_call(place(sip).id)
+    inbound = store.create_call(channel="in_1", direction="inbound", state=lc.PENDING,
+                                persona=None, agent_name_prefix="phoneagent",
+                                new_id=lambda: "in0001", caller_uid=222)
+    assert sip.convoai_dialer.hang_up_if_placed(inbound) is False
+    assert sip.convoai_dialer.hang_up_if_placed(call) is True
+    assert convoai.count("hangup") == 1
+
+
+# -- NCS 202 ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("states", "reason"), [
+    (["START", "CALLING", "RINGING", "ANSWERED", "HANGUP"], "convoai_hangup"),
+    (["START", "CALLING", "RINGING", "HANGUP"], "outbound_no_answer"),
+    (["START", "CALLING", "HANGUP"], "outbound_failed"),
+    (["START", "HANGUP"], "outbound_failed"),
+])
+def test_the_hangup_ends_the_call_for_what_was_seen_before(sip, store, convoai, states, reason):
+    call = place(sip)
+    answers = [sip.convoai_call_state(state_event(s, call), notice_id=f"n-{i}")
+               for i, s in enumerate(states)]
+
+    assert [a["outcome"] for a in answers] == ["recorded"] * (len(states) - 1) + ["call_ended"]
+    record = store.get_call(call.id)
+    assert (record.state, record.end_reason) == (lc.ENDED, reason)
+    timeline = [e for e in store.timeline(call.id) if e["source"] == "convoai"
+                and e["kind"].startswith("call_")]
+    assert [e["kind"] for e in timeline] == [f"call_{s.lower()}" for s in states]
+    assert timeline[-1]["detail"] == {"agent_id": "agent-1", "report_ms": 1_700_000_000_000}
+
+
+def test_repeated_deliveries_are_recorded_once_and_end_nothing_twice(sip, store, convoai):
+    call = place(sip)
+    first = sip.convoai_call_state(state_event("HANGUP", call), notice_id="n-1")
+    again = sip.convoai_call_state(state_event("HANGUP", call), notice_id="n-1")
+    other_copy = sip.convoai_call_state(state_event("HANGUP", call), notice_id="n-2")
+
+    assert [first["outcome"], again["outcome"], other_copy["outcome"]] == [
+        "call_ended", "duplicate_notice", "already_ended"]
+    assert kinds(store, call.id, "convoai").count("call_hangup") == 2
+    assert [e for e in store.timeline(call.id) if e["kind"] == "call_ending"][0]["detail"] == {
+        "reason": "outbound_failed"}
+
+
+def test_a_start_before_the_agent_is_recorded_is_found_by_its_channel(sip, store, convoai):
+    call = sip.outbound_call(to=TO, caller_id=FROM, persona=None, variables={})
+    answer = sip.convoai_call_state(state_event("START", call, agent_id="not-yet"),
+                                    notice_id="n-1")
+    assert (answer["outcome"], answer["call_id"]) == ("recorded", call.id)
+
+
+def test_events_of_another_services_agents_are_ignored(sip, store, convoai):
+    call = place(sip)
+    event = CallStateEvent(direction="outbound", state="HANGUP", event_type=202,
+                           agent_id="agent-1", name="someone-else", channel=call.channel,
+                           labels={}, report_ms=None, reason=None)
+    assert sip.convoai_call_state(event, notice_id="n-1")["status"] == "ignored"
+    assert store.get_call(call.id).state == lc.ACTIVE
+
+
+def test_a_hangup_reason_is_kept_on_the_timeline(sip, store, convoai):
+    call = place(sip)
+    sip.convoai_call_state(state_event("HANGUP", call, reason="busy"), notice_id="n-1")
+    (hangup,) = [e for e in store.timeline(call.id) if e["kind"] == "call_hangup"]
+    assert hangup["detail"]["reason"] == "busy"
+    assert json.dumps(hangup["detail"]).count(TO) == 0
+
+
+@pytest.mark.parametrize(("direction", "seen", "reason"), [
+    ("outbound", {"call_answered", "call_ringing"}, "convoai_hangup"),
+    ("outbound", {"call_ringing"}, "outbound_no_answer"),
+    ("outbound", {"call_start", "call_calling"}, "outbound_failed"),
+    ("inbound", {"call_start"}, "convoai_hangup"),
+])
+def test_hangup_end_reasons_are_the_disposition_contract(direction, seen, reason):
+    assert hangup_end_reason(direction, seen) == reason
