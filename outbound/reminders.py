@@ -121,6 +121,11 @@ class ReminderPlanner:
         #: The personas whose diary has reminders: none, and a round costs nothing at all.
         self.specs = {p.name: p.booking.reminders for p in personas
                       if p.booking is not None and p.booking.reminders is not None}
+        for name, spec in list(self.specs.items()):
+            if not (spec.caller_id or settings.outbound_caller_id):
+                # Said once here, not at every booking: nothing can show the person who rings.
+                logger.warning("reminders.no_caller_id", extra={"persona": name})
+                del self.specs[name]
         self.zones = {name: personas.get(name).booking.zone  # type: ignore[union-attr]
                       for name in self.specs}
         self.seen: float | None = None  # the latest booking change planned for
@@ -209,10 +214,6 @@ class ReminderPlanner:
                                                        "to": mask_number(number)})
             return 0
         caller_id = spec.caller_id or self.settings.outbound_caller_id
-        if not caller_id:
-            logger.warning("reminders.no_caller_id", extra={
-                "reference": booking.reference, "persona": booking.persona})
-            return 0
         persona = spec.persona or booking.persona
         variables = reminder_variables(booking, self.personas.get(booking.persona))
         try:

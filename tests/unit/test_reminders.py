@@ -5,6 +5,7 @@ once, and on the reminder call the booking tools find, and cancel, the booking."
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import threading
@@ -268,3 +269,25 @@ def test_on_the_reminder_call_the_tools_find_and_cancel_the_booking_and_its_remi
     clock.now = at("2026-12-07T12:00")
     dialer.run_due()
     assert network.dialled == [booking.phone]
+
+
+def test_a_number_on_the_do_not_call_list_gets_no_more_reminders(world, store, clock):
+    calls, bookings, planner, dialer, network = world
+    booking = book(world, "2026-12-07T14:00")
+    listed = book(world, "2026-12-07T15:00", n=2)
+    store.add_suppression(listed.phone, source="api")
+    planner.run()
+    assert reminder(store, listed, DAY) == (None, None)
+    store.add_suppression(booking.phone, source="opt_out")
+    clock.advance(600)  # the full pass sees it
+    planner.run()
+    assert reminder(store, booking, DAY)[0]["state"] == "cancelled"
+
+
+def test_without_a_caller_id_there_are_no_reminders(world, store):
+    calls, bookings, planner, dialer, network = world
+    settings = dataclasses.replace(planner.settings, outbound_caller_id="")
+    quiet = ReminderPlanner(settings, store, planner.outbound, planner.personas)
+    book(world, "2026-12-07T14:00")
+    assert quiet.specs == {} and quiet.run() == 0
+    assert store.queued_reminders() == []
