@@ -36,6 +36,7 @@ from observability import health, logs
 from outbound import cli as outbound_cli
 from outbound import views as outbound_views
 from outbound.dialer import Dialer
+from outbound.reminders import ReminderPlanner
 from outbound.service import OutboundService
 from pages import bp as pages_bp
 from pages import sandbox as sandbox_page
@@ -103,7 +104,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     events = EventSender(settings.events_webhook_url, settings.events_webhook_secret, store) \
         if settings.events_webhook_url else None
     outbound = OutboundService(settings, store, sip, personas)
-    dialer = Dialer(settings, store, sip)
+    reminders = ReminderPlanner(settings, store, outbound, personas)
+    dialer = Dialer(settings, store, sip, plan=reminders.run)
     reconciler = Reconciler(settings, store, service, convoai, hang_up=sip.end_leg,
                             hang_up_placed=sip.convoai_dialer.hang_up_if_placed,
                             events=events,

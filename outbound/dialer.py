@@ -33,15 +33,22 @@ logger = logging.getLogger(__name__)
 
 class Dialer:
     def __init__(self, settings: Settings, store: Store, sip: SipService, *,
-                 clock: Callable[[], float] | None = None) -> None:
+                 clock: Callable[[], float] | None = None,
+                 plan: Callable[[], int] | None = None) -> None:
         self.settings = settings
         self.store = store
         self.sip = sip
         self.clock = clock or store.clock
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
+        #: Run first in each round: the booking reminders' planner (outbound/reminders.py),
+        #: handed in because it schedules through outbound.service, a sibling this module
+        #: does not import. Its cancels land before this round dials.
+        self.plan = plan
 
     def run_due(self) -> int:
         """One round; returns how many dials it started."""
+        if self.plan is not None:
+            self.plan()
         self.settle()
         return self.dial_scheduled() + self.dial_campaigns()
 

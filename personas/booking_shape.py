@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from personas.reminder_shape import ReminderSpec, read_reminders
+
 if TYPE_CHECKING:
     from personas.shape import Reader
 
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
 BOOKING_TOOL_NAMES = ("find_slots", "book_appointment", "find_booking",
                       "reschedule_appointment", "cancel_appointment")
 BOOKING_FIELDS = ("backend", "timezone", "services", "buffer_minutes", "max_days_ahead",
-                  "closed", "hours", "caldav")
+                  "closed", "hours", "caldav", "reminders")
 CALDAV_FIELDS = ("url", "username", "password_env")
 BACKENDS = ("store", "caldav")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -55,6 +57,8 @@ class BookingSpec:
     caldav_username: str | None = None
     caldav_password_env: str | None = None
     caldav_password: str = field(default="", repr=False)
+    #: ``[booking.reminders]``: the calls placed before each appointment (outbound/reminders.py).
+    reminders: ReminderSpec | None = None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -96,8 +100,9 @@ def read_booking(reader: Reader, data: Mapping[str, Any]) -> BookingSpec | None:
     closed = _closed(reader, table.get("closed", []))
     hours = _hours(reader, table.get("hours"))
     caldav = _caldav(reader, table.get("caldav"), backend)
+    reminders = read_reminders(reader, table.get("reminders"))
     return BookingSpec(timezone=zone, services=services, hours=hours, backend=backend,
-                       closed=closed, **numbers, **caldav)
+                       closed=closed, reminders=reminders, **numbers, **caldav)
 
 
 def _timezone(reader: Reader, value: Any) -> str:

@@ -13,6 +13,7 @@ from convoai.payload import build_join_properties, redact_properties
 from personas.booking_shape import hours_text
 from personas.model import Persona
 from personas.registry import Registry, inspect_personas, load_registry
+from personas.reminder_shape import reminders_text
 
 #: The call id `show --json` labels its example body with.
 EXAMPLE_CALL_ID = "0123456789abcdef"
@@ -151,6 +152,8 @@ def _describe(persona: Persona, registry: Registry) -> None:
         rows.append(("hours", hours_text(diary) + (
             f"; closed {', '.join(sorted(d.isoformat() for d in diary.closed))}"
             if diary.closed else "")))
+        if diary.reminders is not None:
+            rows.append(("reminders", reminders_text(diary.reminders, persona.name)))
     for ref in persona.env:
         state = {"set": "set", "placeholder": "sandbox placeholder",
                  "missing": "NOT SET"}[ref.status]

@@ -165,8 +165,16 @@ def inspect_personas(settings: Settings, env: Mapping[str, str] | None = None, *
                     if ref.status != "missing" and (value := resolve(ref.var)[0])}
         out.keys.update(resolved)
 
-    out.problems = [str(p) for p in out.file_problems]
     known = ", ".join(sorted(out.personas)) or "none"
+    for persona in out.personas.values():
+        # A reminder persona is another file: checked once every file is loaded.
+        reminders = persona.booking.reminders if persona.booking else None
+        if reminders and reminders.persona and reminders.persona not in out.personas \
+                and reminders.persona not in broken:
+            out.file_problems.append(Problem(
+                persona.source, "booking.reminders.persona",
+                f"no persona named {reminders.persona!r} (known: {known})"))
+    out.problems = [str(p) for p in out.file_problems]
     default = settings.default_persona
     if NAME.match(default) and default not in out.personas and default not in broken:
         out.problems.append(f"DEFAULT_PERSONA: no persona named {settings.default_persona!r} "

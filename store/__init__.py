@@ -6,7 +6,8 @@ outcomes, the webhook's path), ``call_records`` (reads, sweeping, retention), ``
 reservations), ``outbox`` (operator events, leases, checkpoints), ``tools`` (the MCP endpoint's
 tokens, the tool-call ledger, tarot draws), ``analyses`` (post-call analyses), ``knowledge``
 (knowledge bases and their full-text search), ``bookings`` (the diary and its lock), ``outbound``
-(campaigns, dial attempts, the do-not-call list); ``schema``
+(campaigns, dial attempts, the do-not-call list), ``reminders`` (what the booking reminders'
+planner reads); ``schema``
 holds the tables and ``engine`` the engines and SQLite's write gate; ``statements`` the
 statements on every call's path, built once per dialect. Every statement is SQLAlchemy Core.
 """
@@ -23,6 +24,7 @@ from store.engine import DEFAULT_STORE_TIMEOUT_S, SQLITE_PAGE_SIZE, make_engine
 from store.knowledge import KnowledgeRecords
 from store.outbound import OutboundRecords
 from store.outbox import Outbox
+from store.reminders import ReminderRecords
 from store.schema import metadata
 from store.sip import SipRecords
 from store.tools import ToolClaim, ToolRecords
@@ -33,5 +35,6 @@ __all__ = ["DEFAULT_STORE_TIMEOUT_S", "EVENT_TYPES", "SQLITE_PAGE_SIZE", "WORK_L
 
 
 class Store(CallerEvents, CallRecords, SipRecords, Outbox, ToolRecords,
-            AnalysisRecords, KnowledgeRecords, BookingRecords, OutboundRecords):
+            AnalysisRecords, KnowledgeRecords, BookingRecords, OutboundRecords,
+            ReminderRecords):
     """Calls and notices in a SQL database (SQLite or PostgreSQL)."""

@@ -246,10 +246,12 @@ class OutboundRecords(StoreBase):
                    "due_at": due_at, "options": _json(dict(options)),
                    "created_at": self.clock()}
         with self._write() as conn:
-            if key is not None and conn.execute(sa.select(dial_attempts.c.id).where(
-                    dial_attempts.c.key == key)).first():
-                return None
-            conn.execute(dial_attempts.insert().values(**attempt))
+            # ON CONFLICT, not a look first: two PostgreSQL transactions could both look, see
+            # nothing, and the second insert would fail on the unique key instead of yielding.
+            inserted = conn.execute(dialect_insert(conn.dialect.name, dial_attempts).values(
+                **attempt).on_conflict_do_nothing().returning(dial_attempts.c.id)).first()
+        if inserted is None:
+            return None
         return {**attempt, "options": dict(options)}
 
     def due_scheduled(self, now: float, limit: int = 20) -> list[dict[str, Any]]:

@@ -239,6 +239,8 @@ bookings = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Index("ix_bookings_persona_start", "persona", "start_at"),
     sa.Index("ix_bookings_start_at", "start_at"),
+    # 0013: the reminder planner's "latest change" read (outbound/reminders.py).
+    sa.Index("ix_bookings_updated_at", "updated_at"),
 )
 
 #: One row per persona's diary (0010): a booking, a move or a cancel first updates it, which

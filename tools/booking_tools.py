@@ -28,8 +28,8 @@ START = {"type": "string", "minLength": 16, "maxLength": 40,
 REFERENCE = {"type": "string", "minLength": 3, "maxLength": 16,
              "description": "The booking reference, e.g. BK-7H3Q9."}
 PHONE = {"type": "string", "minLength": 3, "maxLength": 32,
-         "description": "The caller's phone number; leave it out to use the number they are "
-                        "calling from."}
+         "description": "The caller's phone number; leave it out to use the number of this "
+                        "call (theirs, whether they rang or were rung)."}
 
 
 def booking_specs(persona: Persona) -> list[ToolSpec]:
@@ -63,7 +63,7 @@ def booking_specs(persona: Persona) -> list[ToolSpec]:
             ["service", "start", "name"]),
         "find_booking": (
             "Find a caller's upcoming appointments by booking reference or by phone number "
-            "(by default the number they are calling from).",
+            "(by default the number of this call: theirs, whether they rang or were rung).",
             {"reference": REFERENCE, "phone": PHONE}, []),
         "reschedule_appointment": (
             "Move a booked appointment to a new free start time, once the caller has confirmed "
