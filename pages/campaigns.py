@@ -30,6 +30,10 @@ from store.outbound import ACTIVE, CANCELLED, CONTACT_STATES, FINISHED, PAUSED
 
 #: How often a campaign's page reloads its progress (the page works without the script).
 PROGRESS_REFRESH_MS = 2000
+#: Its contacts table reloads itself too, less often, up to this many contacts: the table is
+#: the whole status (every contact and attempt), too much to read every few seconds beyond.
+CONTACTS_REFRESH_MS = 5000
+LIVE_CONTACTS_MAX = 500
 #: Which buttons a campaign in each state offers (OutboundService.CONTROLS allows the same).
 VERBS = {ACTIVE: ("pause", "cancel"), PAUSED: ("resume", "cancel")}
 DONE_VERB = {"pause": "paused", "resume": "resumed", "cancel": "cancelled"}
@@ -54,10 +58,14 @@ def campaign(campaign_id: str) -> ResponseReturnValue:
         status = _service().status(campaign_id)
     except NotFound:
         return _not_found(campaign_id)
+    # A finished or cancelled campaign changes no more once its last call is settled.
+    running = status["state"] not in FINAL_STATES or status["counts"].get("dialling", 0) > 0
     return render_template(
         "pages/campaign.html", c=status, states=CONTACT_STATES,
         verbs=VERBS.get(status["state"], ()), notices=get_flashed_messages(),
-        refresh_ms=None if status["state"] == FINISHED else PROGRESS_REFRESH_MS)
+        refresh_ms=PROGRESS_REFRESH_MS if running else None,
+        live_contacts=CONTACTS_REFRESH_MS
+        if running and status["total"] <= LIVE_CONTACTS_MAX else None)
 
 
 @bp.get("/campaigns/<campaign_id>/progress")
@@ -69,6 +77,17 @@ def campaign_progress(campaign_id: str) -> ResponseReturnValue:
     except NotFound:
         return _not_found(campaign_id)
     return render_template("pages/_campaign_progress.html", c=summary, states=CONTACT_STATES)
+
+
+@bp.get("/campaigns/<campaign_id>/contacts")
+def campaign_contacts(campaign_id: str) -> ResponseReturnValue:
+    """The contacts table alone, which the campaign page's script swaps in."""
+    try:
+        status = _service().status(campaign_id)
+    except NotFound:
+        return _not_found(campaign_id)
+    return render_template("pages/_campaign_contacts.html", c=status,
+                           live_contacts=CONTACTS_REFRESH_MS)
 
 
 @bp.post("/campaigns/<campaign_id>/<any(pause, resume, cancel):verb>")

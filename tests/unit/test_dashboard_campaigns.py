@@ -22,6 +22,7 @@ from calls.service import CallService
 from config import Settings
 from outbound.dialer import Dialer
 from outbound.service import OutboundService
+from pages import campaigns as dashboard_campaigns
 from sandbox.phone_network import example
 from sip.service import SipService
 from store import Store
@@ -118,7 +119,8 @@ def progress(html: str) -> tuple[int, int]:
 
 @pytest.mark.parametrize("path", [
     "/dashboard/campaigns", "/dashboard/campaigns/new", "/dashboard/campaigns/cmp_1",
-    "/dashboard/campaigns/cmp_1/progress", "/dashboard/campaigns/cmp_1/results.csv"])
+    "/dashboard/campaigns/cmp_1/progress", "/dashboard/campaigns/cmp_1/contacts",
+    "/dashboard/campaigns/cmp_1/results.csv"])
 def test_every_campaign_page_needs_the_sign_in(world: World, path: str) -> None:
     answer = world.app.test_client().get(path)
     assert answer.status_code == 302
@@ -242,14 +244,38 @@ def test_the_progress_fragment_follows_the_campaign(world: World, web: FlaskClie
 def test_the_contacts_show_their_attempts_with_links_to_their_calls(world: World,
                                                                    web: FlaskClient) -> None:
     campaign_id = created_id(web)
+    page = web.get(f"/dashboard/campaigns/{campaign_id}").get_data(as_text=True)
+    assert f'data-refresh-url="/dashboard/campaigns/{campaign_id}/contacts"' in page
     world.run(rounds=3)
-    html = web.get(f"/dashboard/campaigns/{campaign_id}").get_data(as_text=True)
-    rows = section(html, "contacts")
+    rows = web.get(f"/dashboard/campaigns/{campaign_id}/contacts").get_data(as_text=True)
+    assert "<html" not in rows and rows.count("<tr data-number=") == 3
     for contact in world.outbound.status(campaign_id)["contacts"]:
         for attempt in contact["attempts"]:
             assert f'href="/dashboard/calls/{attempt["call_id"]}"' in rows
     assert rows.count('data-disposition="answered"') == 2
     assert rows.count('data-disposition="busy"') == 1
+
+
+def test_a_finished_campaigns_page_stops_refreshing(world: World, web: FlaskClient) -> None:
+    answer = create(web, csv_text="number\n" + "".join(f"{n}\n" for n in ANSWERS))
+    campaign_id = answer.headers["Location"].rsplit("/", 1)[1]
+    world.run(rounds=3)
+    assert world.outbound.summary(campaign_id)["state"] == "completed"
+    html = web.get(f"/dashboard/campaigns/{campaign_id}").get_data(as_text=True)
+    assert progress(html) == (2, 2)
+    assert "data-refresh-url" not in html
+    assert "Reload for the latest attempts" in html
+    assert ">Pause</button>" not in html and ">Cancel</button>" not in html
+
+
+def test_a_long_contact_list_is_not_reloaded_live(world: World, web: FlaskClient,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dashboard_campaigns, "LIVE_CONTACTS_MAX", 2)
+    campaign_id = created_id(web)
+    html = web.get(f"/dashboard/campaigns/{campaign_id}").get_data(as_text=True)
+    assert f"/dashboard/campaigns/{campaign_id}/progress" in html  # the progress still is
+    assert "data-refresh-url" not in section(html, "contacts")
+    assert "Reload for the latest attempts" in html
 
 
 def test_pause_resume_and_cancel_flash_what_they_did(world: World, web: FlaskClient) -> None:
@@ -310,6 +336,7 @@ def test_the_list_shows_each_campaigns_progress_and_links_to_it(world: World,
 
 @pytest.mark.parametrize(("method", "path"), [
     ("get", "/dashboard/campaigns/cmp_nope"), ("get", "/dashboard/campaigns/cmp_nope/progress"),
+    ("get", "/dashboard/campaigns/cmp_nope/contacts"),
     ("get", "/dashboard/campaigns/cmp_nope/results.csv"),
     ("post", "/dashboard/campaigns/cmp_nope/pause")])
 def test_an_unknown_campaign_is_an_html_404(web: FlaskClient, method: str, path: str) -> None:
