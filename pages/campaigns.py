@@ -42,7 +42,7 @@ FINAL_STATES = (FINISHED, CANCELLED)
 FORM_DEFAULTS = {"name": "", "from": "", "timezone": "UTC", "window_start": "09:00",
                  "window_end": "20:00", "days": list(DAYS[:6]), "max_concurrent": "1",
                  "per_minute": "10", "max_attempts": "3"}
-NUMBER_FIELDS = {"max_concurrent": "pacing.max_concurrent", "per_minute": "pacing.per_minute",
+COUNT_FIELDS = {"max_concurrent": "pacing.max_concurrent", "per_minute": "pacing.per_minute",
                  "max_attempts": "retry.max_attempts"}
 
 
@@ -139,28 +139,29 @@ def create_campaign() -> ResponseReturnValue:
         return _form_page(form, error=str(exc), status=400)
     skipped = created.get("duplicates_skipped") or 0
     flash(f"Campaign created with {created['total']} contacts"
-          + (f" ({skipped} duplicate numbers left out)." if skipped else "."))
+          + (f" ({skipped} duplicate{'s' if skipped > 1 else ''} left out)." if skipped else "."))
     return redirect(url_for("dashboard.campaign", campaign_id=created["id"]))
 
 
 def campaign_body(form: Mapping[str, Any]) -> dict[str, Any]:
-    """The service's request body from the form's fields (as :func:`_entered` read them);
-    numbers are checked here only as far as being numbers, the service checks the rest."""
-    numbers = {}
-    for key, what in NUMBER_FIELDS.items():
+    """The service's request body from the form's fields (as :func:`_entered` read them).
+    Here the counts are only read as whole numbers (a form sends text); the service checks
+    their ranges and everything else, with the messages the API gives too."""
+    counts = {}
+    for key, what in COUNT_FIELDS.items():
         text = str(form.get(key) or "").strip()
         if not text.isdigit():
             raise Invalid(f"{what} must be a whole number")
-        numbers[key] = int(text)
+        counts[key] = int(text)
     if not form.get("days"):
         raise Invalid("window.days: choose at least one day")
     body: dict[str, Any] = {
         "persona": form.get("persona"), "timezone": form.get("timezone") or "UTC",
         "window": {"start": form.get("window_start"), "end": form.get("window_end"),
                    "days": list(form["days"])},
-        "pacing": {"max_concurrent": numbers["max_concurrent"],
-                   "per_minute": numbers["per_minute"]},
-        "retry": {"max_attempts": numbers["max_attempts"]},
+        "pacing": {"max_concurrent": counts["max_concurrent"],
+                   "per_minute": counts["per_minute"]},
+        "retry": {"max_attempts": counts["max_attempts"]},
     }
     if form.get("from"):
         body["from"] = form["from"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,7 +194,7 @@ def test_a_csv_upload_creates_a_campaign_and_opens_its_page(world: World,
 def test_duplicate_numbers_are_counted_in_the_notice(web: FlaskClient) -> None:
     answer = create(web, csv_text=CSV + f"{BUSY},,Again\n")
     html = web.get(answer.headers["Location"]).get_data(as_text=True)
-    assert "Campaign created with 3 contacts (1 duplicate numbers left out)." in html
+    assert "Campaign created with 3 contacts (1 duplicate left out)." in html
 
 
 @pytest.mark.parametrize(("changes", "csv_text", "message"), [
@@ -221,6 +222,20 @@ def test_the_services_objections_show_on_the_form(world: World, web: FlaskClient
     assert 'id="campaign-error"' in html and "Traceback" not in html
     assert 'name="name" value="December reminders"' in html  # what was entered stays
     assert world.outbound.summaries() == []
+
+
+def test_no_callees_number_is_logged(world: World, web: FlaskClient,
+                                     caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    campaign_id = created_id(web)
+    world.run(rounds=3)
+    web.get(f"/dashboard/campaigns/{campaign_id}")
+    assert "outbound.campaign_created" in caplog.text and "outbound.dial" in caplog.text
+    # Every field of every record, the extras the JSON log lines carry included.
+    logged = "\n".join(str(vars(record)) for record in caplog.records)
+    assert "'to': '*******" in logged  # the dialer's line, masked
+    for number in [*ANSWERS, BUSY]:
+        assert number.lstrip("+") not in logged
 
 
 # -- a campaign's page, live progress and controls ---------------------------------------------
