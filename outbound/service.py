@@ -174,6 +174,13 @@ class OutboundService:
         return {**campaign_summary(campaign, counts),
                 "contacts": [contact_json(c) for c in contacts]}
 
+    def summary(self, campaign_id: str) -> dict[str, Any]:
+        """The status without its contacts: counted in the database, cheap enough to poll."""
+        campaign = self.store.get_campaign(campaign_id)
+        if campaign is None:
+            raise NotFound(f"no campaign {campaign_id}")
+        return campaign_summary(campaign, self.store.campaign_counts(campaign_id))
+
     def summaries(self) -> list[dict[str, Any]]:
         return [campaign_summary(c, self.store.campaign_counts(c["id"]))
                 for c in self.store.list_campaigns()]

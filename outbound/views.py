@@ -3,10 +3,7 @@ POST /api/calls with ``at`` (sip/views.py) and DELETE /api/calls/<id> (calls/vie
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -14,6 +11,7 @@ from flask.typing import ResponseReturnValue
 
 from calls.records import iso
 from outbound import contacts as contact_lists
+from outbound import results
 from outbound.rules import Invalid
 from outbound.service import Conflict, NotFound, OutboundService
 from sip.numbers import e164
@@ -22,11 +20,6 @@ from web.errors import ApiError, BadRequest, json_object
 from web.errors import NotFound as NotFoundError
 
 bp = Blueprint("outbound", __name__, url_prefix="/api")
-
-#: The results export's columns: one row per attempt (a contact never dialled has one row
-#: with no attempt), so a spreadsheet can count dispositions and retries.
-EXPORT_FIELDS = ("number", "state", "timezone", "attempt", "at", "disposition", "call_id",
-                 "duration_s", "cause")
 
 
 class CampaignConflict(ApiError):
@@ -111,30 +104,11 @@ def control_campaign(campaign_id: str, verb: str) -> ResponseReturnValue:
 @require_admin
 def export_results(campaign_id: str) -> ResponseReturnValue:
     status = _answer(lambda: _service().status(campaign_id))
-    response = Response(_result_rows(status["contacts"]), mimetype="text/csv; charset=utf-8")
+    response = Response(results.result_rows(status["contacts"]),
+                        mimetype="text/csv; charset=utf-8")
     response.headers["Content-Disposition"] = \
-        f'attachment; filename="campaign-{campaign_id}.csv"'
+        f'attachment; filename="{results.filename(campaign_id)}"'
     return response
-
-
-def _result_rows(contacts: list[dict[str, Any]]) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, EXPORT_FIELDS)
-    writer.writeheader()
-    for contact in contacts:
-        base = {"number": contact["number"], "state": contact["state"],
-                "timezone": contact["timezone"] or ""}
-        for n, attempt in enumerate(contact["attempts"] or [None], start=1):
-            detail = (attempt or {}).get("detail") or {}
-            writer.writerow({**base, "attempt": n if attempt else "",
-                             "at": (attempt or {}).get("at") or "",
-                             "disposition": (attempt or {}).get("disposition") or "",
-                             "call_id": (attempt or {}).get("call_id") or "",
-                             "duration_s": detail.get("duration_s", ""),
-                             "cause": detail.get("cause", "")})
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
 
 
 # -- the do-not-call list ------------------------------------------------------------------------

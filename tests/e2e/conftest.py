@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 from tests.integration.harness import Sandbox, Service, running_stack, stack_database
 
@@ -72,3 +72,17 @@ def page(browser: Browser, stack: Stack) -> Iterator[Page]:
     page = context.new_page()
     yield page
     context.close()
+
+
+@pytest.fixture
+def watched(page: Page) -> Iterator[list[str]]:
+    """The page, with every console message about a Content-Security-Policy violation."""
+    violations: list[str] = []
+
+    def note(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            violations.append(message.text)
+
+    page.on("console", note)
+    yield violations
+    assert not violations, f"the pages broke their own CSP: {violations}"

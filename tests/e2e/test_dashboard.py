@@ -6,12 +6,11 @@ Every page is checked for configured secrets and for Content-Security-Policy vio
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
-from playwright.sync_api import ConsoleMessage, Page, expect
+from playwright.sync_api import Page, expect
 
 from pages.display import milliseconds
 from tests.e2e.conftest import ADMIN_TOKEN, Stack
@@ -51,20 +50,6 @@ def finished_call(stack: Stack) -> dict[str, Any]:
         return detail if detail["state"] == "ended" and detail["transcript"] else None
 
     return wait_until(transcribed, timeout=30, message="the call to end with its transcript")
-
-
-@pytest.fixture
-def watched(page: Page) -> Iterator[list[str]]:
-    """The page, with every console message about a Content-Security-Policy violation."""
-    violations: list[str] = []
-
-    def note(message: ConsoleMessage) -> None:
-        if "Content Security Policy" in message.text:
-            violations.append(message.text)
-
-    page.on("console", note)
-    yield violations
-    assert not violations, f"the pages broke their own CSP: {violations}"
 
 
 def assert_no_secret(page: Page, stack: Stack) -> None:
