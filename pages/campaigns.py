@@ -183,15 +183,19 @@ def _entered(values: Mapping[str, Any]) -> dict[str, Any]:
 def _defaults() -> dict[str, Any]:
     form = dict(FORM_DEFAULTS)
     form["from"] = current_app.extensions["settings"].outbound_caller_id or ""
-    names = current_app.extensions["personas"].names()
-    form["persona"] = next(iter(sorted(names)), "")
+    form["persona"] = next(iter(_outbound_personas()), "")
     return form
+
+
+def _outbound_personas() -> list[str]:
+    """The personas a campaign may call with: those with an [outbound] section."""
+    return sorted(p.name for p in current_app.extensions["personas"] if p.outbound is not None)
 
 
 def _form_page(form: Mapping[str, Any], *, error: str | None,
                status: int) -> ResponseReturnValue:
     return render_template("pages/campaign_new.html", form=form, error=error, days=DAYS,
-                           personas=sorted(current_app.extensions["personas"].names())), status
+                           personas=_outbound_personas()), status
 
 
 def _not_found(campaign_id: str) -> ResponseReturnValue:

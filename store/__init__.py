@@ -27,6 +27,7 @@ from store.outbox import Outbox
 from store.reminders import ReminderRecords
 from store.schema import metadata
 from store.sip import SipRecords
+from store.suppressions import SuppressionRecords
 from store.tools import ToolClaim, ToolRecords
 
 __all__ = ["DEFAULT_STORE_TIMEOUT_S", "EVENT_TYPES", "SQLITE_PAGE_SIZE", "WORK_LEASE_S",
@@ -36,5 +37,5 @@ __all__ = ["DEFAULT_STORE_TIMEOUT_S", "EVENT_TYPES", "SQLITE_PAGE_SIZE", "WORK_L
 
 class Store(CallerEvents, CallRecords, SipRecords, Outbox, ToolRecords,
             AnalysisRecords, KnowledgeRecords, BookingRecords, OutboundRecords,
-            ReminderRecords):
+            SuppressionRecords, ReminderRecords):
     """Calls and notices in a SQL database (SQLite or PostgreSQL)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from calls import lifecycle
 from store.base import StoreBase
-from store.schema import calls, campaign_contacts, campaigns, dial_attempts, suppressions
+from store.schema import calls, campaign_contacts, campaigns, dial_attempts
 from store.statements import dialect_insert
 
 #: Contact and attempt states (the issue's contract names the contact states).
@@ -46,42 +46,6 @@ def new_attempt_id() -> str:
 
 class OutboundRecords(StoreBase):
     """Campaigns, contacts, attempts and suppressions."""
-
-    # -- the do-not-call list ------------------------------------------------------------------
-
-    def add_suppression(self, number: str, *, source: str, call_id: str | None = None,
-                        note: str | None = None) -> bool:
-        """Put ``number`` (E.164) on the list; False when it was already there."""
-        with self._write() as conn:
-            return self._suppress(conn, number, source=source, call_id=call_id, note=note)
-
-    def add_suppressions(self, numbers: Iterable[str], *, source: str) -> int:
-        """Several numbers in one transaction (a CSV import); returns how many were new."""
-        with self._write() as conn:
-            return sum(self._suppress(conn, n, source=source) for n in numbers)
-
-    def _suppress(self, conn: Connection, number: str, *, source: str,
-                  call_id: str | None = None, note: str | None = None) -> bool:
-        statement = dialect_insert(conn.dialect.name, suppressions).values(
-            number=number, source=source, call_id=call_id, note=note, created_at=self.clock())
-        return conn.execute(statement.on_conflict_do_nothing().returning(
-            suppressions.c.number)).first() is not None
-
-    def remove_suppression(self, number: str) -> bool:
-        with self._write() as conn:
-            return bool(conn.execute(suppressions.delete().where(
-                suppressions.c.number == number)).rowcount)
-
-    def get_suppression(self, number: str) -> dict[str, Any] | None:
-        with self._read() as conn:
-            row = conn.execute(sa.select(suppressions).where(
-                suppressions.c.number == number)).first()
-        return dict(row._mapping) if row else None
-
-    def list_suppressions(self) -> list[dict[str, Any]]:
-        with self._read() as conn:
-            return [dict(r._mapping) for r in conn.execute(
-                sa.select(suppressions).order_by(suppressions.c.created_at.desc()))]
 
     # -- campaigns -----------------------------------------------------------------------------
 

@@ -40,7 +40,7 @@ def test_a_campaign_from_a_csv_progresses_live_and_pauses(page: Page, stack: Sta
     expect(page).to_have_url(re.compile(r"/dashboard/campaigns$"))
     page.get_by_role("link", name="New campaign").click()
 
-    page.get_by_label("Persona").select_option("support")
+    page.get_by_label("Persona").select_option("appointments")
     page.get_by_label("From number").fill("+13125550199")
     page.get_by_label("Name").fill("e2e reminders")
     # A window open all day, every day, so the test dials whenever it runs.

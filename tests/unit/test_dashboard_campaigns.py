@@ -36,7 +36,7 @@ ANSWERS = [example("answered", n) for n in range(2)]
 BUSY = example("busy")
 CSV = "number,timezone,first_name\n" + "".join(
     f"{n},,Ann{i}\n" for i, n in enumerate([*ANSWERS, BUSY]))
-FORM = {"persona": "support", "from": CALLER_ID, "name": "December reminders",
+FORM = {"persona": "appointments", "from": CALLER_ID, "name": "December reminders",
         "timezone": "UTC", "window_start": "00:00", "window_end": "23:59",
         "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "max_concurrent": "2",
         "per_minute": "30", "max_attempts": "2"}
@@ -160,7 +160,8 @@ def test_a_campaign_form_without_the_csrf_token_creates_nothing(world: World,
 
 def test_the_form_offers_the_personas_and_the_services_defaults(web: FlaskClient) -> None:
     html = web.get("/dashboard/campaigns/new").get_data(as_text=True)
-    assert '<option value="support"' in html
+    # Only personas with an [outbound] section (an AI disclosure, on whose behalf) may call.
+    assert '<option value="appointments"' in html and '<option value="support"' not in html
     assert f'name="from" value="{CALLER_ID}"' in html  # OUTBOUND_CALLER_ID
     assert 'name="window_start" type="time" value="09:00"' in html
     assert 'value="sun">' in html and 'value="sat" checked>' in html
@@ -202,7 +203,7 @@ def test_duplicate_numbers_are_counted_in_the_notice(web: FlaskClient) -> None:
     ({}, "number\nnot-a-number\n", "CSV line 2: number:"),
     ({}, "number,timezone\n+12025550100,Mars/Olympus\n", "is not an IANA time zone name"),
     ({}, None, "choose a CSV file of contacts"),
-    ({"persona": "nobody"}, CSV, "persona must be one of:"),
+    ({"persona": "nobody"}, CSV, "persona must be one with an [outbound] section"),
     ({"timezone": "Nowhere/Else"}, CSV, "timezone &#39;Nowhere/Else&#39; is not an IANA"),
     ({"window_start": "18:00", "window_end": "09:00"}, CSV,
      "window.start must be before window.end"),
@@ -343,7 +344,7 @@ def test_the_list_shows_each_campaigns_progress_and_links_to_it(world: World,
     row = html[html.index(f'data-campaign-id="{campaign_id}"'):]
     row = row[:row.index("</tr>")]
     assert f'href="/dashboard/campaigns/{campaign_id}">December reminders</a>' in row
-    assert "support" in row and 'data-state="active"' in html
+    assert "appointments" in row and 'data-state="active"' in html
     assert progress(row) == (2, 3)
     assert counts(row)["completed"] == 2
     assert 'href="/dashboard/campaigns">Campaigns</a>' in html  # in the nav
