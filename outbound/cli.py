@@ -42,6 +42,18 @@ def _days(text: str) -> list[str]:
     return [d.strip() for d in text.split(",") if d.strip()]
 
 
+def _delays(pairs: tuple[str, ...]) -> dict[str, float | None]:
+    """``busy=60`` ``voicemail=none`` as the API's ``retry.delay_s`` (checked there)."""
+    found: dict[str, float | None] = {}
+    for pair in pairs:
+        outcome, _, seconds = pair.partition("=")
+        try:
+            found[outcome.strip()] = None if seconds.strip() == "none" else float(seconds)
+        except ValueError:
+            raise Invalid(f"--delay {pair!r}: use OUTCOME=SECONDS, e.g. busy=600") from None
+    return found
+
+
 def _summary_line(status: dict[str, Any]) -> str:
     counts = ", ".join(f"{state} {n}" for state, n in status["counts"].items() if n)
     return (f"{status['id']}  {status['state']}  {status['persona']}  "
@@ -68,9 +80,12 @@ def init_app(app: Flask) -> None:
     @click.option("--max-concurrent", default=1, show_default=True, type=int)
     @click.option("--per-minute", default=10, show_default=True, type=int)
     @click.option("--max-attempts", default=3, show_default=True, type=int)
+    @click.option("--delay", "delays", multiple=True, metavar="OUTCOME=SECONDS",
+                  help="Wait before retrying after busy, no_answer, failed or voicemail "
+                       "(repeatable; SECONDS 'none': not retried). Defaults: docs/outbound.md.")
     def create(contacts_csv: Path, persona: str, from_number: str | None, name: str | None,
                window: str, days: str, timezone: str, max_concurrent: int, per_minute: int,
-               max_attempts: int) -> None:
+               max_attempts: int, delays: tuple[str, ...]) -> None:
         """Create a campaign from CONTACTS_CSV (columns: number, timezone, then one column per
         template variable). The running service starts dialling it."""
         start, _, end = window.partition("-")
@@ -79,7 +94,7 @@ def init_app(app: Flask) -> None:
                     "timezone": timezone,
                     "window": {"start": start.strip(), "end": end.strip(), "days": _days(days)},
                     "pacing": {"max_concurrent": max_concurrent, "per_minute": per_minute},
-                    "retry": {"max_attempts": max_attempts}}
+                    "retry": {"max_attempts": max_attempts, "delay_s": _delays(delays)}}
             contacts = contact_lists.from_csv(
                 contacts_csv.read_text(encoding="utf-8-sig", errors="replace"))
             status = _service().create_campaign(body, contacts)

@@ -28,7 +28,8 @@ def created_id(runner, contacts_csv: Path, *extra: str) -> str:
 
 
 def test_create_list_and_status(runner, contacts_csv):
-    cid = created_id(runner, contacts_csv, "--days", "fri-mon", "--window", "08:30-18:00")
+    cid = created_id(runner, contacts_csv, "--days", "fri-mon", "--window", "08:30-18:00",
+                     "--delay", "busy=60", "--delay", "voicemail=none")
     status = runner.invoke(args=["campaigns", "status", cid])
     assert status.exit_code == 0
     assert status.output.strip() == f"{cid}  active  appointments  0/2 done  (pending 2)"
@@ -37,6 +38,8 @@ def test_create_list_and_status(runner, contacts_csv):
     app_status = runner.app.extensions["outbound"].status(cid)
     assert app_status["window"] == {"start": "08:30", "end": "18:00",
                                     "days": ["mon", "fri", "sat", "sun"]}
+    assert app_status["retry"]["delay_s"] == {"busy": 60.0, "no_answer": 3600.0,
+                                              "failed": 1800.0, "voicemail": None}
 
 
 def test_pause_resume_cancel_and_their_errors(runner, contacts_csv):
@@ -63,6 +66,12 @@ def test_a_wrong_file_or_persona_is_one_line(runner, contacts_csv, tmp_path):
     days = runner.invoke(args=["campaigns", "create", str(contacts_csv), "--persona",
                                "appointments", "--days", "someday-friday"])
     assert days.exit_code == 1 and "--days" in days.output
+    delay = runner.invoke(args=["campaigns", "create", str(contacts_csv), "--persona",
+                                "appointments", "--delay", "busy=soon"])
+    assert delay.exit_code == 1 and "--delay 'busy=soon'" in delay.output
+    unknown = runner.invoke(args=["campaigns", "create", str(contacts_csv), "--persona",
+                                  "appointments", "--delay", "answered=5"])
+    assert unknown.exit_code == 1 and "retry.delay_s takes" in unknown.output
 
 
 def test_watch_shows_progress_until_the_campaign_ends(runner, contacts_csv, monkeypatch):
