@@ -73,8 +73,15 @@ def find_call_detail(store: Store, call_id: str,
     record = store.get_call(call_id)
     if record is None:
         return None
-    return call_detail(record, store.timeline(call_id), store.tool_calls_of(call_id),
-                       store.analysis_of(call_id), rates=rates, now=store.clock())
+    detail = call_detail(record, store.timeline(call_id), store.tool_calls_of(call_id),
+                         store.analysis_of(call_id), rates=rates, now=store.clock())
+    attempt = store.attempt_for_call(call_id)
+    if attempt is not None:
+        # Dialled by outbound/ (a scheduled call or a campaign's): when, and how it went.
+        detail["dial"] = {"due_at": iso(attempt["due_at"]), "state": attempt["state"],
+                          "disposition": attempt["disposition"],
+                          "campaign_id": attempt["campaign_id"], "detail": attempt["detail"]}
+    return detail
 
 
 def analysis_json(analysis: dict[str, Any] | None, record: CallRecord) -> dict[str, Any]:

@@ -145,6 +145,9 @@ def test_a_call_with_at_is_scheduled_and_cancelled_by_delete(client, app):
     assert call["state"] == "scheduled" and call["at"] == at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
     listed = client.get("/api/calls?state=scheduled", headers=TOKEN).get_json()["calls"]
     assert [c["id"] for c in listed] == [call["id"]]
+    detail = client.get(f"/api/calls/{call['id']}", headers=TOKEN).get_json()
+    assert detail["dial"] == {"due_at": call["at"], "state": "queued", "disposition": None,
+                              "campaign_id": None, "detail": {}}
     cancelled = client.delete(f"/api/calls/{call['id']}", headers=TOKEN)
     assert cancelled.status_code == 200
     assert cancelled.get_json()["call"]["end_reason"] == "cancelled"
