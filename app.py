@@ -35,7 +35,7 @@ from ncs.signature import NamedSecret, NcsVerifier
 from observability import health, logs
 from outbound import cli as outbound_cli
 from outbound import views as outbound_views
-from outbound.dialer import Dialer
+from outbound.dialer import Dialer, DialerRunner
 from outbound.reminders import ReminderPlanner
 from outbound.service import OutboundService
 from pages import bp as pages_bp
@@ -110,7 +110,8 @@ def create_app(settings: Settings | None = None) -> Flask:
                             hang_up_placed=sip.convoai_dialer.hang_up_if_placed,
                             events=events,
                             analyzer=Analyzer(settings, store, service.persona_of),
-                            dial_due=dialer.run_due)
+                            # With the sweeper on, the dialer has a thread of its own.
+                            dial_due=None if settings.run_sweeper else dialer.run_due)
     tools = ToolService(store, service, sip)
     app.extensions.update(
         sip=sip, gateway=gateway, reconciler=reconciler, tools=tools, outbound=outbound,
@@ -152,7 +153,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     outbound_cli.init_app(app)
 
     if settings.run_sweeper:
-        _start_reconciler_with_first_request(app, reconciler, settings)
+        _start_reconciler_with_first_request(app, reconciler, dialer, settings)
 
     if not command:  # the banner is for whoever watches the service, not a command's user
         _announce(settings, background)
@@ -193,7 +194,7 @@ def _one_shot_command() -> bool:
     return context is not None and context.command is not flask_cli.run_command
 
 
-def _start_reconciler_with_first_request(app: Flask, reconciler: Reconciler,
+def _start_reconciler_with_first_request(app: Flask, reconciler: Reconciler, dialer: Dialer,
                                          settings: Settings) -> None:
     """The periodic runner starts with the first request, in the process that serves it: not in
     a gunicorn arbiter that forks (threads do not survive a fork), nor in `flask` commands."""
@@ -211,6 +212,9 @@ def _start_reconciler_with_first_request(app: Flask, reconciler: Reconciler,
             runner.start()
             app.extensions["sweeper"] = runner
             atexit.register(runner.stopped.set)
+            dialling = DialerRunner(dialer, settings.sweep_interval_s)
+            dialling.start()
+            atexit.register(dialling.stopped.set)
 
 
 class SimulatorCommands(click.Group):

@@ -134,15 +134,18 @@ def init_app(app: Flask) -> None:
                 if current["state"] in FINAL_CAMPAIGN_STATES:
                     break
                 time.sleep(WATCH_INTERVAL_S)
-                current = _status(campaign_id)
+                current = _status(campaign_id, summary=True)
         click.echo(_summary_line(current))
 
     for verb in ("pause", "resume", "cancel"):
         _control_command(campaigns, verb)
 
 
-def _status(campaign_id: str) -> dict[str, Any]:
+def _status(campaign_id: str, *, summary: bool = False) -> dict[str, Any]:
+    """The campaign's status; ``summary``: its counts only (cheap to poll)."""
     try:
+        if summary:
+            return _service().summary(campaign_id)
         return _service().status(campaign_id)
     except NotFound as exc:
         _fail(str(exc))

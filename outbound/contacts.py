@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,20 +80,47 @@ def from_json(value: Any) -> Contacts:
 def from_csv(text: str) -> Contacts:
     """Contacts from CSV text: a header row with ``number`` (required) and ``timezone``
     (optional); every other column is a template variable of that contact."""
+    try:
+        return _unique(list(_csv_contacts(text)))
+    except csv.Error as exc:  # a field over the csv module's 128 KiB limit, a NUL byte
+        raise Invalid(f"the CSV cannot be read: {exc}") from None
+
+
+def numbers_from_csv(text: str) -> list[str]:
+    """The numbers of a do-not-call CSV (a ``number`` column; other columns are ignored),
+    each in E.164 form; a wrong one names its line."""
+    try:
+        reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+        header = [h.strip() for h in reader.fieldnames or []]
+        if "number" not in header:
+            raise Invalid("the CSV needs a header row with a number column")
+        reader.fieldnames = header
+        found = []
+        for row in reader:
+            try:
+                found.append(e164((row.get("number") or "").strip()))
+            except ValueError as exc:
+                raise Invalid(f"CSV line {reader.line_num}: number: {exc}") from None
+    except csv.Error as exc:
+        raise Invalid(f"the CSV cannot be read: {exc}") from None
+    if not found:
+        raise Invalid("the CSV lists no number")
+    return found
+
+
+def _csv_contacts(text: str) -> Iterator[Contact]:
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     header = [h.strip() for h in reader.fieldnames or []]
     if "number" not in header:
         raise Invalid("the CSV needs a header row with a number column (and optionally "
                       "timezone and one column per variable)")
     reader.fieldnames = header
-    found = []
     for row in reader:
         where = f"CSV line {reader.line_num}"
         if None in row:
             raise Invalid(f"{where} has more fields than the header")
         variables = {k: (v or "").strip() for k, v in row.items()
                      if k not in ("number", "timezone") and k}
-        found.append(_contact({"number": (row.get("number") or "").strip(),
-                               "timezone": (row.get("timezone") or "").strip(),
-                               "variables": variables}, where))
-    return _unique(found)
+        yield _contact({"number": (row.get("number") or "").strip(),
+                        "timezone": (row.get("timezone") or "").strip(),
+                        "variables": variables}, where)

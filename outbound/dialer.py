@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,9 +26,13 @@ from outbound.rules import CallFacts, Policy, policy_from_json, zone
 from sip.payload import mask_number
 from sip.service import GuardRefused, SipService
 from store import Store
-from store.outbound import CANCELLED, PENDING, SUPPRESSED
+from store.outbound import PENDING, SUPPRESSED
 
 logger = logging.getLogger(__name__)
+
+#: How long a scheduled call that falls due while a cost guard holds (MAX_CONCURRENT_CALLS
+#: reached, say) waits for room before it is given up as ``refused``.
+REFUSED_WAIT_S = 600.0
 
 
 
@@ -46,11 +51,20 @@ class Dialer:
         self.plan = plan
 
     def run_due(self) -> int:
-        """One round; returns how many dials it started."""
-        if self.plan is not None:
-            self.plan()
-        self.settle()
-        return self.dial_scheduled() + self.dial_campaigns()
+        """One round; returns how many dials it started. A step that fails is logged and the
+        round goes on: one bad campaign (say, its persona removed) holds up no other work."""
+        started = 0
+        for step in (self.plan, self.settle, self.dial_scheduled, self.dial_campaigns):
+            if step is None:
+                continue
+            try:
+                count = step()
+            except Exception:
+                logger.exception("outbound.round_failed", extra={"step": step.__name__})
+                continue
+            if step in (self.dial_scheduled, self.dial_campaigns):
+                started += count
+        return started
 
     # -- settling ------------------------------------------------------------------------------
 
@@ -119,9 +133,7 @@ class Dialer:
         policy = policy_from_json(campaign["policy"])
         state, next_at = rules.next_step(disposition, contact["attempts"], policy,
                                          zone(contact["timezone"] or policy.timezone), now)
-        if campaign["state"] == CANCELLED and state == PENDING:
-            state, next_at = CANCELLED, None
-        return {"state": state, "next_at": next_at, "counts": disposition != rules.REFUSED}
+        return {"state": state, "next_at": next_at}
 
     # -- scheduled calls -----------------------------------------------------------------------
 
@@ -129,11 +141,22 @@ class Dialer:
         started = 0
         now = self.clock()
         for attempt in self.store.due_scheduled(now):
+            call = self.store.get_call(attempt["call_id"])
+            if call is None:
+                continue
+            if self.store.get_suppression(call.called_number or ""):
+                # Listed after it was scheduled: it is never dialled.
+                if self.store.cancel_scheduled(call.id, reason="suppressed",
+                                               disposition=rules.SUPPRESSED):
+                    metrics.outbound_attempt(rules.SUPPRESSED)
+                continue
             refused = self.sip.calls.admission()
             if refused:
-                self.sip.calls.refused(attempt["call_id"], refused, direction="outbound")
-                self.store.cancel_scheduled(attempt["call_id"], reason=f"refused_{refused}",
-                                            disposition=rules.REFUSED)
+                # At capacity for a moment: it waits, up to REFUSED_WAIT_S, then is refused.
+                if now - attempt["due_at"] > REFUSED_WAIT_S and self.store.cancel_scheduled(
+                        call.id, reason=f"refused_{refused}", disposition=rules.REFUSED):
+                    self.sip.calls.refused(call.id, refused, direction="outbound")
+                    metrics.outbound_attempt(rules.REFUSED)
                 continue
             if not self.store.claim_scheduled(attempt["id"], now=now, holder=self.holder):
                 continue  # another worker took it
@@ -201,8 +224,18 @@ class Dialer:
                 next_at=policy.window.next_open(now + rules.REFUSED_RETRY_S, contact_zone))
             metrics.outbound_attempt(rules.REFUSED)
             return 0
-        # Linked before the dial goes out (see the module's docstring).
-        self.store.link_attempt_call(attempt["id"], call.id)
+        except Exception:
+            # Nothing was dialled (a persona gone from the configuration, the store down):
+            # the contact gets its attempt back and is tried again later.
+            logger.exception("outbound.dial_not_made", extra={"campaign_id": campaign["id"]})
+            self.store.unclaim(attempt["id"], next_at=policy.window.next_open(
+                now + rules.REFUSED_RETRY_S, contact_zone))
+            return 0
+        # Linked before the dial goes out (see the module's docstring); a claim settled as
+        # lost meanwhile (this worker took longer than a work lease) is not dialled.
+        if not self.store.link_attempt_call(attempt["id"], call.id):
+            self.sip.end(call, "claim_lost")
+            return 0
         stored = campaign["policy"]
         logger.info("outbound.dial", extra={"call_id": call.id, "campaign_id": campaign["id"],
                                             "to": mask_number(number),
@@ -211,3 +244,19 @@ class Dialer:
                       prompt=stored.get("prompt") or "false",
                       events_url=self.sip.events_url(stored.get("base_url")))
         return 1
+
+
+class DialerRunner(threading.Thread):
+    """The dialer's round every SWEEP_INTERVAL_S in each worker, in a thread of its own beside
+    the reconciler's: a slow post-call analysis or agent listing there never holds up a call
+    that is due. (Without background threads, GET /api/reconcile runs the round instead.)"""
+
+    def __init__(self, dialer: Dialer, interval_s: float) -> None:
+        super().__init__(name="dialer", daemon=True)
+        self.dialer = dialer
+        self.interval_s = interval_s
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval_s):
+            self.dialer.run_due()  # logs its own failures and never raises

@@ -33,7 +33,7 @@ NO_ANSWER_CAUSES = frozenset({"NO_ANSWER", "NO_USER_RESPONSE", "ALLOTTED_TIMEOUT
                               "ORIGINATOR_CANCEL", "RECOVERY_ON_TIMER_EXPIRE"})
 BUSY_CAUSES = frozenset({"USER_BUSY", "NORMAL_CIRCUIT_CONGESTION"})
 #: What an agent's end_call reason says when a machine answered.
-_VOICEMAIL_WORDS = re.compile(r"voice\s*mail|answering machine|machine", re.IGNORECASE)
+_VOICEMAIL_WORDS = re.compile(r"voice\s*mail|answering machine", re.IGNORECASE)
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -114,7 +114,7 @@ def zone(name: Any, what: str = "timezone") -> ZoneInfo:
         raise Invalid(f"{what} must be an IANA time zone name such as Europe/London")
     try:
         return ZoneInfo(name.strip())
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "America" is a folder of zones
         raise Invalid(f"{what} {name!r} is not an IANA time zone name") from None
 
 
@@ -199,16 +199,18 @@ def policy_from_json(stored: Mapping[str, Any]) -> Policy:
 
 def next_step(disposition: str, attempts: int, policy: Policy, contact_zone: ZoneInfo,
               now: float) -> tuple[str, float | None]:
-    """A contact's state after an attempt came to ``disposition`` (``attempts`` made so far,
-    refused ones not counted), and when it may be dialled next."""
+    """A contact's state after an attempt came to ``disposition`` (``attempts`` made so far;
+    a cost guard's refusal before the dial is not one), and when it may be dialled next."""
     if disposition == ANSWERED:
         return "completed", None
     if disposition in (OPTED_OUT, SUPPRESSED):
         return disposition, None
-    if disposition == REFUSED:
+    if attempts >= policy.retry.max_attempts:
+        return "exhausted", None
+    if disposition == REFUSED:  # ConvoAI refused the agent (a quota): soon, not never
         return "pending", policy.window.next_open(now + REFUSED_RETRY_S, contact_zone)
     delay = policy.retry.delay_s.get(disposition)
-    if delay is None or attempts >= policy.retry.max_attempts:
+    if delay is None:
         return "exhausted", None
     return "pending", policy.window.next_open(now + delay, contact_zone)
 

@@ -137,7 +137,7 @@ def _import_suppressions() -> ResponseReturnValue:
         text = upload.read().decode("utf-8-sig", errors="replace")
     else:
         text = request.get_data(as_text=True)
-    numbers = _answer(lambda: [c.number for c in contact_lists.from_csv(text).contacts])
+    numbers = _answer(lambda: contact_lists.numbers_from_csv(text))
     added = _service().import_suppressions(numbers)
     return jsonify(imported=len(numbers), added=added), 201
 

@@ -150,7 +150,7 @@ def campaign_body(form: Mapping[str, Any]) -> dict[str, Any]:
     counts = {}
     for key, what in COUNT_FIELDS.items():
         text = str(form.get(key) or "").strip()
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):  # "²" is a digit to isdigit()
             raise Invalid(f"{what} must be a whole number")
         counts[key] = int(text)
     if not form.get("days"):

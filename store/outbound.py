@@ -65,6 +65,8 @@ class OutboundRecords(StoreBase):
                     "timezone": c.get("timezone"), "variables": _json(c.get("variables")),
                     "state": c.get("state", PENDING), "attempts": 0, "next_at": c["next_at"],
                     "updated_at": now} for i, c in enumerate(contacts)])
+            # Every contact may already be final (all on the do-not-call list).
+            self._finish_if_done(conn, campaign["id"], now)
 
     def get_campaign(self, campaign_id: str) -> dict[str, Any] | None:
         with self._read() as conn:
@@ -174,10 +176,10 @@ class OutboundRecords(StoreBase):
 
     def _open_attempts(self, conn: Connection, campaign_id: str) -> int:
         """Attempts of the campaign whose call is not over: claimed and not yet given a call,
-        or with a call in an open state. A call that ends frees its slot at once, before the
-        attempt is settled."""
+        or with a live call. A call that ends frees its slot at once (while its agent is
+        still being stopped, and before the attempt is settled)."""
         open_call = sa.exists().where(calls.c.id == dial_attempts.c.call_id,
-                                      calls.c.state.in_(lifecycle.OPEN_STATES))
+                                      calls.c.state.in_(lifecycle.LIVE_STATES))
         return int(conn.execute(sa.select(sa.func.count()).select_from(dial_attempts).where(
             dial_attempts.c.campaign_id == campaign_id, dial_attempts.c.state == DIALLING,
             sa.or_(dial_attempts.c.call_id.is_(None), open_call))).scalar_one())
@@ -284,12 +286,14 @@ class OutboundRecords(StoreBase):
 
     # -- an attempt's dial and its settling ----------------------------------------------------
 
-    def link_attempt_call(self, attempt_id: str, call_id: str) -> None:
+    def link_attempt_call(self, attempt_id: str, call_id: str) -> bool:
         """The call made for a claimed attempt (committed before the dial is sent, so a worker
-        that dies in between leaves a call that was never dialled)."""
+        that dies in between leaves a call that was never dialled). False when the attempt
+        is no longer this worker's to dial (settled as lost meanwhile): then do not dial."""
         with self._write() as conn:
-            conn.execute(dial_attempts.update().where(dial_attempts.c.id == attempt_id).values(
-                call_id=call_id))
+            return bool(conn.execute(dial_attempts.update().where(
+                dial_attempts.c.id == attempt_id, dial_attempts.c.state == DIALLING,
+                dial_attempts.c.call_id.is_(None)).values(call_id=call_id)).rowcount)
 
     def open_attempts(self) -> list[dict[str, Any]]:
         """Every attempt being dialled, with its call's state (None: no call yet)."""
@@ -306,27 +310,32 @@ class OutboundRecords(StoreBase):
         return dict(row._mapping) if row else None
 
     def unclaim(self, attempt_id: str, *, next_at: float) -> None:
-        """Undo a claim that was not dialled (the contact's window closed meanwhile): the
-        attempt goes, the contact waits for ``next_at`` with its attempt given back."""
+        """Undo a claim that was not dialled (the contact's window closed meanwhile, or the
+        dial could not be made): the attempt goes, the contact waits for ``next_at`` with its
+        attempt given back."""
+        now = self.clock()
         with self._write() as conn:
-            row = conn.execute(sa.select(dial_attempts.c.contact_id).where(
+            campaign_state = self._lock_campaign_of(conn, attempt_id)
+            row = conn.execute(sa.select(dial_attempts.c.contact_id,
+                                         dial_attempts.c.campaign_id).where(
                 dial_attempts.c.id == attempt_id, dial_attempts.c.state == DIALLING,
                 dial_attempts.c.call_id.is_(None))).first()
             if row is None:
                 return
             conn.execute(dial_attempts.delete().where(dial_attempts.c.id == attempt_id))
-            conn.execute(campaign_contacts.update().where(
-                campaign_contacts.c.id == row.contact_id).values(
-                state=PENDING, next_at=next_at, attempts=campaign_contacts.c.attempts - 1,
-                updated_at=self.clock()))
+            self._move_contact(conn, row.contact_id, PENDING, next_at, campaign_state, now,
+                               give_back=True)
+            self._finish_if_done(conn, row.campaign_id, now)
 
     def settle_attempt(self, attempt_id: str, *, disposition: str, detail: Mapping[str, Any],
                        contact: Mapping[str, Any] | None = None) -> bool:
         """Close a dialling attempt with its disposition and, for a campaign's, move its
-        contact (``contact``: state and next_at); a campaign with no contact left pending or
-        dialling is completed. False when another worker settled it first."""
+        contact (``contact``: state, next_at, and counts: False gives the attempt back); a
+        campaign with no contact left pending or dialling is completed. False when another
+        worker settled it first."""
         now = self.clock()
         with self._write() as conn:
+            campaign_state = self._lock_campaign_of(conn, attempt_id)
             row = conn.execute(sa.select(dial_attempts.c.contact_id,
                                          dial_attempts.c.campaign_id).where(
                 dial_attempts.c.id == attempt_id, dial_attempts.c.state == DIALLING)
@@ -337,12 +346,9 @@ class OutboundRecords(StoreBase):
                 state=DONE, disposition=disposition, detail=_json(dict(detail)),
                 settled_at=now))
             if row.contact_id is not None and contact is not None:
-                values: dict[str, Any] = {"state": contact["state"],
-                                          "next_at": contact.get("next_at"), "updated_at": now}
-                if not contact.get("counts", True):  # a refusal uses up no attempt
-                    values["attempts"] = campaign_contacts.c.attempts - 1
-                conn.execute(campaign_contacts.update().where(
-                    campaign_contacts.c.id == row.contact_id).values(**values))
+                self._move_contact(conn, row.contact_id, contact["state"],
+                                   contact.get("next_at"), campaign_state, now,
+                                   give_back=not contact.get("counts", True))
                 self._finish_if_done(conn, row.campaign_id, now)
             return True
 
@@ -350,19 +356,30 @@ class OutboundRecords(StoreBase):
                      next_at: float | None, counts: bool) -> None:
         """An attempt claimed but not dialled (the number is suppressed, or a cost guard
         refused it): settled at once; ``counts`` False gives the contact its attempt back."""
-        now = self.clock()
-        with self._write() as conn:
-            row = conn.execute(sa.select(dial_attempts.c.contact_id,
-                                         dial_attempts.c.campaign_id).where(
-                dial_attempts.c.id == attempt_id)).first()
-            conn.execute(dial_attempts.update().where(dial_attempts.c.id == attempt_id).values(
-                state=DONE, disposition=disposition, settled_at=now))
-            values: dict[str, Any] = {"state": state, "next_at": next_at, "updated_at": now}
-            if not counts:
-                values["attempts"] = campaign_contacts.c.attempts - 1
-            conn.execute(campaign_contacts.update().where(
-                campaign_contacts.c.id == row.contact_id).values(**values))
-            self._finish_if_done(conn, row.campaign_id, now)
+        self.settle_attempt(attempt_id, disposition=disposition, detail={},
+                            contact={"state": state, "next_at": next_at, "counts": counts})
+
+    def _lock_campaign_of(self, conn: Connection, attempt_id: str) -> str | None:
+        """Lock the attempt's campaign row, the first lock a claim takes too, so that claims,
+        settles and a cancel of one campaign take turns (PostgreSQL; SQLite's write lock is
+        already the whole database). Returns the campaign's state (None: a scheduled call)."""
+        campaign_id = conn.execute(sa.select(dial_attempts.c.campaign_id).where(
+            dial_attempts.c.id == attempt_id)).scalar()
+        if campaign_id is None:
+            return None
+        return conn.execute(sa.select(campaigns.c.state).where(
+            campaigns.c.id == campaign_id).with_for_update()).scalar()
+
+    def _move_contact(self, conn: Connection, contact_id: int, state: str,
+                      next_at: float | None, campaign_state: str | None, now: float, *,
+                      give_back: bool = False) -> None:
+        if campaign_state == CANCELLED and state == PENDING:
+            state, next_at = CANCELLED, None  # cancelled while its attempt was open
+        values: dict[str, Any] = {"state": state, "next_at": next_at, "updated_at": now}
+        if give_back:
+            values["attempts"] = campaign_contacts.c.attempts - 1
+        conn.execute(campaign_contacts.update().where(
+            campaign_contacts.c.id == contact_id).values(**values))
 
     def _finish_if_done(self, conn: Connection, campaign_id: str | None, now: float) -> None:
         if campaign_id is None:

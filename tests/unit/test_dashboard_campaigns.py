@@ -209,6 +209,7 @@ def test_duplicate_numbers_are_counted_in_the_notice(web: FlaskClient) -> None:
      "window.start must be before window.end"),
     ({"days": []}, CSV, "window.days: choose at least one day"),
     ({"max_concurrent": "two"}, CSV, "pacing.max_concurrent must be a whole number"),
+    ({"max_attempts": "²"}, CSV, "retry.max_attempts must be a whole number"),  # isdigit()
     ({"per_minute": "0"}, CSV, "pacing.per_minute must be a whole number from 1 to 600"),
     ({"max_attempts": "11"}, CSV, "retry.max_attempts must be a whole number from 1 to 10"),
     ({"from": "12"}, CSV, "from is required"),

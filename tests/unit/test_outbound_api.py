@@ -73,6 +73,11 @@ def test_a_campaign_from_an_uploaded_csv(client):
     ({"window": {"start": "21:00", "end": "08:00"}}, "window.start must be before window.end"),
     ({"pacing": {"max_concurrent": 0}}, "pacing.max_concurrent"),
     ({"retry": {"delay_s": {"answered": 1}}}, "retry.delay_s takes"),
+    ({"timezone": "America"}, "is not an IANA time zone name"),
+    ({"contacts": [{"number": "+12025550100", "timezone": "Europe"}]},
+     "contacts[0]: timezone 'Europe' is not"),
+    ({"contacts": None, "contacts_csv": "number,note\n+12025550100," + "x" * 140_000},
+     "the CSV cannot be read"),
 ])
 def test_a_wrong_campaign_is_a_400_that_says_why(client, change, message):
     response = client.post("/api/campaigns", json=campaign(**change), headers=TOKEN)
@@ -126,6 +131,10 @@ def test_suppressions_add_list_import_and_remove(client):
         ("+12025550123", "api"), ("+12025550124", "csv")]
     assert client.delete("/api/suppressions/+12025550123", headers=TOKEN).status_code == 204
     assert client.delete("/api/suppressions/+12025550123", headers=TOKEN).status_code == 404
+    unreadable = client.post("/api/suppressions", headers={**TOKEN, "Content-Type": "text/csv"},
+                             data="number\n\"" + "1" * 140_000 + "\"\n")
+    assert unreadable.status_code == 400
+    assert "the CSV cannot be read" in unreadable.get_json()["message"]
     bad = client.post("/api/suppressions", json={"number": "hello"}, headers=TOKEN)
     assert bad.status_code == 400 and bad.get_json()["message"].startswith("number:")
 

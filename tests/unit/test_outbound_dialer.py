@@ -347,3 +347,108 @@ def test_only_a_persona_that_says_it_is_an_ai_and_for_whom_may_run_a_campaign(wo
     with pytest.raises(Invalid, match=r"persona must be one with an \[outbound\] section: "
                                       "appointments"):
         create(outbound, {**campaign_body([example("answered")]), "persona": "support"})
+
+
+# -- what a review found --------------------------------------------------------------------------
+
+
+def test_a_campaign_whose_every_contact_is_suppressed_is_completed_at_once(world):
+    outbound = world[0]
+    number = example("answered", 8)
+    outbound.suppress(number)
+    status = create(outbound, campaign_body([number]))
+    assert (status["state"], status["counts"]["suppressed"]) == ("completed", 1)
+
+
+def test_a_campaign_cancelled_while_a_call_is_open_retries_nobody(world, store, clock):
+    outbound, dialer, network, calls = world
+    number = example("busy", 8)
+    campaign = create(outbound, campaign_body([number], retry={"max_attempts": 3}))
+    # Claimed and given a call, then cancelled before the busy call is settled.
+    (attempt,) = store.claim_campaign_dials(campaign["id"], now=clock(), max_open=1,
+                                            per_minute=10, holder="w:1")
+    call = dialer.sip.outbound_call(to=number, caller_id="+15555550100",
+                                    persona="appointments", variables={})
+    assert store.link_attempt_call(attempt["id"], call.id)
+    outbound.control(campaign["id"], "cancel")
+    dialer.sip.dial(call, region="NA", prompt="false", events_url=None)  # busy
+    dialer.run_due()
+    status = outbound.status(campaign["id"])
+    (contact,) = status["contacts"]
+    assert contact["state"] == "cancelled" and status["counts"]["pending"] == 0
+    clock.advance(86_400)
+    dialer.run_due()
+    assert network.dialled == [number]
+
+
+def test_a_claim_settled_as_lost_is_never_linked_so_never_dialled(world, store, clock):
+    outbound, dialer, network, calls = world
+    campaign = create(outbound, campaign_body([example("answered", 9)]))
+    (attempt,) = store.claim_campaign_dials(campaign["id"], now=clock(), max_open=1,
+                                            per_minute=10, holder="slow:1")
+    clock.advance(store.work_lease_s + 1)
+    dialer.settle()  # written off as worker_lost
+    assert store.link_attempt_call(attempt["id"], "call-of-the-slow-worker") is False
+
+
+def test_a_scheduled_call_to_a_number_listed_since_is_not_dialled(world, store, clock):
+    outbound, dialer, network, calls = world
+    number = example("answered", 13)
+    scheduled = outbound.schedule_call(to=number, caller_id=None, persona="appointments",
+                                       variables={}, at=clock() + 60)
+    outbound.suppress(number)
+    clock.advance(60)
+    dialer.run_due()
+    assert network.dialled == []
+    call = store.get_call(scheduled.call.id)
+    assert (call.state, call.end_reason) == ("ended", "suppressed")
+    assert store.attempt_for_call(call.id)["disposition"] == "suppressed"
+
+
+def test_a_scheduled_call_due_at_capacity_waits_for_room_then_gives_up(world, store, clock):
+    outbound, dialer, network, calls = world
+    calls.limits = dataclasses.replace(calls.limits, max_concurrent_calls=1)
+    busy_line = outbound.schedule_call(to=example("answered", 14), caller_id=None,
+                                       persona=None, variables={}, at=clock() + 10)
+    waits = outbound.schedule_call(to=example("answered", 15), caller_id=None, persona=None,
+                                   variables={}, at=clock() + 10)
+    clock.advance(10)
+    dialer.run_due()
+    assert network.dialled == [example("answered", 14)]
+    assert store.get_call(waits.call.id).state == "scheduled"  # waiting for room
+    answer_and_hang_up(calls, store)
+    clock.advance(30)
+    dialer.run_due()
+    assert network.dialled == [example("answered", 14), example("answered", 15)]
+    # One that never gets room within ten minutes is refused.
+    stuck = outbound.schedule_call(to=example("answered", 16), caller_id=None, persona=None,
+                                   variables={}, at=clock() + 10)
+    clock.advance(10)
+    dialer.run_due()
+    clock.advance(601)
+    dialer.run_due()
+    call = store.get_call(stuck.call.id)
+    assert call.state == "ended" and call.end_reason == "refused_max_concurrent_calls"
+    assert store.attempt_for_call(call.id)["disposition"] == "refused"
+    assert busy_line.call.id != stuck.call.id
+
+
+def test_a_campaign_that_cannot_dial_holds_up_nothing_else(world, store, clock, monkeypatch):
+    outbound, dialer, network, calls = world
+    campaign = create(outbound, campaign_body([example("answered", 17)]))
+    scheduled = outbound.schedule_call(to=example("answered", 18), caller_id=None,
+                                       persona=None, variables={}, at=clock())
+    original = dialer.sip.outbound_call
+
+    def persona_gone(**kwargs):
+        if kwargs.get("persona") == "appointments":
+            raise KeyError("appointments")  # the persona was removed from the configuration
+        return original(**kwargs)
+
+    monkeypatch.setattr(dialer.sip, "outbound_call", persona_gone)
+    dialer.run_due()
+    assert network.dialled == [example("answered", 18)]  # the scheduled call went out
+    assert store.get_call(scheduled.call.id).state in lifecycle.LIVE_STATES
+    (contact,) = outbound.status(campaign["id"])["contacts"]
+    # The contact kept its attempt and waits to be tried again.
+    assert (contact["state"], contact["attempts"]) == ("pending", [])

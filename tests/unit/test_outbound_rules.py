@@ -73,6 +73,8 @@ def test_a_wrong_window_says_what_is_wrong(window, message):
     ({"retry": {"delay_s": {"answered": 5}}}, "retry.delay_s takes busy, no_answer"),
     ({"retry": {"delay_s": {"busy": -1}}}, "retry.delay_s.busy must be seconds"),
     ({"timezone": "Mars/Olympus"}, "is not an IANA time zone name"),
+    ({"timezone": "America"}, "is not an IANA time zone name"),  # a folder of zones
+    ({"timezone": "x" * 300}, "is not an IANA time zone name"),
 ])
 def test_a_wrong_policy_says_what_is_wrong(body, message):
     with pytest.raises(Invalid, match=message):
@@ -99,8 +101,9 @@ def test_next_step_retries_inside_the_window_until_the_attempts_run_out():
     assert rules.next_step("voicemail", 1, policy, utc, now) == ("exhausted", None)
     assert rules.next_step("answered", 1, policy, utc, now) == ("completed", None)
     assert rules.next_step("opted_out", 1, policy, utc, now) == ("opted_out", None)
-    # A refusal is tried again soon and whatever the attempts so far.
-    assert rules.next_step("refused", 2, policy, utc, now) == ("pending", now + 60)
+    # ConvoAI refusing the agent is tried again soon, while attempts remain.
+    assert rules.next_step("refused", 1, policy, utc, now) == ("pending", now + 60)
+    assert rules.next_step("refused", 2, policy, utc, now) == ("exhausted", None)
     # A retry that would fall after 20:00 waits for the next morning.
     late = at("2026-12-03T19:55", utc)
     assert local(rules.next_step("busy", 1, policy, utc, late)[1], utc) == "Fri 2026-12-04 09:00"
@@ -174,3 +177,13 @@ def test_contacts_from_csv_take_every_other_column_as_a_variable():
         contacts.from_csv("number,name\n+12025550100,Ada\nnope,Bob\n")
     with pytest.raises(Invalid, match="needs a header row with a number column"):
         contacts.from_csv("phone,name\n+12025550100,Ada\n")
+
+
+def test_a_csv_that_cannot_be_read_is_a_clear_error():
+    with pytest.raises(Invalid, match="the CSV cannot be read"):
+        contacts.from_csv("number,note\n+12025550100," + "x" * 200_000 + "\n")
+    assert contacts.numbers_from_csv("number,name\n+1 202 555 0100,Ada\n") == ["+12025550100"]
+    with pytest.raises(Invalid, match="CSV line 3: number"):
+        contacts.numbers_from_csv("number\n+12025550100\nnope\n")
+    with pytest.raises(Invalid, match="the CSV cannot be read"):
+        contacts.numbers_from_csv("number\n\"" + "1" * 200_000 + "\"\n")
