@@ -7,6 +7,10 @@ setting must be present and well-formed, and start-up stops with one message lis
 The agent itself (prompt, LLM, voice, speech recognition) is a persona (personas/): its problems
 join the same message, as ``file: field: problem`` lines, and the keys its ``*_env`` fields name
 are read here too, from the same environment.
+
+The fields and their own checks live in small groups (settings/: agora, store, lifecycle, sip,
+web, operations, agent); ``Settings`` inherits them all, so the service reads one flat object,
+and adds the checks that span groups.
 """
 
 from __future__ import annotations
@@ -188,6 +192,9 @@ def _on_vercel(settings: Settings) -> tuple[Settings, list[str]]:
 def _with_personas(settings: Settings, env: Mapping[str, str]) -> tuple[Settings, list[str]]:
     """Load the personas (personas/) and read the keys their *_env fields name from ``env``.
     Returns the settings with those keys, and every persona problem."""
+    # Still a cycle: personas/ imports config. Ending it means a loader above both that
+    # from_env, for_tests and their callers go through; until then importing config alone
+    # loads no persona code.
     from personas.registry import inspect_personas
 
     inspection = inspect_personas(settings, env)
