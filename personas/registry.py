@@ -11,10 +11,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from config import ROOT, ConfigError, Settings
+from config import ConfigError, Settings
 from personas.loader import BUILTIN_DIR, Resolver, load_file
 from personas.model import Persona, Problem
 from personas.routing import NAME, Route, match, parse_routes
+from settings.agent import user_dir
 
 
 class UnknownPersona(KeyError):
@@ -98,12 +99,6 @@ def persona_dirs(settings: Settings) -> list[tuple[Path, bool]]:
     if settings.personas_dir:
         dirs.append((user_dir(settings.personas_dir), False))
     return dirs
-
-
-def user_dir(value: str) -> Path:
-    """PERSONAS_DIR as a path; a relative one is taken from the repository root."""
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else ROOT / path
 
 
 def resolver(settings: Settings, env: Mapping[str, str] | None = None) -> Resolver:

@@ -7,12 +7,14 @@ case-sensitive, like channel names). A channel no rule matches gets DEFAULT_PERS
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-NAME_RULE = "a lower-case letter, then up to 31 lower-case letters, digits, '-' or '_'"
+# The name rule and the rules' syntax are settings (DEFAULT_PERSONA, PERSONA_ROUTES), checked
+# when they are read; re-exported here for the persona files, which follow the same rule.
+from settings.agent import NAME, NAME_RULE, route_rules
+
+__all__ = ["NAME", "NAME_RULE", "Route", "match", "parse_routes"]
 
 
 @dataclass(frozen=True)
@@ -26,24 +28,8 @@ class Route:
 
 def parse_routes(text: str) -> tuple[list[Route], list[str]]:
     """The rules in ``text`` and a problem for each rule that cannot be read."""
-    routes: list[Route] = []
-    problems: list[str] = []
-    for position, rule in enumerate(text.split(","), start=1):
-        rule = rule.strip()
-        if not rule:
-            continue
-        pattern, sep, persona = (part.strip() for part in rule.partition("="))
-        if not sep:
-            problems.append(f"PERSONA_ROUTES: rule {position} ({rule!r}) must be glob=persona, "
-                            "for example tarot_*=tarot")
-        elif not pattern:
-            problems.append(f"PERSONA_ROUTES: rule {position} ({rule!r}) has no channel glob")
-        elif not NAME.match(persona):
-            problems.append(f"PERSONA_ROUTES: rule {position} ({rule!r}): the persona name must "
-                            f"be {NAME_RULE}")
-        else:
-            routes.append(Route(pattern, persona))
-    return routes, problems
+    rules, problems = route_rules(text)
+    return [Route(pattern, persona) for pattern, persona in rules], problems
 
 
 def match(routes: list[Route], channel: str) -> str | None:
