@@ -6,13 +6,14 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from bookings.exports import csv_lines, day_span, ics, parse_day
 from bookings.models import STATES, Booking
 from store import Store
 from web.auth import require_admin
+from web.downloads import attachment
 from web.errors import BadRequest
 
 __all__ = ["bp", "booking_zone", "query_bookings"]
@@ -32,7 +33,7 @@ def list_bookings() -> ResponseReturnValue:
 @bp.get("/bookings.csv")
 @require_admin
 def export_csv() -> ResponseReturnValue:
-    return _download(csv_lines(query_bookings(request.args)), "text/csv; charset=utf-8",
+    return attachment(csv_lines(query_bookings(request.args)), "text/csv; charset=utf-8",
                      "bookings.csv")
 
 
@@ -40,7 +41,7 @@ def export_csv() -> ResponseReturnValue:
 @require_admin
 def export_ics() -> ResponseReturnValue:
     body = ics(query_bookings(request.args), now=_store().clock())
-    return _download(iter([body]), "text/calendar; charset=utf-8", "bookings.ics")
+    return attachment(iter([body]), "text/calendar; charset=utf-8", "bookings.ics")
 
 
 def query_bookings(args: Any) -> list[Booking]:
@@ -85,11 +86,6 @@ def _days(text: str | None) -> int:
         raise BadRequest(f"days must be between 1 and {MAX_DAYS}")
     return days
 
-
-def _download(body: Any, mimetype: str, filename: str) -> Response:
-    response = Response(body, mimetype=mimetype)
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
 
 
 def _store() -> Store:

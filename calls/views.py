@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from calls import lifecycle
@@ -29,6 +29,7 @@ from calls.records import (
 from outbound.service import Conflict as OutboundConflict
 from store import CallRecord, Store
 from web.auth import bearer_token_matches, require_admin
+from web.downloads import attachment
 from web.errors import ApiError, BadRequest, NotFound, Unauthorized
 from web.security import rate_limit_failed_auth
 
@@ -69,7 +70,7 @@ def export_jsonl() -> ResponseReturnValue:
                     "transcript": transcript(store.timeline(record.id))}
             yield json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n"
 
-    return _download(lines(), "application/x-ndjson", "calls.jsonl")
+    return attachment(lines(), "application/x-ndjson", "calls.jsonl")
 
 
 @bp.get("/calls.csv")
@@ -95,7 +96,7 @@ def export_csv() -> ResponseReturnValue:
             buffer.truncate()
         yield buffer.getvalue()
 
-    return _download(rows(), "text/csv; charset=utf-8", "calls.csv")
+    return attachment(rows(), "text/csv; charset=utf-8", "calls.csv")
 
 
 @bp.delete("/calls/<call_id>")
@@ -198,11 +199,6 @@ def _every_call(store: Store, filters: dict[str, Any]) -> Iterator[CallRecord]:
 
     return pages()
 
-
-def _download(body: Iterator[str], mimetype: str, filename: str) -> Response:
-    response = Response(body, mimetype=mimetype)
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
 
 
 def _csv_safe(value: Any) -> Any:

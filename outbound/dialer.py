@@ -26,7 +26,7 @@ from outbound.rules import CallFacts, Policy, policy_from_json, zone
 from sip.payload import mask_number
 from sip.service import GuardRefused, SipService
 from store import Store
-from store.outbound import PENDING, SUPPRESSED
+from store.campaigns import PENDING, SUPPRESSED
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """A campaign's results as CSV, one row per attempt (a contact never dialled has one row with
-no attempt), so a spreadsheet can count dispositions and retries. Pure: the admin API
-(outbound/views.py) and the dashboard's download (pages/campaigns.py) stream the same rows."""
+no attempt), so a spreadsheet can count dispositions and retries. The admin API
+(outbound/views.py) and the dashboard (pages/campaigns.py) send the same download."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ import csv
 import io
 from collections.abc import Iterator
 from typing import Any
+
+from flask import Response
+
+from web.downloads import attachment
 
 FIELDS = ("number", "state", "timezone", "attempt", "at", "disposition", "call_id",
           "duration_s", "cause")
@@ -36,3 +40,8 @@ def result_rows(contacts: list[dict[str, Any]]) -> Iterator[str]:
 
 def filename(campaign_id: str) -> str:
     return f"campaign-{campaign_id}.csv"
+
+
+def download(campaign_id: str, contacts: list[dict[str, Any]]) -> Response:
+    """The results of a campaign's ``contacts`` (a status's) as a CSV download, streamed."""
+    return attachment(result_rows(contacts), "text/csv; charset=utf-8", filename(campaign_id))

@@ -14,21 +14,14 @@ from zoneinfo import ZoneInfo
 from calls.records import iso
 from config import Settings
 from outbound.contacts import Contacts
-from outbound.rules import Invalid, Policy, parse_policy, policy_from_json, zone
+from outbound.rules import Invalid, parse_policy
 from personas import Registry
 from sip.numbers import e164
 from sip.payload import mask_number
 from sip.service import SipService
 from store import CallRecord, Store
-from store.outbound import (
-    ACTIVE,
-    CANCELLED,
-    CONTACT_STATES,
-    PAUSED,
-    PENDING,
-    SCHEDULED,
-    SUPPRESSED,
-)
+from store.campaigns import ACTIVE, CANCELLED, CONTACT_STATES, PAUSED, PENDING, SUPPRESSED
+from store.outbound import SCHEDULED
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +123,7 @@ class OutboundService:
         policy = parse_policy(body)
         region, prompt = str(body.get("region") or "NA"), str(body.get("prompt") or "false")
         now = self.store.clock()
-        suppressed = self._suppressed({c.number for c in contacts.contacts})
+        suppressed = self.store.suppressed_numbers(c.number for c in contacts.contacts)
         rows = []
         for contact in contacts.contacts:
             contact_zone = ZoneInfo(contact.timezone or policy.timezone)
@@ -147,10 +140,6 @@ class OutboundService:
         status = self.status(campaign_id)
         status["duplicates_skipped"] = contacts.duplicates
         return status
-
-    def _suppressed(self, numbers: Iterable[str]) -> set[str]:
-        listed = {row["number"] for row in self.store.list_suppressions()}
-        return listed & set(numbers)
 
     def control(self, campaign_id: str, verb: str) -> dict[str, Any]:
         """Pause, resume or cancel (NotFound, Conflict); returns the campaign's status."""
@@ -184,9 +173,6 @@ class OutboundService:
     def summaries(self) -> list[dict[str, Any]]:
         return [campaign_summary(c, self.store.campaign_counts(c["id"]))
                 for c in self.store.list_campaigns()]
-
-    def policy(self, campaign: Mapping[str, Any]) -> Policy:
-        return policy_from_json(campaign["policy"])
 
     # -- the do-not-call list ------------------------------------------------------------------
 
@@ -237,6 +223,3 @@ def contact_json(contact: Mapping[str, Any]) -> dict[str, Any]:
                      for a in contact["attempt_list"]],
     }
 
-
-def contact_zone(contact_timezone: str | None, policy: Policy) -> ZoneInfo:
-    return zone(contact_timezone or policy.timezone)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from calls.records import iso
@@ -104,11 +104,7 @@ def control_campaign(campaign_id: str, verb: str) -> ResponseReturnValue:
 @require_admin
 def export_results(campaign_id: str) -> ResponseReturnValue:
     status = _answer(lambda: _service().status(campaign_id))
-    response = Response(results.result_rows(status["contacts"]),
-                        mimetype="text/csv; charset=utf-8")
-    response.headers["Content-Disposition"] = \
-        f'attachment; filename="{results.filename(campaign_id)}"'
-    return response
+    return results.download(campaign_id, status["contacts"])
 
 
 # -- the do-not-call list ------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import (
-    Response,
     current_app,
     flash,
     get_flashed_messages,
@@ -26,7 +25,7 @@ from outbound import results
 from outbound.rules import DAYS, Invalid
 from outbound.service import Conflict, NotFound, OutboundService
 from pages import bp
-from store.outbound import ACTIVE, CANCELLED, CONTACT_STATES, FINISHED, PAUSED
+from store.campaigns import ACTIVE, CANCELLED, CONTACT_STATES, FINISHED, PAUSED
 
 #: How often a campaign's page reloads its progress (the page works without the script).
 PROGRESS_REFRESH_MS = 2000
@@ -109,11 +108,7 @@ def campaign_results(campaign_id: str) -> ResponseReturnValue:
         status = _service().status(campaign_id)
     except NotFound:
         return _not_found(campaign_id)
-    response = Response(results.result_rows(status["contacts"]),
-                        mimetype="text/csv; charset=utf-8")
-    response.headers["Content-Disposition"] = \
-        f'attachment; filename="{results.filename(campaign_id)}"'
-    return response
+    return results.download(campaign_id, status["contacts"])
 
 
 @bp.get("/campaigns/new")

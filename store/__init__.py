@@ -5,10 +5,10 @@ One module per aggregate, each a part of :class:`Store`: ``calls`` (caller event
 outcomes, the webhook's path), ``call_records`` (reads, sweeping, retention), ``sip`` (lines and
 reservations), ``outbox`` (operator events, leases, checkpoints), ``tools`` (the MCP endpoint's
 tokens, the tool-call ledger, tarot draws), ``analyses`` (post-call analyses), ``knowledge``
-(knowledge bases and their full-text search), ``bookings`` (the diary and its lock), ``outbound``
-(campaigns, dial attempts, the do-not-call list), ``reminders`` (what the booking reminders'
-planner reads); ``schema``
-holds the tables and ``engine`` the engines and SQLite's write gate; ``statements`` the
+(knowledge bases and their full-text search), ``bookings`` (the diary and its lock),
+``campaigns`` (outbound campaigns and their contacts), ``outbound`` (dial attempts: their claims
+and settling), ``suppressions`` (the do-not-call list), ``reminders`` (what the booking
+reminders' planner reads); ``schema`` holds the tables and ``engine`` the engines and SQLite's write gate; ``statements`` the
 statements on every call's path, built once per dialect. Every statement is SQLAlchemy Core.
 """
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
@@ -151,6 +151,25 @@ class StoreBase:
             conn.execute(self._sql.insert_outbox, {
                 "id": f"evt_{call_id}_{kind}", "type": EVENT_TYPES[kind], "call_id": call_id,
                 "payload": "{}", "created_at": now, "attempts": 0, "next_attempt_at": now})
+
+
+#: How many values one ``IN (...)`` lists (a long list of keys or numbers goes in chunks).
+IN_CHUNK = 200
+
+
+def chunked(values: Iterable[str]) -> Iterator[list[str]]:
+    """``values`` without repeats, in lists of at most IN_CHUNK."""
+    items = sorted(set(values))
+    for i in range(0, len(items), IN_CHUNK):
+        yield items[i:i + IN_CHUNK]
+
+
+def values_present(conn: Connection, column: sa.Column[Any], values: Iterable[str]) -> set[str]:
+    """Which of ``values`` the table of ``column`` holds in it."""
+    found: set[str] = set()
+    for chunk in chunked(values):
+        found.update(conn.execute(sa.select(column).where(column.in_(chunk))).scalars())
+    return found
 
 
 def short_error(exc: BaseException) -> str:

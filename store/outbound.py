@@ -1,5 +1,6 @@
-"""The store's part for outbound dialling (outbound/ decides it): campaigns and their contacts,
-dial attempts (a campaign contact's, or a scheduled call's) and the do-not-call list.
+"""The store's part for dial attempts (outbound/ decides them): a campaign contact's, or a
+scheduled call's; their claims and their settling. The campaigns and contacts themselves are
+store/campaigns.py's, which this extends.
 
 Exactly-once: an attempt is dialled only by whoever moved it to ``dialling``, which is one
 conditional update (a scheduled call) or happens under the campaign's row lock (PostgreSQL's
@@ -9,7 +10,6 @@ failed, never dialled again (outbound/dialer.py)."""
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -18,119 +18,30 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from calls import lifecycle
-from store.base import StoreBase
+from store.campaigns import (
+    ACTIVE,
+    CANCELLED,
+    DIALLING,
+    DONE,
+    PENDING,
+    QUEUED,
+    CampaignRecords,
+    as_json,
+    attempt_dict,
+    from_json,
+)
 from store.schema import calls, campaign_contacts, campaigns, dial_attempts
 from store.statements import dialect_insert
 
-#: Contact and attempt states (the issue's contract names the contact states).
-PENDING, DIALLING, COMPLETED, EXHAUSTED = "pending", "dialling", "completed", "exhausted"
-OPTED_OUT, SUPPRESSED, CANCELLED = "opted_out", "suppressed", "cancelled"
-CONTACT_STATES = (PENDING, DIALLING, COMPLETED, EXHAUSTED, OPTED_OUT, SUPPRESSED, CANCELLED)
-QUEUED, DONE = "queued", "done"
-#: Campaign states.
-ACTIVE, PAUSED, FINISHED = "active", "paused", "completed"
 SCHEDULED = lifecycle.SCHEDULED
-
-
-def _json(value: Any) -> str | None:
-    return json.dumps(value, separators=(",", ":")) if value else None
-
-
-def _loads(text: str | None) -> Any:
-    return json.loads(text) if text else {}
 
 
 def new_attempt_id() -> str:
     return f"da_{secrets.token_hex(8)}"
 
 
-class OutboundRecords(StoreBase):
-    """Campaigns, contacts, attempts and suppressions."""
-
-    # -- campaigns -----------------------------------------------------------------------------
-
-    def create_campaign(self, campaign: Mapping[str, Any],
-                        contacts: list[Mapping[str, Any]]) -> None:
-        """A campaign and its contacts (each with its first ``next_at``), in one transaction."""
-        now = self.clock()
-        with self._write() as conn:
-            conn.execute(campaigns.insert().values(
-                id=campaign["id"], name=campaign.get("name"), persona=campaign["persona"],
-                from_number=campaign["from_number"], state=ACTIVE,
-                policy=json.dumps(campaign["policy"], separators=(",", ":")),
-                created_at=now, updated_at=now))
-            if contacts:
-                conn.execute(campaign_contacts.insert(), [{
-                    "campaign_id": campaign["id"], "position": i, "number": c["number"],
-                    "timezone": c.get("timezone"), "variables": _json(c.get("variables")),
-                    "state": c.get("state", PENDING), "attempts": 0, "next_at": c["next_at"],
-                    "updated_at": now} for i, c in enumerate(contacts)])
-            # Every contact may already be final (all on the do-not-call list).
-            self._finish_if_done(conn, campaign["id"], now)
-
-    def get_campaign(self, campaign_id: str) -> dict[str, Any] | None:
-        with self._read() as conn:
-            row = conn.execute(sa.select(campaigns).where(campaigns.c.id == campaign_id)).first()
-        return self._campaign(row) if row else None
-
-    @staticmethod
-    def _campaign(row: Any) -> dict[str, Any]:
-        found = dict(row._mapping)
-        found["policy"] = json.loads(found["policy"])
-        return found
-
-    def list_campaigns(self) -> list[dict[str, Any]]:
-        with self._read() as conn:
-            return [self._campaign(r) for r in conn.execute(
-                sa.select(campaigns).order_by(campaigns.c.created_at.desc()))]
-
-    def set_campaign_state(self, campaign_id: str, state: str, *,
-                           only_from: tuple[str, ...]) -> bool:
-        """Move a campaign to ``state`` if it is in one of ``only_from``. Cancelling also
-        cancels its contacts that are not being dialled (an open call is left to finish)."""
-        now = self.clock()
-        with self._write() as conn:
-            moved = conn.execute(campaigns.update().where(
-                campaigns.c.id == campaign_id, campaigns.c.state.in_(only_from)).values(
-                state=state, updated_at=now)).rowcount
-            if moved and state == CANCELLED:
-                conn.execute(campaign_contacts.update().where(
-                    campaign_contacts.c.campaign_id == campaign_id,
-                    campaign_contacts.c.state == PENDING).values(
-                    state=CANCELLED, next_at=None, updated_at=now))
-            return bool(moved)
-
-    def campaign_counts(self, campaign_id: str) -> dict[str, int]:
-        with self._read() as conn:
-            rows = conn.execute(sa.select(campaign_contacts.c.state, sa.func.count()).where(
-                campaign_contacts.c.campaign_id == campaign_id).group_by(
-                campaign_contacts.c.state)).all()
-        return {state: int(n) for state, n in rows}
-
-    def campaign_contacts(self, campaign_id: str) -> list[dict[str, Any]]:
-        """The contacts in order, each with its attempts (oldest first)."""
-        with self._read() as conn:
-            contacts = [dict(r._mapping) for r in conn.execute(
-                sa.select(campaign_contacts).where(
-                    campaign_contacts.c.campaign_id == campaign_id).order_by(
-                    campaign_contacts.c.position))]
-            attempts = conn.execute(sa.select(dial_attempts).where(
-                dial_attempts.c.campaign_id == campaign_id).order_by(
-                dial_attempts.c.created_at)).all()
-        by_contact: dict[int, list[dict[str, Any]]] = {}
-        for row in attempts:
-            by_contact.setdefault(row.contact_id, []).append(self._attempt(row))
-        for contact in contacts:
-            contact["variables"] = _loads(contact["variables"])
-            contact["attempt_list"] = by_contact.get(contact["id"], [])
-        return contacts
-
-    @staticmethod
-    def _attempt(row: Any) -> dict[str, Any]:
-        found = dict(row._mapping)
-        found["detail"] = _loads(found["detail"])
-        found["options"] = _loads(found["options"])
-        return found
+class OutboundRecords(CampaignRecords):
+    """Dial attempts, on top of the campaigns and contacts they are for."""
 
     # -- claiming campaign dials ---------------------------------------------------------------
 
@@ -170,7 +81,7 @@ class OutboundRecords(StoreBase):
                     updated_at=now))
                 claimed.append({**attempt, "number": contact.number,
                                 "timezone": contact.timezone,
-                                "variables": _loads(contact.variables),
+                                "variables": from_json(contact.variables),
                                 "attempt_number": contact.attempts + 1})
             return claimed
 
@@ -193,15 +104,6 @@ class OutboundRecords(StoreBase):
         with self._read() as conn:
             return self._open_attempts(conn, campaign_id)
 
-    def campaigns_with_due_contacts(self, now: float) -> list[dict[str, Any]]:
-        """Active campaigns that have a pending contact due now."""
-        due = sa.exists().where(campaign_contacts.c.campaign_id == campaigns.c.id,
-                                campaign_contacts.c.state == PENDING,
-                                campaign_contacts.c.next_at <= now)
-        with self._read() as conn:
-            return [self._campaign(r) for r in conn.execute(
-                sa.select(campaigns).where(campaigns.c.state == ACTIVE, due))]
-
     # -- scheduled calls -----------------------------------------------------------------------
 
     def schedule_attempt(self, *, call_id: str, due_at: float, options: Mapping[str, Any],
@@ -209,7 +111,7 @@ class OutboundRecords(StoreBase):
         """Queue a scheduled call's dial. With ``key``, at most one attempt ever has it: a
         second one returns None."""
         attempt = {"id": new_attempt_id(), "call_id": call_id, "key": key, "state": QUEUED,
-                   "due_at": due_at, "options": _json(dict(options)),
+                   "due_at": due_at, "options": as_json(dict(options)),
                    "created_at": self.clock()}
         with self._write() as conn:
             # ON CONFLICT, not a look first: two PostgreSQL transactions could both look, see
@@ -222,7 +124,7 @@ class OutboundRecords(StoreBase):
 
     def due_scheduled(self, now: float, limit: int = 20) -> list[dict[str, Any]]:
         with self._read() as conn:
-            return [self._attempt(r) for r in conn.execute(sa.select(dial_attempts).where(
+            return [attempt_dict(r) for r in conn.execute(sa.select(dial_attempts).where(
                 dial_attempts.c.state == QUEUED, dial_attempts.c.due_at <= now).order_by(
                 dial_attempts.c.due_at).limit(limit))]
 
@@ -276,13 +178,13 @@ class OutboundRecords(StoreBase):
         with self._read() as conn:
             row = conn.execute(sa.select(dial_attempts).where(
                 dial_attempts.c.key == key)).first()
-        return self._attempt(row) if row else None
+        return attempt_dict(row) if row else None
 
     def attempt_for_call(self, call_id: str) -> dict[str, Any] | None:
         with self._read() as conn:
             row = conn.execute(sa.select(dial_attempts).where(
                 dial_attempts.c.call_id == call_id)).first()
-        return self._attempt(row) if row else None
+        return attempt_dict(row) if row else None
 
     # -- an attempt's dial and its settling ----------------------------------------------------
 
@@ -301,13 +203,7 @@ class OutboundRecords(StoreBase):
             dial_attempts.outerjoin(calls, calls.c.id == dial_attempts.c.call_id)).where(
             dial_attempts.c.state == DIALLING)
         with self._read() as conn:
-            return [self._attempt(r) for r in conn.execute(query)]
-
-    def get_contact(self, contact_id: int) -> dict[str, Any] | None:
-        with self._read() as conn:
-            row = conn.execute(sa.select(campaign_contacts).where(
-                campaign_contacts.c.id == contact_id)).first()
-        return dict(row._mapping) if row else None
+            return [attempt_dict(r) for r in conn.execute(query)]
 
     def unclaim(self, attempt_id: str, *, next_at: float) -> None:
         """Undo a claim that was not dialled (the contact's window closed meanwhile, or the
@@ -343,7 +239,7 @@ class OutboundRecords(StoreBase):
             if row is None:
                 return False
             conn.execute(dial_attempts.update().where(dial_attempts.c.id == attempt_id).values(
-                state=DONE, disposition=disposition, detail=_json(dict(detail)),
+                state=DONE, disposition=disposition, detail=as_json(dict(detail)),
                 settled_at=now))
             if row.contact_id is not None and contact is not None:
                 self._move_contact(conn, row.contact_id, contact["state"],
@@ -380,14 +276,3 @@ class OutboundRecords(StoreBase):
             values["attempts"] = campaign_contacts.c.attempts - 1
         conn.execute(campaign_contacts.update().where(
             campaign_contacts.c.id == contact_id).values(**values))
-
-    def _finish_if_done(self, conn: Connection, campaign_id: str | None, now: float) -> None:
-        if campaign_id is None:
-            return
-        left = conn.execute(sa.select(campaign_contacts.c.id).where(
-            campaign_contacts.c.campaign_id == campaign_id,
-            campaign_contacts.c.state.in_((PENDING, DIALLING))).limit(1)).first()
-        if left is None:
-            conn.execute(campaigns.update().where(
-                campaigns.c.id == campaign_id, campaigns.c.state.in_((ACTIVE, PAUSED))).values(
-                state=FINISHED, updated_at=now))

@@ -11,21 +11,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from bookings.models import BOOKED, Booking
-from store.base import StoreBase
+from store.base import StoreBase, chunked, values_present
 from store.bookings import _booking
-from store.outbound import QUEUED
-from store.schema import bookings, calls, dial_attempts, suppressions
+from store.campaigns import QUEUED
+from store.schema import bookings, calls, dial_attempts
 
 REMINDER_PREFIX = "reminder:"
-#: How many keys or references one IN (...) lists.
-CHUNK = 200
-
-
-def _chunks(values: Iterable[str]) -> Iterable[list[str]]:
-    items = sorted(set(values))
-    for i in range(0, len(items), CHUNK):
-        yield items[i:i + CHUNK]
-
 
 class ReminderRecords(StoreBase):
     def latest_booking_change(self) -> float | None:
@@ -48,7 +39,7 @@ class ReminderRecords(StoreBase):
     def bookings_by_reference(self, references: Iterable[str]) -> list[Booking]:
         found: list[Booking] = []
         with self._read() as conn:
-            for chunk in _chunks(references):
+            for chunk in chunked(references):
                 found += [_booking(r) for r in conn.execute(sa.select(bookings).where(
                     bookings.c.reference.in_(chunk)))]
         return found
@@ -65,18 +56,5 @@ class ReminderRecords(StoreBase):
 
     def existing_keys(self, keys: Iterable[str]) -> set[str]:
         """Which of ``keys`` an attempt already has, in any state (dialled, cancelled too)."""
-        found: set[str] = set()
         with self._read() as conn:
-            for chunk in _chunks(keys):
-                found.update(conn.execute(sa.select(dial_attempts.c.key).where(
-                    dial_attempts.c.key.in_(chunk))).scalars())
-        return found
-
-    def suppressed_numbers(self, numbers: Iterable[str]) -> set[str]:
-        """Which of ``numbers`` are on the do-not-call list."""
-        found: set[str] = set()
-        with self._read() as conn:
-            for chunk in _chunks(numbers):
-                found.update(conn.execute(sa.select(suppressions.c.number).where(
-                    suppressions.c.number.in_(chunk))).scalars())
-        return found
+            return values_present(conn, dial_attempts.c.key, keys)

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from store.base import StoreBase
+from store.base import StoreBase, values_present
 from store.schema import suppressions
 from store.statements import dialect_insert
 
@@ -45,6 +45,11 @@ class SuppressionRecords(StoreBase):
             row = conn.execute(sa.select(suppressions).where(
                 suppressions.c.number == number)).first()
         return dict(row._mapping) if row else None
+
+    def suppressed_numbers(self, numbers: Iterable[str]) -> set[str]:
+        """Which of ``numbers`` are on the list."""
+        with self._read() as conn:
+            return values_present(conn, suppressions.c.number, numbers)
 
     def list_suppressions(self) -> list[dict[str, Any]]:
         with self._read() as conn:
