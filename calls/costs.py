@@ -17,7 +17,6 @@ from typing import Any, Protocol
 
 #: Money is kept to a millionth of the currency unit: a fraction of a cent per second of agent.
 PLACES = 6
-PARTS = ("convoai", "sip", "llm", "tts", "asr")
 
 
 @dataclass(frozen=True)

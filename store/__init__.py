@@ -8,8 +8,9 @@ tokens, the tool-call ledger, tarot draws), ``analyses`` (post-call analyses), `
 (knowledge bases and their full-text search), ``bookings`` (the diary and its lock),
 ``campaigns`` (outbound campaigns and their contacts), ``outbound`` (dial attempts: their claims
 and settling), ``suppressions`` (the do-not-call list), ``reminders`` (what the booking
-reminders' planner reads); ``schema`` holds the tables and ``engine`` the engines and SQLite's write gate; ``statements`` the
-statements on every call's path, built once per dialect. Every statement is SQLAlchemy Core.
+reminders' planner reads); ``schema`` holds the tables and ``engine`` the engines and SQLite's
+write gate; ``statements`` the statements on every call's path, built once per dialect. Every
+statement is SQLAlchemy Core.
 """
 
 from __future__ import annotations

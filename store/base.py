@@ -63,6 +63,12 @@ class CallRecord(NamedTuple):
     goodbye_at: float | None = None
     join_notice_id: str | None = None
 
+    @property
+    def their_number(self) -> str | None:
+        """The person's own number: the caller's on a call in, the number we rang on a call
+        out (then ``caller_number`` is the business's own caller id)."""
+        return self.called_number if self.direction == "outbound" else self.caller_number
+
     def as_dict(self) -> dict[str, Any]:
         return self._asdict()
 
@@ -144,13 +150,15 @@ class StoreBase:
             "call_id": call_id, "at": at, "source": source, "kind": kind,
             "detail": json.dumps(detail, separators=(",", ":")) if detail else None})
 
-    def _emit(self, conn: Connection, kind: str, call_id: str, now: float) -> None:
+    def _emit(self, conn: Connection, kind: str, call_id: str | None, now: float, *,
+              event_id: str | None = None, payload: str = "{}") -> None:
         """Queue an operator event in the current transaction. Its id is made from the call
-        and the kind, so the same change recorded twice is still one event."""
+        and the kind (or given), so the same change recorded twice is still one event."""
         if self.emit_events:
             conn.execute(self._sql.insert_outbox, {
-                "id": f"evt_{call_id}_{kind}", "type": EVENT_TYPES[kind], "call_id": call_id,
-                "payload": "{}", "created_at": now, "attempts": 0, "next_attempt_at": now})
+                "id": event_id or f"evt_{call_id}_{kind}", "type": EVENT_TYPES[kind],
+                "call_id": call_id, "payload": payload, "created_at": now, "attempts": 0,
+                "next_attempt_at": now})
 
 
 #: How many values one ``IN (...)`` lists (a long list of keys or numbers goes in chunks).

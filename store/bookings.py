@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bookings.models import BOOKED, CANCELLED, Booking
-from store.base import EVENT_TYPES, StoreBase
+from store.base import StoreBase
 from store.schema import booking_locks, bookings
 from store.statements import dialect_insert
 
@@ -132,11 +132,8 @@ class BookingRecords(StoreBase):
     def _emit_booking(self, conn: Connection, kind: str, booking: Booking, now: float) -> None:
         """Queue ``booking.created``/``changed``/``cancelled``: one per booking, kind and
         revision, carrying the booking as it was then (the row changes again later)."""
-        if self.emit_events:
-            conn.execute(self._sql.insert_outbox, {
-                "id": f"evt_{booking.reference}_{booking.revision}_{kind.split('_')[1]}",
-                "type": EVENT_TYPES[kind], "call_id": booking.call_id,
-                "payload": json.dumps(booking.as_json(), ensure_ascii=False,
-                                      separators=(",", ":")),
-                "created_at": now, "attempts": 0, "next_attempt_at": now})
+        self._emit(conn, kind, booking.call_id, now,
+                   event_id=f"evt_{booking.reference}_{booking.revision}_{kind.split('_')[1]}",
+                   payload=json.dumps(booking.as_json(), ensure_ascii=False,
+                                      separators=(",", ":")))
 

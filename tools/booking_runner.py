@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import Any
 
 from bookings.models import Booking, BookingError, NotBookable, SlotTaken, UnknownBooking
-from bookings.service import BookingService
+from bookings.service import ALTERNATIVES, BookingService
 from personas.booking_shape import BookingSpec
 from personas.model import Persona
 from store import CallRecord
@@ -59,7 +59,7 @@ class BookingTools:
                          arguments: Mapping[str, Any]) -> Done:
         booking = self.bookings.book(
             persona, arguments["service"], _start(arguments["start"], spec),
-            arguments["name"], phone=arguments.get("phone") or their_number(call),
+            arguments["name"], phone=arguments.get("phone") or call.their_number,
             call_id=call.id)
         return Done("ok", f"Booked: {_said(booking)}. The reference is {booking.reference}.",
                     _times(booking))
@@ -67,7 +67,7 @@ class BookingTools:
     def find_booking(self, call: CallRecord, persona: Persona, spec: BookingSpec,
                      arguments: Mapping[str, Any]) -> Done:
         reference = arguments.get("reference")
-        phone = None if reference else arguments.get("phone") or their_number(call)
+        phone = None if reference else arguments.get("phone") or call.their_number
         found = self.bookings.find(persona, reference=reference, phone=phone)
         structured = {"bookings": [{**_times(b), "service": b.service, "name": b.name,
                                     "state": b.state} for b in found]}
@@ -102,14 +102,10 @@ class BookingTools:
         alternatives: list[datetime] = []
         if start is not None and service in spec.services:
             first = start.astimezone(spec.zone).date()
-            alternatives = self.bookings.find_slots(persona, service, first, MAX_DAYS, limit=3)
+            alternatives = self.bookings.find_slots(persona, service, first, MAX_DAYS,
+                                                    limit=ALTERNATIVES)
         return _refused("not_bookable", reason, alternatives)
 
-
-def their_number(call: CallRecord) -> str | None:
-    """The person's own number: the caller's on a call in, the number we rang on a call out
-    (a reminder: then ``caller_number`` is the business's own caller id)."""
-    return call.called_number if call.direction == "outbound" else call.caller_number
 
 
 class BadArgument(Exception):

@@ -20,10 +20,8 @@ from sip.numbers import e164
 from sip.payload import mask_number
 from sip.service import SipService
 from store import CallRecord
-from tools.spec import OUTCOME_UNKNOWN, Done
+from tools.spec import Done
 from tools.tarot import DECK, positions
-
-__all__ = ["OUTCOME_UNKNOWN", "BuiltinTools", "Done"]
 
 logger = logging.getLogger(__name__)
 
@@ -108,9 +106,8 @@ class BuiltinTools:
         """Put the other party's number on the do-not-call list: the number dialled on an
         outbound call, the caller's on an inbound one. The call goes on: the agent confirms and
         says goodbye itself."""
-        raw = call.called_number if call.direction == "outbound" else call.caller_number
         try:
-            number = e164(raw)
+            number = e164(call.their_number)
         except ValueError:  # unknown, withheld, an extension or a SIP user: nothing to list
             return Done("no_number", "I could not note the number, because this call did not "
                                      "come with a phone number. Apologise, and say a person "

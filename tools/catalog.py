@@ -13,7 +13,7 @@ from tools.booking_tools import booking_specs
 from tools.knowledge_tools import knowledge_specs
 from tools.spec import ToolSpec
 
-__all__ = ["BUILTIN_DESCRIPTIONS", "ONCE_BUILTINS", "ToolSpec", "builtin_schema", "catalog"]
+__all__ = ["BUILTIN_DESCRIPTIONS", "ONCE_BUILTINS", "builtin_schema", "catalog"]
 
 #: How long a built-in tool may take (a gateway transfer is the slowest).
 BUILTIN_TIMEOUT_S = 10.0

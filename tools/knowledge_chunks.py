@@ -33,8 +33,6 @@ my of off on or our ours please she should so some than that the their them then
 they this those to too until up us was we were what when where which while who whom why will
 with would you your yours hi hello thanks thank ok okay tell know want need like
 """.split())
-#: At most this many terms of a question are searched for.
-MAX_TERMS = 16
 
 
 @dataclass(frozen=True)
@@ -157,4 +155,4 @@ def query_terms(query: str) -> list[str]:
         if word in STOP_WORDS or (len(word) < 2 and not word.isdigit()) or word in terms:
             continue
         terms.append(word)
-    return terms[:MAX_TERMS]
+    return terms  # store/knowledge.py searches for the first MAX_TERMS of them

@@ -33,11 +33,12 @@ from personas.model import Persona
 from sip.service import SipService
 from store import CallRecord, Store, ToolClaim
 from tools.booking_runner import BookingTools
-from tools.builtin import OUTCOME_UNKNOWN, BuiltinTools, Done
-from tools.catalog import ToolSpec, catalog
+from tools.builtin import BuiltinTools
+from tools.catalog import catalog
 from tools.knowledge_tools import KnowledgeTools
 from tools.protocol import INVALID_PARAMS, RpcError, tool_result
 from tools.relay import OperatorRelay
+from tools.spec import OUTCOME_UNKNOWN, Done, ToolSpec
 from tools.tokens import new_token, token_hash
 
 logger = logging.getLogger(__name__)
