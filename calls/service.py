@@ -27,7 +27,7 @@ from calls.turns import finished_turns
 from config import Settings
 from convoai.client import ConvoAIClient
 from convoai.errors import AgentNotFound, ConvoAIError, LimitExceeded, TaskConflict
-from convoai.payload import agent_token, build_join_properties, mcp_server_entry
+from convoai.payload import agent_token, build_join_properties, is_our_agent, mcp_server_entry
 from ncs.events import AgentEvent
 from observability import metrics
 from personas import Persona, Registry, load_registry
@@ -164,10 +164,7 @@ class CallService:
 
     def handle_agent_event(self, event: AgentEvent, *, notice_id: str) -> dict[str, Any]:
         """Record ConvoAI's notification about one of our agents (others are ignored)."""
-        prefix = self.settings.agent_name_prefix
-        ours = event.labels.get("service") == prefix or (event.name or "").startswith(
-            f"{prefix}-")
-        if not ours:
+        if not is_our_agent(self.settings.agent_name_prefix, event.labels, event.name):
             return {"status": "ignored", "reason": "not an agent of this service"}
         detail = finished_turns(event.payload) if event.kind == "turns_finished" \
             else _agent_event_detail(event)

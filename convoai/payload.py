@@ -44,6 +44,12 @@ def is_secret_field(name: str) -> bool:
     return lowered in SECRET_FIELDS or lowered.endswith(SECRET_SUFFIXES)
 
 
+def is_our_agent(prefix: str, labels: Mapping[str, Any], name: str | None) -> bool:
+    """Whether an agent ConvoAI tells us about is this service's: by the ``service`` label the
+    join gives it, or by its name (see :func:`agent_name`)."""
+    return labels.get("service") == prefix or (name or "").startswith(f"{prefix}-")
+
+
 def agent_name(prefix: str, call_id: str) -> str:
     """The agent's ConvoAI name: deterministic per call, so a retried join hits 409 instead of
     starting a second agent, and prefixed so the service can recognise its own agents."""

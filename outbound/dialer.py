@@ -25,7 +25,7 @@ from outbound import rules
 from outbound.rules import CallFacts, Policy, policy_from_json, zone
 from sip.payload import mask_number
 from sip.service import GuardRefused, SipService
-from store import Store
+from store import CallRecord, Store
 from store.campaigns import PENDING, SUPPRESSED
 
 logger = logging.getLogger(__name__)
@@ -163,10 +163,7 @@ class Dialer:
             call = self.store.get_call(attempt["call_id"])
             if call is None:
                 continue
-            options = attempt["options"]
-            self.sip.dial(call, region=options.get("region") or "NA",
-                          prompt=options.get("prompt") or "false",
-                          events_url=self.sip.events_url(options.get("base_url")))
+            self._dial(call, attempt["options"])
             started += 1
         return started
 
@@ -236,14 +233,18 @@ class Dialer:
         if not self.store.link_attempt_call(attempt["id"], call.id):
             self.sip.end(call, "claim_lost")
             return 0
-        stored = campaign["policy"]
         logger.info("outbound.dial", extra={"call_id": call.id, "campaign_id": campaign["id"],
                                             "to": mask_number(number),
                                             "attempt": attempt["attempt_number"]})
-        self.sip.dial(call, region=stored.get("region") or "NA",
-                      prompt=stored.get("prompt") or "false",
-                      events_url=self.sip.events_url(stored.get("base_url")))
+        self._dial(call, campaign["policy"])
         return 1
+
+    def _dial(self, call: CallRecord, options: Mapping[str, Any]) -> None:
+        """Dial ``call`` with the gateway options stored when it was scheduled or its campaign
+        made (region, prompt, and the address the request came in on, for the events URL)."""
+        self.sip.dial(call, region=options.get("region") or "NA",
+                      prompt=options.get("prompt") or "false",
+                      events_url=self.sip.events_url(options.get("base_url")))
 
 
 class DialerRunner(threading.Thread):

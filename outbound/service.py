@@ -9,12 +9,11 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from calls.records import iso
 from config import Settings
 from outbound.contacts import Contacts
-from outbound.rules import Invalid, parse_policy
+from outbound.rules import Invalid, parse_policy, zone
 from personas import Registry
 from sip.numbers import e164
 from sip.payload import mask_number
@@ -105,7 +104,7 @@ class OutboundService:
         """Check and store a campaign; its contacts are dialled from now on, each inside its
         window. Invalid says what is wrong."""
         persona = body.get("persona")
-        outbound = sorted(p.name for p in self.personas if p.outbound is not None)
+        outbound = self.outbound_personas()
         if not isinstance(persona, str) or persona not in outbound:
             # Only a persona whose outbound greeting says it is an AI, and for whom it calls
             # (checked when it loads), may call a list of people.
@@ -126,7 +125,7 @@ class OutboundService:
         suppressed = self.store.suppressed_numbers(c.number for c in contacts.contacts)
         rows = []
         for contact in contacts.contacts:
-            contact_zone = ZoneInfo(contact.timezone or policy.timezone)
+            contact_zone = zone(contact.timezone or policy.timezone)
             rows.append({"number": contact.number, "timezone": contact.timezone,
                          "variables": dict(contact.variables),
                          "state": SUPPRESSED if contact.number in suppressed else PENDING,
@@ -174,16 +173,22 @@ class OutboundService:
         return [campaign_summary(c, self.store.campaign_counts(c["id"]))
                 for c in self.store.list_campaigns()]
 
+    def outbound_personas(self) -> list[str]:
+        """The personas a campaign may call with: those with an [outbound] section."""
+        return sorted(p.name for p in self.personas if p.outbound is not None)
+
     # -- the do-not-call list ------------------------------------------------------------------
 
-    def suppress(self, number: Any, *, source: str = "api", note: str | None = None) -> bool:
+    def suppress(self, number: Any, *, source: str = "api",
+                 note: str | None = None) -> tuple[str, bool]:
+        """List ``number``: its E.164 form, and whether it is new to the list."""
         try:
             key = e164(number)
         except ValueError as exc:
             raise Invalid(f"number: {exc}") from None
         added = self.store.add_suppression(key, source=source, note=note)
         logger.info("outbound.suppressed", extra={"number": mask_number(key), "new": added})
-        return added
+        return key, added
 
     def unsuppress(self, number: str) -> None:
         try:

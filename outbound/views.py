@@ -14,10 +14,10 @@ from outbound import contacts as contact_lists
 from outbound import results
 from outbound.rules import Invalid
 from outbound.service import Conflict, NotFound, OutboundService
-from sip.numbers import e164
 from web.auth import require_admin
 from web.errors import ApiError, BadRequest, json_object
 from web.errors import NotFound as NotFoundError
+from web.uploads import uploaded_text
 
 bp = Blueprint("outbound", __name__, url_prefix="/api")
 
@@ -53,10 +53,9 @@ def create_campaign() -> ResponseReturnValue:
     (or its fields one by one: persona, from, name, timezone)."""
     if request.mimetype == "multipart/form-data":
         body, parse = _form_campaign(), contact_lists.from_csv
-        upload = request.files.get("contacts")
-        if upload is None:
+        raw: Any = uploaded_text(request.files.get("contacts"))
+        if raw is None:
             raise BadRequest("the form needs a contacts file (CSV with a number column)")
-        raw: Any = upload.read().decode("utf-8-sig", errors="replace")
     else:
         body = json_object()
         if isinstance(body.get("contacts_csv"), str):
@@ -120,17 +119,16 @@ def add_suppression() -> ResponseReturnValue:
     note = body.get("note")
     if note is not None and (not isinstance(note, str) or len(note) > 200):
         raise BadRequest("note must be text of at most 200 characters")
-    added = _answer(lambda: _service().suppress(body.get("number"), note=note))
-    number = e164(body["number"])
+    number, added = _answer(lambda: _service().suppress(body.get("number"), note=note))
     return jsonify(number=number, added=added), 201 if added else 200
 
 
 def _import_suppressions() -> ResponseReturnValue:
     if request.mimetype == "multipart/form-data":
-        upload = request.files.get("file")
-        if upload is None:
+        uploaded = uploaded_text(request.files.get("file"))
+        if uploaded is None:
             raise BadRequest("the form needs a file (CSV with a number column)")
-        text = upload.read().decode("utf-8-sig", errors="replace")
+        text = uploaded
     else:
         text = request.get_data(as_text=True)
     numbers = _answer(lambda: contact_lists.numbers_from_csv(text))

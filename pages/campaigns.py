@@ -23,9 +23,10 @@ from flask.typing import ResponseReturnValue
 from outbound import contacts as contact_lists
 from outbound import results
 from outbound.rules import DAYS, Invalid
-from outbound.service import Conflict, NotFound, OutboundService
+from outbound.service import CONTROLS, Conflict, NotFound, OutboundService
 from pages import bp
 from store.campaigns import ACTIVE, CANCELLED, CONTACT_STATES, FINISHED, PAUSED
+from web.uploads import uploaded_text
 
 #: How often a campaign's page reloads its progress (the page works without the script).
 PROGRESS_REFRESH_MS = 2000
@@ -33,8 +34,9 @@ PROGRESS_REFRESH_MS = 2000
 #: the whole status (every contact and attempt), too much to read every few seconds beyond.
 CONTACTS_REFRESH_MS = 5000
 LIVE_CONTACTS_MAX = 500
-#: Which buttons a campaign in each state offers (OutboundService.CONTROLS allows the same).
-VERBS = {ACTIVE: ("pause", "cancel"), PAUSED: ("resume", "cancel")}
+#: Which buttons a campaign in each state offers: the moves OutboundService allows from it.
+VERBS = {state: tuple(verb for verb, (_, allowed) in CONTROLS.items() if state in allowed)
+         for state in (ACTIVE, PAUSED)}
 DONE_VERB = {"pause": "paused", "resume": "resumed", "cancel": "cancelled"}
 FINAL_STATES = (FINISHED, CANCELLED)
 #: The new-campaign form's defaults: OutboundService's own, shown so the operator sees them.
@@ -121,11 +123,10 @@ def create_campaign() -> ResponseReturnValue:
     form = _entered(request.form)
     try:
         body = campaign_body(form)
-        upload = request.files.get("contacts")
-        if upload is None or not upload.filename:
+        text = uploaded_text(request.files.get("contacts"))
+        if text is None:
             raise Invalid("choose a CSV file of contacts (a number column, optionally "
                           "timezone and one column per variable)")
-        text = upload.read().decode("utf-8-sig", errors="replace")
         created = _service().create_campaign(body, contact_lists.from_csv(text),
                                              base_url=request.url_root)
     except Invalid as exc:
@@ -178,19 +179,14 @@ def _entered(values: Mapping[str, Any]) -> dict[str, Any]:
 def _defaults() -> dict[str, Any]:
     form = dict(FORM_DEFAULTS)
     form["from"] = current_app.extensions["settings"].outbound_caller_id or ""
-    form["persona"] = next(iter(_outbound_personas()), "")
+    form["persona"] = next(iter(_service().outbound_personas()), "")
     return form
-
-
-def _outbound_personas() -> list[str]:
-    """The personas a campaign may call with: those with an [outbound] section."""
-    return sorted(p.name for p in current_app.extensions["personas"] if p.outbound is not None)
 
 
 def _form_page(form: Mapping[str, Any], *, error: str | None,
                status: int) -> ResponseReturnValue:
     return render_template("pages/campaign_new.html", form=form, error=error, days=DAYS,
-                           personas=_outbound_personas()), status
+                           personas=_service().outbound_personas()), status
 
 
 def _not_found(campaign_id: str) -> ResponseReturnValue:

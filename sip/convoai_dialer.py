@@ -18,6 +18,7 @@ from calls import lifecycle
 from calls.service import CallService
 from config import Settings
 from convoai.errors import ConvoAIError
+from convoai.payload import is_our_agent
 from convoai.tokens import build_rtc_token
 from ncs.events import CallStateEvent
 from observability import metrics
@@ -126,9 +127,7 @@ class ConvoAIDialer:
     def call_state(self, event: CallStateEvent, *, notice_id: str) -> dict[str, Any]:
         """Put a call state on its call's timeline; a HANGUP ends the call. A repeated
         delivery is recorded once (the notices ledger) and ends nothing twice."""
-        prefix = self.settings.agent_name_prefix
-        if event.labels.get("service") != prefix and not (event.name or "").startswith(
-                f"{prefix}-"):
+        if not is_our_agent(self.settings.agent_name_prefix, event.labels, event.name):
             return {"status": "ignored", "reason": "not an agent of this service"}
         call = self._find(event)
         if call is None:
@@ -146,9 +145,8 @@ class ConvoAIDialer:
         if outcome == "recorded" and event.state == "HANGUP":
             seen = self.store.event_kinds(call.id, SOURCE)
             outcome = self._end(call, hangup_end_reason(event.direction, seen))
-        answer = {"status": "ignored" if outcome == "duplicate_notice" else "ok",
-                  "outcome": outcome, "call_id": call.id}
-        return answer
+        return {"status": "ignored" if outcome == "duplicate_notice" else "ok",
+                "outcome": outcome, "call_id": call.id}
 
     def _find(self, event: CallStateEvent) -> CallRecord | None:
         """By our label, else the agent, else the channel: a 202 START may come before the

@@ -318,10 +318,7 @@ class SipService:
 
     def hangup(self, call: CallRecord) -> str:
         if call.gateway_callid:
-            try:
-                self.gateway.end_call(call.gateway_callid)
-            except CallNotFound:
-                pass  # the phone leg is already gone
+            self.end_leg(call.gateway_callid)
         elif call.agent_id and self.convoai_dialer.placed(call):
             try:
                 self.convoai_dialer.hang_up(call.id, call.agent_id)
