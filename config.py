@@ -4,9 +4,10 @@ No AGORA_APP_ID means sandbox mode: the built-in sandbox (``python -m sandbox``)
 Agora, and placeholder credentials fill whatever is missing. With an app id set, every required
 setting must be present and well-formed, and start-up stops with one message listing every problem.
 
-The agent itself (prompt, LLM, voice, speech recognition) is a persona (personas/): its problems
-join the same message, as ``file: field: problem`` lines, and the keys its ``*_env`` fields name
-are read here too, from the same environment.
+The agent itself (prompt, LLM, voice, speech recognition) is a persona (personas/). This module
+knows nothing of personas: ``personas.startup.load_settings`` reads these settings and the keys the
+persona files name together, so their problems join the same message as ``file: field: problem``
+lines.
 
 The fields and their own checks live in small groups (settings/: agora, store, lifecycle, sip,
 web, operations, agent); ``Settings`` inherits them all, so the service reads one flat object,
@@ -19,6 +20,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from urllib.parse import urlsplit
+
+from dotenv import load_dotenv
 
 from settings.agent import AgentSettings
 from settings.agora import DEFAULT_CONVOAI_API_URL, SANDBOX_PORT, SANDBOX_URL, AgoraSettings
@@ -91,12 +94,12 @@ class Settings(AgoraSettings, StoreSettings, LifecycleSettings, SipSettings, Web
     # -- reading -----------------------------------------------------------------------------
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, *, dotenv: bool = True) -> Settings:
-        """Read settings from ``env`` (default: os.environ plus `.env`) and validate them."""
+    def read(cls, env: Mapping[str, str] | None = None, *,
+             dotenv: bool = True) -> tuple[Settings, list[str]]:
+        """Read settings from ``env`` (default: os.environ plus `.env`); returns them with every
+        problem found (the persona keys are personas.startup's to add)."""
         if env is None:
             if dotenv:
-                from dotenv import load_dotenv
-
                 load_dotenv(ROOT / ".env", override=False)
             env = os.environ
         raw, problems = _read(env)
@@ -104,24 +107,17 @@ class Settings(AgoraSettings, StoreSettings, LifecycleSettings, SipSettings, Web
         if env.get("VERCEL", "").strip() not in ("", "0"):
             settings, serverless_problems = _on_vercel(settings)
             problems += serverless_problems
-        problems += settings.problems()
-        settings, persona_problems = _with_personas(settings, env)
-        problems += persona_problems
-        if problems:
-            raise ConfigError(problems)
-        return settings
+        return settings, problems + settings.problems()
 
     @classmethod
     def for_tests(cls, **overrides: object) -> Settings:
-        """Sandbox-mode settings with ``overrides``; validated like real ones. The environment
-        is not read: ``persona_keys={"VAR": "value"}`` stands in for it for persona keys."""
-        env: Mapping[str, str] = overrides.pop("persona_keys", None) or {}  # type: ignore
+        """Sandbox-mode settings with ``overrides``; validated like real ones (the personas are
+        checked when an app or a registry is built from them). The environment is not read:
+        ``persona_keys={"VAR": "value"}`` stands in for it for persona keys."""
         # Tests drive the sweeper themselves; a background one would race them.
         overrides.setdefault("run_sweeper", False)
         settings = _apply_mode(dict(overrides), explicit=set(overrides))
         problems = settings.problems()
-        settings, persona_problems = _with_personas(settings, env)
-        problems += persona_problems
         if problems:
             raise ConfigError(problems)
         return settings
@@ -187,18 +183,6 @@ def _on_vercel(settings: Settings) -> tuple[Settings, list[str]]:
         problems.append("on Vercel, DATABASE_URL must name PostgreSQL (a SQLite file does not "
                         "survive between invocations)")
     return replace(settings, agent_start_mode="inline", run_sweeper=False), problems
-
-
-def _with_personas(settings: Settings, env: Mapping[str, str]) -> tuple[Settings, list[str]]:
-    """Load the personas (personas/) and read the keys their *_env fields name from ``env``.
-    Returns the settings with those keys, and every persona problem."""
-    # Still a cycle: personas/ imports config. Ending it means a loader above both that
-    # from_env, for_tests and their callers go through; until then importing config alone
-    # loads no persona code.
-    from personas.registry import inspect_personas
-
-    inspection = inspect_personas(settings, env)
-    return replace(settings, persona_keys=inspection.keys), inspection.problems
 
 
 def _read(env: Mapping[str, str]) -> tuple[dict[str, object], list[str]]:

@@ -29,7 +29,7 @@ access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "observability.logs.gunicorn_formatter"}},
+    "formatters": {"json": {"()": "factory.gunicorn.formatter"}},
     "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout",
                             "formatter": "json"}},
     # The app adds its own stdout handler to the root logger (logs.configure).
@@ -48,10 +48,11 @@ METRICS_DIR_PREFIX = "phone-agent-metrics-"
 def on_starting(server):  # noqa: ARG001 - gunicorn's hook signature
     """Check the configuration once, in the arbiter, before any worker starts; then give the
     workers a fresh directory to share their metrics through."""
-    from config import ConfigError, Settings
+    from config import ConfigError
+    from personas.startup import settings_from_environment
 
     try:
-        Settings.from_env()
+        settings_from_environment()  # cached: the formatter read them already, workers inherit
     except ConfigError as exc:
         sys.stderr.write(f"phone-agent: {exc}\n")
         raise SystemExit(1) from None

@@ -16,14 +16,14 @@ import secrets
 
 from flask import Flask, jsonify, request
 
-from config import Settings
 from convoai.client import ConvoAIClient
 from convoai.errors import ConvoAIError
 from convoai.payload import build_join_properties
 from ncs.signature import NamedSecret, NcsVerifier, SignatureError
 from personas import load_registry
+from personas.startup import load_settings
 
-settings = Settings.from_env()
+settings = load_settings()
 
 
 registry = load_registry(settings)

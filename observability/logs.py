@@ -13,10 +13,11 @@ import string
 import sys
 import time
 from collections.abc import Iterable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 from urllib.parse import quote, quote_plus
 
-from config import ConfigError, Settings
+if TYPE_CHECKING:
+    from config import Settings
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 REDACTED = "***"
@@ -126,12 +127,10 @@ def configure(level: str, secrets: Iterable[str], *, command: bool = False,
     logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
-def gunicorn_formatter() -> JsonFormatter:
-    """The formatter gunicorn.conf.py gives gunicorn's own loggers, redacting the same secrets."""
-    try:
-        settings = Settings.from_env()
-    except ConfigError:
-        return JsonFormatter()  # the arbiter reports the problem and stops
-    return JsonFormatter(secret_forms(
+def redactable(settings: Settings) -> list[str]:
+    """Every form of every configured secret the logs must not show: the service's (configure)
+    and gunicorn's own loggers (factory/gunicorn.py) get the same list."""
+    return sorted(secret_forms(
         settings.secret_values(),
-        basic_pairs=[(settings.agora_customer_id, settings.agora_customer_secret)]))
+        basic_pairs=[(settings.agora_customer_id, settings.agora_customer_secret)],
+    ))

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import sys
 
-from config import ConfigError, Settings
+from config import ConfigError
 from personas.cli import check_report
+from personas.startup import load_settings
 
 
 def main(argv: list[str]) -> int:
@@ -17,7 +18,7 @@ def main(argv: list[str]) -> int:
         sys.stderr.write("usage: python -m personas check\n")
         return 2
     try:
-        settings = Settings.from_env()
+        settings = load_settings()
     except ConfigError as exc:
         sys.stdout.write("".join(f"{line}\n" for line in exc.problems))
         return 1

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from config import ConfigError, Settings  # noqa: E402
+from personas.startup import load_settings  # noqa: E402
 
 #: The personas in personas/*.toml, each with a ready script in sandbox/scripts/.
 BUILT_IN_PERSONAS = ("triage", "support", "tarot", "orders", "appointments")
@@ -29,7 +30,7 @@ BUILT_IN_PERSONAS = ("triage", "support", "tarot", "orders", "appointments")
 
 def main() -> int:
     try:
-        settings = Settings.from_env()
+        settings = load_settings()
     except ConfigError as exc:
         sys.stderr.write(f"phone-agent: {exc}\n")
         return 1

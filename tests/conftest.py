@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-# Before anything imports app.py (whose module-level app reads the environment): no developer
+# Before anything reads the environment (create_app() with no settings does): no developer
 # .env, no Agora account, a throwaway database, no background threads.
 _TMP = Path(tempfile.mkdtemp(prefix="phone-agent-tests-"))
 os.environ.update({
@@ -24,9 +24,9 @@ import sqlalchemy as sa  # noqa: E402
 from flask import Flask  # noqa: E402
 from flask.testing import FlaskClient, FlaskCliRunner  # noqa: E402
 
-from app import create_app  # noqa: E402
 from calls import migrate  # noqa: E402
 from config import Settings  # noqa: E402
+from factory.app import create_app  # noqa: E402
 from ncs.signature import sign  # noqa: E402
 from sandbox.defaults import SANDBOX_NCS_SECRET  # noqa: E402
 from store import Store, metadata  # noqa: E402

@@ -23,9 +23,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from app import create_app
 from calls import lifecycle
 from config import Settings
+from factory.app import create_app
 from ncs.signature import sign
 from sandbox.app import create_sandbox_app
 from sandbox.clock import FakeClock

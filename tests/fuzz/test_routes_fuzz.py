@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from app import create_app
+from factory.app import create_app
 from tests.fuzz.harness import EVENTS_TOKEN, FuzzedService, fuzz_settings
 from tests.fuzz.strategies import (
     CONTENT_TYPES,

@@ -13,10 +13,10 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from config import Settings
 from convoai.client import ConvoAIClient
 from convoai.payload import build_join_properties
 from personas import load_registry
+from personas.startup import load_settings
 from tests.integration.harness import ROOT, Service, free_port, wait_until
 
 pytestmark = pytest.mark.integration
@@ -59,7 +59,7 @@ def test_a_simulated_call_has_its_timeline_transcript_and_time_to_agent(fresh):
     # persona's [analysis.schema] (support: topic and sentiment).
     analysis = wait_until(lambda: (a := the_call(fresh, channel)["analysis"])["state"] == "done"
                           and a, timeout=20, message="the call's analysis")
-    persona = load_registry(Settings.from_env(fresh.env, dotenv=False)).get("support")
+    persona = load_registry(load_settings(fresh.env, dotenv=False)).get("support")
     jsonschema.validate(analysis["data"], dict(persona.analysis.schema))
     assert analysis["summary"] and isinstance(analysis["success"], bool) and analysis["model"]
 
@@ -72,7 +72,7 @@ def flask_cli(stack, *args: str) -> subprocess.CompletedProcess[str]:
 
 def start_outside_the_service(stack, name: str, channel: str) -> str:
     """Start an agent straight on the sandbox's ConvoAI, as another program would."""
-    settings = Settings.from_env(stack.env, dotenv=False)
+    settings = load_settings(stack.env, dotenv=False)
     persona = load_registry(settings).get("support")
     with ConvoAIClient(settings.convoai_api_url, settings.agora_app_id,
                        settings.agora_customer_id, settings.agora_customer_secret) as client:

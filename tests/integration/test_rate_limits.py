@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from config import Settings
 from ncs.signature import sign
+from personas.startup import load_settings
 from store.schema import rate_limits
 from tests.integration.conftest import SECRETS
 from tests.integration.harness import (
@@ -140,7 +140,7 @@ def counters(cluster: Cluster) -> dict[str, int]:
 
 def key_of(cluster: Cluster, client_ip: str) -> str:
     """The store key the service counts ``client_ip``'s failures under."""
-    settings = Settings.from_env(cluster.env, dotenv=False)
+    settings = load_settings(cluster.env, dotenv=False)
     engine = sa.create_engine("sqlite://")
     return RateLimiter(engine, limit=LIMIT, key_salt=key_salt(settings)).key(AUTH, client_ip)
 

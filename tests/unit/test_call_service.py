@@ -310,7 +310,7 @@ def test_the_sweepers_checkpoint_runs_between_transactions(store):
 
 
 def test_reconcile_endpoint_sweeps_once_and_needs_the_cron_secret(settings, clock):
-    from app import create_app
+    from factory.app import create_app
 
     app = create_app(settings.replace(cron_secret="cron-secret-0123456789"))
     web = app.test_client()

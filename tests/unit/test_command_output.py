@@ -14,8 +14,8 @@ import click
 import pytest
 from flask import cli as flask_cli
 
-from app import create_app
 from config import Settings
+from factory.app import create_app
 from observability import logs
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from config import _FIELDS, ConfigError, Settings
+from config import _FIELDS, ConfigError
+from personas.startup import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 HEX = "0123456789abcdef0123456789abcdef"
@@ -15,21 +16,21 @@ PRODUCTION = {
 
 
 def test_no_app_id_is_sandbox_mode_with_placeholders_and_sandbox_urls():
-    settings = Settings.from_env({})
+    settings = load_settings({})
     assert settings.sandbox and settings.mode == "sandbox"
     assert settings.convoai_api_url == "http://127.0.0.1:8090/convoai"
     assert settings.agora_customer_id and settings.openai_api_key
 
 
 def test_explicit_urls_win_in_sandbox_mode():
-    settings = Settings.from_env({"CONVOAI_API_URL": "http://127.0.0.1:9/x",
+    settings = load_settings({"CONVOAI_API_URL": "http://127.0.0.1:9/x",
                                   "SANDBOX_URL": "http://127.0.0.1:7"})
     assert settings.convoai_api_url == "http://127.0.0.1:9/x"
     assert settings.sip_api_url == "http://127.0.0.1:7/sip/v1/api/pstn"
 
 
 def test_production_reads_everything_and_keeps_agora_defaults():
-    settings = Settings.from_env(PRODUCTION)
+    settings = load_settings(PRODUCTION)
     assert settings.mode == "production"
     assert settings.convoai_api_url == "https://api.agora.io/api/conversational-ai-agent"
     assert settings.sip_api_url == "https://sipcm.agora.io/v1/api/pstn"
@@ -37,7 +38,7 @@ def test_production_reads_everything_and_keeps_agora_defaults():
 
 def test_production_lists_every_problem_in_one_message():
     with pytest.raises(ConfigError) as info:
-        Settings.from_env({"AGORA_APP_ID": "nothex", "PSTN_UID": "abc", "AGENT_UID": "111"})
+        load_settings({"AGORA_APP_ID": "nothex", "PSTN_UID": "abc", "AGENT_UID": "111"})
     message = str(info.value)
     for expected in ("AGORA_APP_ID must be 32 hexadecimal", "PSTN_UID must be int",
                      "AGORA_APP_CERTIFICATE is required", "AGORA_CUSTOMER_SECRET is required",
@@ -51,7 +52,7 @@ def test_problems_never_echo_secret_values():
     env = {**PRODUCTION, "AGORA_APP_CERTIFICATE": "super-secret-cert-value",
            "CONVOAI_API_URL": "http://insecure"}
     with pytest.raises(ConfigError) as info:
-        Settings.from_env(env)
+        load_settings(env)
     assert "super-secret-cert-value" not in str(info.value)
     assert "must use https in production" in str(info.value)
 
@@ -61,10 +62,10 @@ def test_legacy_names_from_agoras_sample_are_read():
            "AGORA_API_SECRET": "old-secret", "PSTN_AUTH": "basic-value",
            **{k: v for k, v in PRODUCTION.items() if not k.startswith(("AGORA_APP",
                                                                       "AGORA_CUSTOMER"))}}
-    settings = Settings.from_env(env)
+    settings = load_settings(env)
     assert (settings.agora_app_id, settings.agora_customer_id, settings.agora_customer_secret,
             settings.sip_auth) == (HEX, "old-id", "old-secret", "basic-value")
-    assert Settings.from_env({**env, "AGORA_CUSTOMER_ID": "new-id"}).agora_customer_id == "new-id"
+    assert load_settings({**env, "AGORA_CUSTOMER_ID": "new-id"}).agora_customer_id == "new-id"
 
 
 @pytest.mark.parametrize(("env", "backend"), [
@@ -72,11 +73,11 @@ def test_legacy_names_from_agoras_sample_are_read():
     ({"OUTBOUND_BACKEND": " gateway "}, "gateway"),
 ])
 def test_outbound_backend_defaults_to_the_gateway(env, backend):
-    assert Settings.from_env(env).outbound_backend == backend
+    assert load_settings(env).outbound_backend == backend
 
 
 def test_heroku_postgres_urls_are_rewritten():
-    settings = Settings.from_env({"DATABASE_URL": "postgres://u:p@h:5432/db"})
+    settings = load_settings({"DATABASE_URL": "postgres://u:p@h:5432/db"})
     assert settings.database_url == "postgresql://u:p@h:5432/db"
 
 
@@ -95,7 +96,7 @@ def test_heroku_postgres_urls_are_rewritten():
 ])
 def test_bad_values_are_reported_by_name(env, problem):
     with pytest.raises(ConfigError, match=problem):
-        Settings.from_env(env)
+        load_settings(env)
 
 
 @pytest.mark.parametrize("document", [".env.example", "docs/configuration.md"])
@@ -112,14 +113,14 @@ def test_every_setting_is_documented(document):
     ("ftp://calls.example.com", False), ("calls.example.com", False)])
 def test_public_url_must_be_https_in_production_except_on_loopback(url, ok):
     if ok:
-        assert Settings.from_env({**PRODUCTION, "PUBLIC_URL": url}).tools_url == f"{url}/mcp"
+        assert load_settings({**PRODUCTION, "PUBLIC_URL": url}).tools_url == f"{url}/mcp"
     else:
         with pytest.raises(ConfigError, match="PUBLIC_URL must"):
-            Settings.from_env({**PRODUCTION, "PUBLIC_URL": url})
+            load_settings({**PRODUCTION, "PUBLIC_URL": url})
 
 
 def test_the_tools_endpoint_is_local_in_sandbox_mode_and_off_in_production_without_a_url():
-    assert Settings.from_env({"PORT": "8123"}).tools_url == "http://127.0.0.1:8123/mcp"
-    assert Settings.from_env({"PUBLIC_URL": "http://calls.test"}).tools_url == \
+    assert load_settings({"PORT": "8123"}).tools_url == "http://127.0.0.1:8123/mcp"
+    assert load_settings({"PUBLIC_URL": "http://calls.test"}).tools_url == \
         "http://calls.test/mcp"
-    assert Settings.from_env(PRODUCTION).tools_url == ""
+    assert load_settings(PRODUCTION).tools_url == ""

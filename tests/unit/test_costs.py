@@ -12,17 +12,18 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from app import create_app
 from calls import costs, guards
 from calls import lifecycle as lc
 from calls.lifecycle import CallerJoined, CallerLeft
 from calls.service import CallService
 from config import ConfigError, Settings
+from factory.app import create_app
 from observability import metrics
 from pages import views as dashboard_views
 from personas.cost_shape import read_cost
 from personas.model import CostRates
 from personas.shape import Reader
+from personas.startup import load_settings
 from store import Store
 from tests.fakes import FakeClock, FakeConvoAI
 from tests.unit.test_dashboard import sign_in
@@ -105,7 +106,7 @@ def test_settings_list_every_cost_problem_at_once():
 
 
 def test_settings_read_the_rates_from_the_environment():
-    settings = Settings.from_env({"CONVOAI_PER_MINUTE": "0.099", "DAILY_BUDGET": "25",
+    settings = load_settings({"CONVOAI_PER_MINUTE": "0.099", "DAILY_BUDGET": "25",
                                   "COST_CURRENCY": "EUR"}, dotenv=False)
     assert (settings.convoai_per_minute, settings.daily_budget, settings.cost_currency) == (
         0.099, 25.0, "EUR")

@@ -12,12 +12,13 @@ import responses
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import create_app
 from calls.records import time_to_agent_ms
 from config import Settings
+from factory.app import create_app
 from pages import charts, display, stats
 from pages import login as dashboard_login
 from pages import views as dashboard_views
+from personas.startup import load_settings
 from store import Store
 from tests.fakes import FakeClock
 from tests.unit.test_config import PRODUCTION
@@ -186,7 +187,7 @@ def test_signing_in_gives_the_session_a_new_csrf_token(web: FlaskClient) -> None
 def test_the_sandbox_token_hint_shows_in_sandbox_mode_only(web: FlaskClient,
                                                            tmp_path: Path) -> None:
     assert "sandbox-admin-token" in web.get("/dashboard/login").get_data(as_text=True)
-    production = Settings.from_env({**PRODUCTION, "LOG_LEVEL": "WARNING", "RUN_SWEEPER": "false",
+    production = load_settings({**PRODUCTION, "LOG_LEVEL": "WARNING", "RUN_SWEEPER": "false",
                                     "DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}"},
                                    dotenv=False)
     page = create_app(production).test_client().get("/dashboard/login")
@@ -301,7 +302,7 @@ def test_the_overviews_sandbox_panel_offers_the_sandboxs_scripts(signed_in: Flas
 
 
 def test_in_production_the_overview_has_no_sandbox_panel(tmp_path: Path) -> None:
-    settings = Settings.from_env({**PRODUCTION, "ADMIN_TOKEN": ADMIN, "LOG_LEVEL": "WARNING",
+    settings = load_settings({**PRODUCTION, "ADMIN_TOKEN": ADMIN, "LOG_LEVEL": "WARNING",
                                   "DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}",
                                   "RUN_SWEEPER": "false"}, dotenv=False)
     web = create_app(settings).test_client()

@@ -18,9 +18,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import create_app
 from calls.service import CallService
 from config import Settings
+from factory.app import create_app
 from outbound.dialer import Dialer
 from outbound.service import OutboundService
 from pages import campaigns as dashboard_campaigns

@@ -8,13 +8,13 @@ both refuse keys they do not know, so a misspelt one fails here rather than on t
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,8 +22,9 @@ import jsonschema
 import pytest
 import yaml  # PyYAML comes with `responses` (requirements-dev.txt)
 
-import app as app_module
 from config import ConfigError, Settings
+from factory.app import create_app
+from personas.startup import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -112,10 +113,10 @@ def test_app_json_requires_exactly_what_production_needs_and_generates_the_admin
     # Those values are enough for production mode, and each one is needed.
     values = {"AGORA_APP_ID": "0123456789abcdef" * 2, "AGORA_APP_CERTIFICATE": "f" * 32}
     production = {name: values.get(name, "set") for name in REQUIRED_IN_PRODUCTION}
-    assert Settings.from_env(production).mode == "production"
+    assert load_settings(production).mode == "production"
     for name in REQUIRED_IN_PRODUCTION - {"AGORA_APP_ID"}:
         with pytest.raises(ConfigError):
-            Settings.from_env({k: v for k, v in production.items() if k != name})
+            load_settings({k: v for k, v in production.items() if k != name})
 
 
 def test_app_json_defaults_are_env_examples_but_the_release_phase_migrates():
@@ -231,23 +232,30 @@ def test_the_cron_check_knows_vercels_syntax(schedule, ok):
         cron_field_ok(f, *b) for f, b in zip(fields, CRON_FIELDS, strict=False))) == ok
 
 
-def test_the_vercel_entry_serves_the_app_of_app_py():
-    spec = importlib.util.spec_from_file_location("vercel_entry", ROOT / "api" / "index.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.app is app_module.app
+def test_the_vercel_entry_serves_the_app_of_app_py(tmp_path):
+    """In a process of its own: importing app.py builds the app from the environment."""
+    code = ("import importlib.util, sys; "
+            "spec = importlib.util.spec_from_file_location('vercel_entry', 'api/index.py'); "
+            "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); "
+            "print('RESULT', module.app is sys.modules['app'].app)")
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'calls.db'}",
+           "LOG_LEVEL": "ERROR"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "RESULT True" in result.stdout
 
 
 def test_on_vercel_a_sqlite_database_is_refused():
     for env in ({"VERCEL": "1"}, {"VERCEL": "1", "DATABASE_URL": "sqlite:////tmp/calls.db"}):
         with pytest.raises(ConfigError) as info:
-            Settings.from_env(env)
+            load_settings(env)
         assert info.value.problems == [VERCEL_SQLITE]
-    assert Settings.from_env({"VERCEL": "0"}).database_url.startswith("sqlite")
+    assert load_settings({"VERCEL": "0"}).database_url.startswith("sqlite")
 
 
 def test_on_vercel_nothing_runs_after_the_response():
-    settings = Settings.from_env({"VERCEL": "1", "DATABASE_URL": "postgres://u:p@db/calls",
+    settings = load_settings({"VERCEL": "1", "DATABASE_URL": "postgres://u:p@db/calls",
                                   "AGENT_START_MODE": "background", "RUN_SWEEPER": "true"})
     assert (settings.agent_start_mode, settings.run_sweeper) == ("inline", False)
     assert settings.database_url == "postgresql://u:p@db/calls"
@@ -327,7 +335,7 @@ def test_dockerignore_keeps_the_sandbox_and_the_tests_out_of_the_image():
 
 
 def test_without_the_sandbox_flask_simulate_says_why_in_one_line(tmp_path, monkeypatch):
-    app = app_module.create_app(Settings.for_tests(
+    app = create_app(Settings.for_tests(
         database_url=f"sqlite:///{tmp_path / 'calls.db'}", log_level="WARNING"))
     # As in the image: no sandbox/ (nor its cli, should another test have imported it here).
     monkeypatch.setitem(sys.modules, "sandbox", None)
@@ -383,3 +391,26 @@ def test_compose_runs_the_sandbox_beside_the_service_for_sandbox_mode():
     web_port = web["environment"]["PORT"]
     assert sandbox["environment"]["SANDBOX_WEBHOOK_URL"] == f"http://web:{web_port}/webhook"
     assert web["environment"]["HOST"] == "0.0.0.0"
+
+
+def test_config_imports_only_the_settings_groups():
+    """config.py is the bottom of the service: the persona files are read above it
+    (personas.startup), and it never reaches the sandbox."""
+    code = ("import sys, config; "
+            "print('RESULT', sorted({m.split('.')[0] for m in sys.modules} & "
+            f"set({sorted(SERVICE_PACKAGES)!r})))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("RESULT ", 1)[1].strip() == "['settings']"
+
+
+def test_the_suite_never_imports_the_module_level_app():
+    """Tests build their apps with factory.create_app(settings); importing app.py would build
+    one more from the environment. Every test module is imported before any test runs."""
+    assert "app" not in sys.modules
+
+
+#: The service's own top-level packages (pyproject.toml's import-linter root packages).
+SERVICE_PACKAGES = set(tomllib.loads((ROOT / "pyproject.toml").read_text())
+                       ["tool"]["importlinter"]["root_packages"])

@@ -11,9 +11,10 @@ import pytest
 import responses
 from flask import Flask
 
-from app import create_app
 from calls.lifecycle import CallerJoined, CallerLeft
 from config import Settings
+from factory.app import create_app
+from personas.startup import load_settings
 from tests.integration.harness import free_port
 from tests.unit.test_config import PRODUCTION
 
@@ -166,7 +167,7 @@ def test_a_test_call_must_be_json_so_other_sites_cannot_place_one(app: Flask) ->
 
 
 def test_production_answers_one_line_and_has_no_page(tmp_path: Path) -> None:
-    settings = Settings.from_env({**PRODUCTION, "DATABASE_URL": f"sqlite:///{tmp_path}/p.db",
+    settings = load_settings({**PRODUCTION, "DATABASE_URL": f"sqlite:///{tmp_path}/p.db",
                                   "LOG_LEVEL": "WARNING", "RUN_SWEEPER": "false"}, dotenv=False)
     client = create_app(settings).test_client()
     response = client.get("/")

@@ -13,7 +13,7 @@ from flask import Flask
 from werkzeug.test import Client
 from werkzeug.wrappers import Response
 
-from app import MAX_BODY_BYTES
+from factory.app import MAX_BODY_BYTES
 from web.keepalive import DRAIN_LIMIT_BYTES, DrainUnreadBody
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -100,7 +100,7 @@ def test_a_tool_call_is_recorded_and_counted(app, client):
 
 
 def test_start_up_warns_once_when_personas_have_tools_but_no_url_reaches_them(settings, caplog):
-    from app import create_app
+    from factory.app import create_app
 
     caplog.set_level(logging.WARNING, logger="app")
     # Production without PUBLIC_URL (the orders persona's own variables set, as production

@@ -22,12 +22,12 @@ import responses
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 
-from app import create_app
 from calls.lifecycle import CallerJoined
 from calls.service import CallService, count_convoai_failure
 from config import Settings
 from convoai.client import ConvoAIClient
 from convoai.errors import LimitExceeded, UpstreamError, UpstreamUnavailable
+from factory.app import create_app
 from ncs.events import delivery_labels
 from observability import metrics
 from sip.client import GatewayClient

@@ -10,8 +10,8 @@ import pytest
 from click.testing import Result
 from flask import Flask
 
-from app import create_app
 from config import Settings
+from factory.app import create_app
 from ncs import diagnose as d
 from ncs.signature import V1_HEADER, V2_HEADER, NamedSecret, sign
 from ncs.views import secrets_for_product

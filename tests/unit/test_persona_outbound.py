@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from app import create_app
 from calls import lifecycle
 from calls.service import CallService
 from config import Settings
 from convoai.payload import build_join_properties
+from factory.app import create_app
 from personas import load_registry
 from personas.loader import parse
 from personas.model import OutboundSpec, Persona

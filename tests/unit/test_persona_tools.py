@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from app import create_app
 from config import SANDBOX_TOOLS_SECRET, ConfigError, Settings
+from factory.app import create_app
 from personas import inspect_personas, load_registry
 from personas.loader import parse
 from personas.model import BUILTIN_TOOL_NAMES, OperatorTool, Persona
@@ -347,9 +347,9 @@ def test_the_built_in_prompts_say_when_to_use_their_tools():
 
 
 def test_production_needs_the_shop_variables_only_when_orders_is_in_use():
-    Settings.for_tests(**PRODUCTION)  # support is the default: no shop variables needed
+    load_registry(Settings.for_tests(**PRODUCTION))  # support is the default: no shop variables
     with pytest.raises(ConfigError) as info:
-        Settings.for_tests(**PRODUCTION, default_persona="orders")
+        load_registry(Settings.for_tests(**PRODUCTION, default_persona="orders"))
     assert sorted(line for line in info.value.problems if "SHOP" in line) == [
         "personas/orders.toml: tools.lookup_order.secret_env: SHOP_TOOLS_SECRET is required "
         "when AGORA_APP_ID is set (this persona is in use)",

@@ -12,11 +12,12 @@ import pytest
 from flask import Flask
 from jsonschema import Draft202012Validator
 
-from app import create_app
 from config import ConfigError, Settings
 from convoai.payload import agent_name, build_join_properties, redact_properties
+from factory.app import create_app
 from personas import Registry, UnknownPersona, inspect_personas, load_registry, parse_routes
 from personas.__main__ import main as personas_main
+from personas.startup import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "convoai" / "join_schema.json").read_text("utf-8"))
@@ -60,7 +61,7 @@ def persona_file(folder: Path, name: str = "custom", *, tts: str = ELEVENLABS, a
 
 def problems_of(settings_kwargs: dict, env: dict | None = None) -> list[str]:
     with pytest.raises(ConfigError) as info:
-        Settings.for_tests(**settings_kwargs, persona_keys=env or {})
+        load_registry(Settings.for_tests(**settings_kwargs, persona_keys=env or {}))
     return info.value.problems
 
 
@@ -158,8 +159,12 @@ def test_production_needs_the_keys_of_the_default_persona_and_names_file_and_fie
                for p in problems)
 
 
+def as_environment(settings_kwargs: dict) -> dict[str, str]:
+    return {name.upper(): str(value) for name, value in settings_kwargs.items()}
+
+
 def test_production_starts_with_the_keys_and_never_prints_them(tmp_path):
-    settings = Settings.for_tests(**PRODUCTION, **SECRETS)
+    settings = load_settings(as_environment({**PRODUCTION, **SECRETS}), dotenv=False)
     assert settings.mode == "production"
     for secret in SECRETS.values():
         assert secret in settings.secret_values()
@@ -190,7 +195,8 @@ def test_routes_put_a_persona_in_use(tmp_path):
 
 def test_sandbox_fills_missing_keys_with_placeholders(tmp_path):
     persona_file(tmp_path)
-    settings = Settings.for_tests(personas_dir=str(tmp_path), default_persona="custom")
+    settings = load_settings({"PERSONAS_DIR": str(tmp_path), "DEFAULT_PERSONA": "custom"},
+                             dotenv=False)
     properties = body(settings, "custom")["properties"]
     assert properties["llm"]["api_key"] == "sandbox-test_llm_key"
     assert properties["tts"]["params"]["key"] == "sandbox-test_tts_key"
@@ -199,7 +205,7 @@ def test_sandbox_fills_missing_keys_with_placeholders(tmp_path):
 
 def test_keys_come_from_the_environment_and_are_redacted_from_logs(tmp_path):
     persona_file(tmp_path)
-    settings = Settings.from_env({"PERSONAS_DIR": str(tmp_path), "TEST_LLM_KEY": "llm-env-H4g5",
+    settings = load_settings({"PERSONAS_DIR": str(tmp_path), "TEST_LLM_KEY": "llm-env-H4g5",
                                   "TEST_TTS_KEY": "tts-env-P2o3"})
     custom = load_registry(settings).get("custom")
     assert custom.llm["api_key"] == "llm-env-H4g5"
@@ -209,7 +215,7 @@ def test_keys_come_from_the_environment_and_are_redacted_from_logs(tmp_path):
 def test_from_env_reports_persona_problems_in_the_same_message(tmp_path):
     persona_file(tmp_path, tts=ELEVENLABS.replace("elevenlabs", "acme", 1))
     with pytest.raises(ConfigError) as info:
-        Settings.from_env({"PERSONAS_DIR": str(tmp_path), "PSTN_UID": "abc"})
+        load_settings({"PERSONAS_DIR": str(tmp_path), "PSTN_UID": "abc"})
     message = str(info.value)
     assert "PSTN_UID must be int" in message
     assert f"{tmp_path}/custom.toml: tts.vendor: unknown TTS vendor 'acme'" in message
@@ -221,7 +227,7 @@ def test_settings_that_personas_now_own_are_gone_and_ignored():
     moved = ("llm_url", "llm_model", "elevenlabs_model_id", "elevenlabs_base_url",
              "asr_language", "agent_idle_timeout_s")
     assert not set(moved) & set(_FIELDS)
-    settings = Settings.from_env({"LLM_URL": "not a url", "AGENT_IDLE_TIMEOUT_S": "soon"})
+    settings = load_settings({"LLM_URL": "not a url", "AGENT_IDLE_TIMEOUT_S": "soon"})
     assert settings.sandbox and settings.default_persona == "support"
 
 

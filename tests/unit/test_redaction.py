@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import responses
 
-from app import create_app
 from calls.lifecycle import CallerJoined, CallerLeft
 from calls.outbox import EventSender
 from config import Settings
+from factory.app import create_app
 from personas.loader import parse
 from privacy.redaction import KINDS, Redactor, iban_ok, luhn_ok
 from tests.unit.test_personas import persona_file

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from config import ConfigError, Settings
-from personas import inspect_personas
+from personas import inspect_personas, load_registry
 from personas.loader import parse
 from tests.unit.test_booking_shape import EXAMPLE
 from tests.unit.test_persona_tools import HEAD, VENDORS
@@ -78,7 +78,7 @@ def test_a_reminder_persona_that_does_not_exist_is_a_problem(tmp_path: Path):
         f"{tmp_path / 'shop.toml'}: booking.reminders.persona: no persona named 'nobody' "
         "(known: appointments, orders, shop, support, tarot, triage)"]
     with pytest.raises(ConfigError, match="no persona named 'nobody'"):
-        Settings.for_tests(personas_dir=str(tmp_path))  # start-up refuses it too
+        load_registry(Settings.for_tests(personas_dir=str(tmp_path)))  # start-up refuses it too
 
 
 def test_the_appointments_persona_reminds_a_day_before():

@@ -15,8 +15,8 @@ import requests
 import responses
 from standardwebhooks import Webhook
 
-from app import create_app
 from config import SANDBOX_TOOLS_SECRET, Settings
+from factory.app import create_app
 from sandbox.config import SandboxConfig
 from sandbox.conversation import (
     SandboxAgents,

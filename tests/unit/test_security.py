@@ -14,9 +14,10 @@ import sqlalchemy as sa
 from flask import Flask, request
 from flask.testing import FlaskClient
 
-from app import create_app
 from config import Settings
+from factory.app import create_app
 from observability import logs
+from personas.startup import load_settings
 from store import Store
 from store.schema import rate_limits
 from tests.fakes import FakeClock, FakeConvoAI
@@ -391,7 +392,7 @@ def test_json_answers_are_not_sniffed_and_api_answers_not_stored(make_app):
 
 
 def test_production_answers_carry_hsts_once(tmp_path):
-    settings = Settings.from_env({**PRODUCTION, "DATABASE_URL": f"sqlite:///{tmp_path}/p.db",
+    settings = load_settings({**PRODUCTION, "DATABASE_URL": f"sqlite:///{tmp_path}/p.db",
                                   "LOG_LEVEL": "WARNING", "ADMIN_TOKEN": "admin-0123456789",
                                   "RUN_SWEEPER": "false"},
                                  dotenv=False)

@@ -16,8 +16,8 @@ import requests
 import responses
 from flask import Flask
 
-from app import create_app
 from config import Settings
+from factory.app import create_app
 from sandbox import simulator
 from sandbox.defaults import SANDBOX_NCS_SECRET
 from sandbox.simulator import Refused, SimulationError, Target, simulate_call, simulate_storm

@@ -11,8 +11,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import create_app
 from config import ConfigError, Settings
+from factory.app import create_app
+from personas.startup import load_settings
 from tests.fakes import FakeConvoAI
 
 ADMIN = {"Authorization": "Bearer sandbox-admin-token"}
@@ -201,7 +202,7 @@ def test_a_lookup_header_value_that_could_never_match_is_a_config_problem(value,
 
 
 def test_the_lookup_header_value_is_a_secret():
-    settings = Settings.from_env({"SIP_LOOKUP_AUTH": f"  {BASIC}  "}, dotenv=False)
+    settings = load_settings({"SIP_LOOKUP_AUTH": f"  {BASIC}  "}, dotenv=False)
     assert settings.sip_lookup_auth == BASIC
     assert BASIC not in repr(settings)
     secrets = settings.secret_values()

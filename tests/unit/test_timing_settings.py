@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app import create_app
 from calls.reconcile import goodbye_wait_s
+from factory.app import create_app
 
 
 def test_the_work_lease_and_the_rate_limit_window_reach_the_store_and_the_limiter(settings):

@@ -5,7 +5,7 @@ import re
 import pytest
 import responses
 
-from app import create_app
+from factory.app import create_app
 
 GATEWAY = "http://gateway.test/v1/api/pstn"
 
