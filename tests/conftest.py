@@ -23,6 +23,7 @@ os.environ.update({
 
 import pytest  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
+from alembic.script import ScriptDirectory  # noqa: E402
 from flask import Flask  # noqa: E402
 from flask.testing import FlaskClient, FlaskCliRunner  # noqa: E402
 
@@ -106,10 +107,13 @@ def postgres_url_or_skip() -> str:
     pytest.skip("no PostgreSQL: run through `make test` (scripts/with_postgres.sh)")
 
 
-def fresh_database(url: str, name: str | None = None) -> str:
-    """Drop everything in the database at ``url`` (unit tests share one PostgreSQL database).
-    With ``name``, make that database anew beside it and return its URL instead: servers that
-    outlive a test (the integration stacks) need a database nobody else drops tables in."""
+def fresh_database(url: str, name: str | None = None, *, empty: bool = False) -> str:
+    """Clear the database at ``url`` (unit tests share one PostgreSQL database per worker):
+    when it holds the whole schema at head, its rows go (a TRUNCATE, about a hundredth of
+    what dropping and migrating again costs) and the schema stays; otherwise, or when
+    ``empty``, everything is dropped. With ``name``, make that database anew beside it and
+    return its URL instead: servers that outlive a test (the integration stacks) need a
+    database nobody else drops tables in."""
     if name:
         if XDIST_WORKER:
             name = f"{name}_{XDIST_WORKER}"
@@ -121,10 +125,30 @@ def fresh_database(url: str, name: str | None = None) -> str:
         return sa.make_url(url).set(database=name).render_as_string(hide_password=False)
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        metadata.drop_all(conn)
-        conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+        if not empty and _schema_at_head(conn):
+            tables = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
+            conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        else:
+            metadata.drop_all(conn)
+            conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
     engine.dispose()
     return url
+
+
+def _schema_at_head(conn: sa.Connection) -> bool:
+    """Whether the migrations' latest revision is recorded and every declared table exists
+    (a test that moved the schema elsewhere leaves a database that is dropped instead)."""
+    names = set(sa.inspect(conn).get_table_names())
+    if "alembic_version" not in names or not {t.name for t in metadata.sorted_tables} <= names:
+        return False
+    versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+    return versions == [HEAD_REVISION]
+
+
+#: calls.migrate.upgrade itself (sqlite_schema_template stands in front of it).
+REAL_UPGRADE = migrate.upgrade
+#: The migrations' latest revision.
+HEAD_REVISION = ScriptDirectory(str(migrate.MIGRATIONS)).get_current_head()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -136,8 +160,7 @@ def sqlite_schema_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator
     exist already, other revisions and PostgreSQL go through the real migrations untouched."""
     template = tmp_path_factory.mktemp("schema") / "head.db"
     engine = make_engine(f"sqlite:///{template}")  # the service's pragmas: WAL, small pages
-    real_upgrade = migrate.upgrade
-    real_upgrade(engine)
+    REAL_UPGRADE(engine)
     engine.dispose()
 
     def upgrade(engine: sa.Engine, revision: str = "head") -> None:
@@ -145,7 +168,7 @@ def sqlite_schema_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator
         if engine.dialect.name == "sqlite" and revision == "head" and path \
                 and path != ":memory:" and not os.path.exists(path):
             copy_new_file(template, Path(path))
-        real_upgrade(engine, revision)
+        REAL_UPGRADE(engine, revision)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(migrate, "upgrade", upgrade)

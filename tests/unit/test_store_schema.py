@@ -6,6 +6,7 @@ import multiprocessing
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -13,6 +14,17 @@ from alembic.migration import MigrationContext
 from calls import migrate
 from store import metadata
 from store.schema import declared
+from tests.conftest import REAL_UPGRADE, fresh_database
+
+
+@pytest.fixture
+def database_url(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An empty database, brought up by the migrations themselves: not the suite's shortcuts
+    (a PostgreSQL database whose rows are cleared, a SQLite file copied from a migrated one)."""
+    monkeypatch.setattr(migrate, "upgrade", REAL_UPGRADE)
+    if database_url.startswith("postgresql"):
+        return fresh_database(database_url, empty=True)
+    return database_url
 
 
 def test_migrations_build_exactly_the_declared_schema(database_url: str) -> None:
