@@ -91,6 +91,22 @@ def pytest_testnodedown(node: object, error: object) -> None:
     _OUTBOUND_TRIED.extend(getattr(node, "workeroutput", {}).get("outbound_tried", []))
 
 
+#: The suite's folders in the order their files go to the xdist workers (`--dist loadfile`
+#: hands out files in collection order): the slow ones (servers, a browser) first, the many
+#: short unit files last, so the run does not end with one worker on a long file while the
+#: other has nothing left to take.
+FOLDER_ORDER = ("integration", "e2e", "fuzz", "unit")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def folder_rank(item: pytest.Item) -> int:
+        folder = item.path.parent.name
+        return FOLDER_ORDER.index(folder) if folder in FOLDER_ORDER else len(FOLDER_ORDER)
+
+    items.sort(key=folder_rank)  # stable: each file keeps its own order
+
+
 _worker_database: list[str] = []
 
 

@@ -1,11 +1,14 @@
 """One stack per database backend for the whole session: the sandbox and the service under
 gunicorn (2 gthread workers), talking over loopback. Each test resets the sandbox and uses
-channels of its own."""
+channels of its own. Both stacks stay up once started: test files run their SQLite cases then
+their PostgreSQL ones, and a parametrized session fixture would restart its stack at every
+switch."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import pytest
@@ -31,14 +34,29 @@ class Stack:
         return f"{label}_{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture(scope="session",
-                params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-          ) -> Iterator[Stack]:
-    log_dir = tmp_path_factory.mktemp(f"stack-{request.param}")
-    database_url = stack_database(request.param, log_dir, "phone_agent_integration")
-    with running_stack(log_dir, database_url, SECRETS) as running:
-        yield Stack(running.sandbox, running.service, request.param, running.env)
+@pytest.fixture(scope="session")
+def stacks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Stack]]:
+    """The stack of a backend ("sqlite" or "postgresql"), started on first use, stopped when
+    the session ends."""
+    started: dict[str, Stack] = {}
+    with ExitStack() as running_stacks:
+
+        def stack_of(backend: str) -> Stack:
+            if backend not in started:
+                log_dir = tmp_path_factory.mktemp(f"stack-{backend}")
+                database_url = stack_database(backend, log_dir, "phone_agent_integration")
+                running = running_stacks.enter_context(
+                    running_stack(log_dir, database_url, SECRETS))
+                started[backend] = Stack(running.sandbox, running.service, backend,
+                                         running.env)
+            return started[backend]
+
+        yield stack_of
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def stack(request: pytest.FixtureRequest, stacks: Callable[[str], Stack]) -> Stack:
+    return stacks(request.param)
 
 
 @pytest.fixture
