@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +12,8 @@ from pathlib import Path
 import click
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from flask import Flask, current_app
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
@@ -23,13 +26,38 @@ _PG_LOCK_KEY = 0x70686F6E65  # "phone"
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision``; safe to call from several processes at once."""
+    if revision == "head" and _at_head(engine):
+        # Every worker of every instance asks at start-up; once the schema is there, one
+        # query answers instead of Alembic loading its environment and every revision file.
+        logger.info("db.migrated", extra={"revision": revision, "dialect": engine.dialect.name})
+        return
     with engine.connect() as conn, _migration_lock(engine, conn):
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
+        command.upgrade(_config(conn), revision)
         conn.commit()
     logger.info("db.migrated", extra={"revision": revision, "dialect": engine.dialect.name})
+
+
+def _config(conn: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if conn is not None:
+        config.attributes["connection"] = conn
+    return config
+
+
+@functools.cache
+def head_revision() -> str | None:
+    """The latest revision in migrations/ (they do not change while the process runs)."""
+    return ScriptDirectory.from_config(_config()).get_current_head()
+
+
+def _at_head(engine: Engine) -> bool:
+    """Whether the database records the latest revision. A schema part-way there (another
+    instance migrating now) records an earlier one, so the caller takes the lock and waits."""
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+        conn.rollback()
+    return current is not None and current == head_revision()
 
 
 @contextmanager

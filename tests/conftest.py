@@ -23,7 +23,6 @@ os.environ.update({
 
 import pytest  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
-from alembic.script import ScriptDirectory  # noqa: E402
 from flask import Flask  # noqa: E402
 from flask.testing import FlaskClient, FlaskCliRunner  # noqa: E402
 
@@ -158,13 +157,11 @@ def _schema_at_head(conn: sa.Connection) -> bool:
     if "alembic_version" not in names or not {t.name for t in metadata.sorted_tables} <= names:
         return False
     versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
-    return versions == [HEAD_REVISION]
+    return versions == [migrate.head_revision()]
 
 
 #: calls.migrate.upgrade itself (sqlite_schema_template stands in front of it).
 REAL_UPGRADE = migrate.upgrade
-#: The migrations' latest revision.
-HEAD_REVISION = ScriptDirectory(str(migrate.MIGRATIONS)).get_current_head()
 
 
 @pytest.fixture(scope="session", autouse=True)

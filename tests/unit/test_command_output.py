@@ -24,10 +24,11 @@ FLASK = Path(sys.executable).parent / "flask"
 
 @pytest.fixture
 def keep_logging():
-    """Put the log handler back on its stream, at its level, once the test is done."""
+    """Put the log handler back on its stream, at its level, once the test is done (or leave
+    one on stdout, if no app had been built in this process before)."""
     root = logging.getLogger()
-    handler = next(h for h in root.handlers if getattr(h, "_phone_agent", False))
-    level, stream = root.level, handler.stream
+    handler = next((h for h in root.handlers if getattr(h, "_phone_agent", False)), None)
+    level, stream = root.level, handler.stream if handler else sys.stdout
     yield
     logs.configure(logging.getLevelName(level), [], stream=stream)
 
