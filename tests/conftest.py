@@ -10,7 +10,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 # Before anything reads the environment (create_app() with no settings does): no developer
@@ -28,8 +28,11 @@ from flask.testing import FlaskClient, FlaskCliRunner  # noqa: E402
 
 from calls import migrate  # noqa: E402
 from config import Settings  # noqa: E402
+from factory import app as factory_app  # noqa: E402
 from factory.app import create_app  # noqa: E402
 from ncs.signature import sign  # noqa: E402
+from personas import Registry  # noqa: E402
+from personas.registry import persona_dirs  # noqa: E402
 from sandbox.defaults import SANDBOX_NCS_SECRET  # noqa: E402
 from store import Store, make_engine, metadata  # noqa: E402
 from tests.caldav_fixtures import caldav_diary, caldav_server  # noqa: E402, F401  (Radicale)
@@ -200,6 +203,34 @@ def copy_new_file(source: Path, target: Path) -> None:
         pass
     finally:
         staging.unlink()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def registries_shared_between_apps() -> Iterator[None]:
+    """Apps built from the same persona inputs share one loaded registry (it is read-only).
+    Loading the persona files (TOML, shape checks, the join body's JSON Schema) is about half
+    of what building an app costs, and hundreds of tests build an app whose settings differ
+    from the last one's only in its database. The inputs are every setting but the database,
+    the persona keys, and the name, size and modification time of each persona file, so a
+    test that writes or edits a persona file still gets it loaded. Tests of the loading itself
+    call personas' functions directly."""
+    real = factory_app.load_registry
+    loaded: dict[object, Registry] = {}
+
+    def load_registry(settings: Settings, env: Mapping[str, str] | None = None) -> Registry:
+        if env is not None:
+            return real(settings, env)
+        key = (settings.replace(database_url=""), tuple(sorted(settings.persona_keys.items())),
+               tuple((str(path), stat.st_mtime_ns, stat.st_size)
+                     for folder, _ in persona_dirs(settings) if folder.is_dir()
+                     for path in sorted(folder.glob("*.toml")) if (stat := path.stat())))
+        if key not in loaded:
+            loaded[key] = real(settings)
+        return loaded[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(factory_app, "load_registry", load_registry)
+        yield
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
