@@ -82,6 +82,14 @@ def _prepare_metrics_dir():
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
 
 
+def on_reload(server):  # noqa: ARG001 - gunicorn's hook signature
+    """A reload (SIGHUP) reads the settings again, `.env` included: the workers it starts must
+    not inherit what the arbiter read at start-up."""
+    from personas.startup import settings_from_environment
+
+    settings_from_environment.cache_clear()
+
+
 def child_exit(server, worker):  # noqa: ARG001 - gunicorn's hook signature
     """A worker is gone (restarted, or killed): its counters stay in the sum, as counters
     must, and only its live-gauge files (none today) are dropped."""

@@ -1,10 +1,12 @@
 import re
+import runpy
 from pathlib import Path
 
 import pytest
 
-from config import _FIELDS, ConfigError
-from personas.startup import load_settings
+from config import _FIELDS, ConfigError, Settings
+from factory import gunicorn
+from personas.startup import load_settings, settings_from_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 HEX = "0123456789abcdef0123456789abcdef"
@@ -124,3 +126,24 @@ def test_the_tools_endpoint_is_local_in_sandbox_mode_and_off_in_production_witho
     assert load_settings({"PUBLIC_URL": "http://calls.test"}).tools_url == \
         "http://calls.test/mcp"
     assert load_settings(PRODUCTION).tools_url == ""
+
+
+def test_a_gunicorn_boot_reads_the_settings_once_and_a_reload_reads_them_again(monkeypatch):
+    """The arbiter's log formatter and on_starting share one reading, which the workers it
+    forks inherit (create_app() with no settings reads the same cache); SIGHUP reads anew."""
+    readings = []
+    real_read = Settings.read.__func__
+
+    def counted(cls, *args, **kwargs):
+        readings.append(1)
+        return real_read(cls, *args, **kwargs)
+
+    monkeypatch.setattr(Settings, "read", classmethod(counted))
+    settings_from_environment.cache_clear()
+    hooks = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    gunicorn.formatter()
+    first = settings_from_environment()
+    assert settings_from_environment() is first and len(readings) == 1
+    hooks["on_reload"](None)
+    assert settings_from_environment() is not first and len(readings) == 2
+    settings_from_environment.cache_clear()
