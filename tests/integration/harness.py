@@ -195,6 +195,10 @@ def base_env(database_url: str, sandbox_port: int, secrets: dict[str, str]) -> d
         # The hang-up follows a persona's goodbye after about the time it takes to say, kept
         # within these bounds (production: 3 to 20 s; the brief persona's takes about 5.6 s).
         "GOODBYE_WAIT_MIN_S": "0.5", "GOODBYE_WAIT_MAX_S": "1",
+        # Each worker's sweeper and dialer look for due work every half second (production: 2 s),
+        # so what a test waits for (a grace window's end, a settled attempt, the next dial) is
+        # picked up soon after it is due.
+        "SWEEP_INTERVAL_S": "0.5",
         # Post-call analyses are queued at once (no wait for a late history notification).
         "ANALYSIS_DELAY_S": "0",
         # A user persona (PERSONAS_DIR) with a short idle timeout, and routes to built-ins.
