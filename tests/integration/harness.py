@@ -68,19 +68,27 @@ class Process:
     """A server subprocess whose stdout and stderr go to one log file."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path,
-                 health_url: str) -> None:
+                 health_url: str, *, wait: bool = True) -> None:
+        """Start the process; with ``wait``, return once it answers ``health_url`` (else call
+        :meth:`wait_healthy` before using it)."""
         self.name = name
+        self.health_url = health_url
         self.log_path = log_dir / f"{name}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
+        if wait:
+            self.wait_healthy()
+
+    def wait_healthy(self) -> None:
+        """Wait until the process answers its health URL; stop it and fail if it does not."""
         try:
-            wait_until(lambda: self._healthy(health_url), timeout=30,
-                       message=f"{name} to answer {health_url}")
+            wait_until(lambda: self._healthy(self.health_url), timeout=30,
+                       message=f"{self.name} to answer {self.health_url}")
         except AssertionError as exc:
             self.stop()
-            raise AssertionError(f"{name} did not start ({exc}):\n{self.output()[-3000:]}"
-                                 ) from None
+            raise AssertionError(f"{self.name} did not start ({exc}):\n"
+                                 f"{self.output()[-3000:]}") from None
 
     def _healthy(self, url: str) -> bool:
         if self.proc.poll() is not None:
@@ -109,11 +117,12 @@ class Process:
 class Sandbox:
     """The sandbox server and its control API."""
 
-    def __init__(self, log_dir: Path, env: dict[str, str], port: int) -> None:
+    def __init__(self, log_dir: Path, env: dict[str, str], port: int, *,
+                 wait: bool = True) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.process = Process("sandbox", [str(VENV_BIN / "python"), "-m", "sandbox",
                                            "--host", "127.0.0.1", "--port", str(port)],
-                               env, log_dir, f"{self.url}/_sandbox/health")
+                               env, log_dir, f"{self.url}/_sandbox/health", wait=wait)
 
     def control(self, method: str, path: str, **kwargs: Any) -> Any:
         response = requests.request(method, f"{self.url}/_sandbox/{path}", timeout=10, **kwargs)
@@ -142,14 +151,15 @@ class Service:
     """The service under its production gunicorn configuration (app:app, gthread)."""
 
     def __init__(self, log_dir: Path, env: dict[str, str], port: int, *, workers: int = 2,
-                 name: str = "service") -> None:
+                 name: str = "service", wait: bool = True) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.secret = env["AGORA_NCS_SECRET"]
         # PORT as a platform sets it: in sandbox mode without PUBLIC_URL it is where agents
         # reach this instance's tools endpoint.
         self.process = Process(name, [str(VENV_BIN / "gunicorn"), "app:app", "--bind",
                                       f"127.0.0.1:{port}", "--workers", str(workers)],
-                               {**env, "PORT": str(port)}, log_dir, f"{self.url}/healthz")
+                               {**env, "PORT": str(port)}, log_dir, f"{self.url}/healthz",
+                               wait=wait)
         self.session = requests.Session()
 
     def post_raw(self, body: bytes, headers: dict[str, str]) -> requests.Response:
@@ -261,14 +271,17 @@ def running_stack(log_dir: Path, database_url: str, secrets: dict[str, str], *,
         full_env["SANDBOX_WEBHOOK_URL"] = f"{urls[notify]}/webhook"
     full_env.update(env(urls) if callable(env) else env)
     names = [name] if instances == 1 else [f"{name}-{n}" for n in range(instances)]
-    sandbox = Sandbox(log_dir, full_env, sandbox_port)
+    # The sandbox and the services start together (the services migrate the fresh database at
+    # once, under the migration lock); each service is first asked for its health, the request
+    # that starts its workers' periodic runners, only once the sandbox answers.
+    sandbox = Sandbox(log_dir, full_env, sandbox_port, wait=False)
     services: list[Service] = []
     try:
-        # Started together: they migrate the fresh database at once, under the migration lock.
+        services += [Service(log_dir, full_env, port, workers=workers, name=label, wait=False)
+                     for port, label in zip(ports, names, strict=True)]
+        sandbox.process.wait_healthy()
         with ThreadPoolExecutor(instances) as pool:
-            futures = [pool.submit(Service, log_dir, full_env, port, workers=workers,
-                                   name=label) for port, label in zip(ports, names, strict=True)]
-        services += [f.result() for f in futures if f.exception() is None]
+            futures = [pool.submit(service.process.wait_healthy) for service in services]
         for future in futures:
             if (error := future.exception()) is not None:
                 raise error

@@ -371,10 +371,14 @@ def second_stack(stack, tmp_path_factory) -> Iterator[SecondStack]:
     env.update(SANDBOX_WEBHOOK_URL=f"http://127.0.0.1:{service_port}/webhook",
                SANDBOX_OUTBOUND_HANG_S=str(GATEWAY_HANG_S), JOIN_BUDGET_S="4",
                CONVOAI_API_URL=f"{front.url}/convoai")
-    sandbox = Sandbox(log_dir, env, sandbox_port)
+    # Started together; the service is first asked for its health once the sandbox answers.
+    sandbox = Sandbox(log_dir, env, sandbox_port, wait=False)
+    service = Service(log_dir, env, service_port, name="second", wait=False)
     try:
-        service = Service(log_dir, env, service_port, name="second")
+        sandbox.process.wait_healthy()
+        service.process.wait_healthy()
     except BaseException:
+        service.process.stop()
         sandbox.process.stop()
         raise
     yield SecondStack(sandbox, service, front, proxy, stack.backend)
