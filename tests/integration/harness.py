@@ -219,6 +219,9 @@ def base_env(database_url: str, sandbox_port: int, secrets: dict[str, str]) -> d
         "SIP_LOOKUP_TOKEN": LOOKUP_TOKEN, "SANDBOX_LOOKUP_TOKEN": LOOKUP_TOKEN,
         "SIP_EVENTS_TOKEN": EVENTS_TOKEN, "SANDBOX_OUTBOUND_ANSWER_DELAY_S": "0.5",
         "SANDBOX_OUTBOUND_CALL_DURATION_S": "2",
+        # A number that does not answer rings 1 s (the sandbox's default: 2 s), still longer
+        # than one that answers takes.
+        "SANDBOX_OUTBOUND_RING_TIMEOUT_S": "1",
         # Every test client is 127.0.0.1 and the suite fails authentication on purpose many
         # times a minute; tests/integration/test_rate_limits.py runs with a low limit of its own.
         "RATE_LIMIT_PER_MINUTE": "10000",
