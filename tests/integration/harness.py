@@ -280,8 +280,9 @@ def running_stack(log_dir: Path, database_url: str, secrets: dict[str, str], *,
     sandbox = Sandbox(log_dir, full_env, sandbox_port, wait=False)
     services: list[Service] = []
     try:
-        services += [Service(log_dir, full_env, port, workers=workers, name=label, wait=False)
-                     for port, label in zip(ports, names, strict=True)]
+        for port, label in zip(ports, names, strict=True):
+            services.append(Service(log_dir, full_env, port, workers=workers, name=label,
+                                    wait=False))
         sandbox.process.wait_healthy()
         with ThreadPoolExecutor(instances) as pool:
             futures = [pool.submit(service.process.wait_healthy) for service in services]
@@ -290,6 +291,10 @@ def running_stack(log_dir: Path, database_url: str, secrets: dict[str, str], *,
                 raise error
         yield Running(sandbox, services, full_env, database_url)
     finally:
-        for service in services:
-            service.process.stop()
+        # Each instance's graceful shutdown takes a moment: they are stopped together, then the
+        # sandbox (which they may still be talking to while they stop).
+        with ThreadPoolExecutor(max(1, len(services))) as pool:
+            stopped = [pool.submit(service.process.stop) for service in services]
         sandbox.process.stop()
+        for future in stopped:
+            future.result()
