@@ -68,19 +68,27 @@ class Process:
     """A server subprocess whose stdout and stderr go to one log file."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path,
-                 health_url: str) -> None:
+                 health_url: str, *, wait: bool = True) -> None:
+        """Start the process; with ``wait``, return once it answers ``health_url`` (else call
+        :meth:`wait_healthy` before using it)."""
         self.name = name
+        self.health_url = health_url
         self.log_path = log_dir / f"{name}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
+        if wait:
+            self.wait_healthy()
+
+    def wait_healthy(self) -> None:
+        """Wait until the process answers its health URL; stop it and fail if it does not."""
         try:
-            wait_until(lambda: self._healthy(health_url), timeout=30,
-                       message=f"{name} to answer {health_url}")
+            wait_until(lambda: self._healthy(self.health_url), timeout=30,
+                       message=f"{self.name} to answer {self.health_url}")
         except AssertionError as exc:
             self.stop()
-            raise AssertionError(f"{name} did not start ({exc}):\n{self.output()[-3000:]}"
-                                 ) from None
+            raise AssertionError(f"{self.name} did not start ({exc}):\n"
+                                 f"{self.output()[-3000:]}") from None
 
     def _healthy(self, url: str) -> bool:
         if self.proc.poll() is not None:
@@ -109,11 +117,12 @@ class Process:
 class Sandbox:
     """The sandbox server and its control API."""
 
-    def __init__(self, log_dir: Path, env: dict[str, str], port: int) -> None:
+    def __init__(self, log_dir: Path, env: dict[str, str], port: int, *,
+                 wait: bool = True) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.process = Process("sandbox", [str(VENV_BIN / "python"), "-m", "sandbox",
                                            "--host", "127.0.0.1", "--port", str(port)],
-                               env, log_dir, f"{self.url}/_sandbox/health")
+                               env, log_dir, f"{self.url}/_sandbox/health", wait=wait)
 
     def control(self, method: str, path: str, **kwargs: Any) -> Any:
         response = requests.request(method, f"{self.url}/_sandbox/{path}", timeout=10, **kwargs)
@@ -142,14 +151,15 @@ class Service:
     """The service under its production gunicorn configuration (app:app, gthread)."""
 
     def __init__(self, log_dir: Path, env: dict[str, str], port: int, *, workers: int = 2,
-                 name: str = "service") -> None:
+                 name: str = "service", wait: bool = True) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.secret = env["AGORA_NCS_SECRET"]
         # PORT as a platform sets it: in sandbox mode without PUBLIC_URL it is where agents
         # reach this instance's tools endpoint.
         self.process = Process(name, [str(VENV_BIN / "gunicorn"), "app:app", "--bind",
                                       f"127.0.0.1:{port}", "--workers", str(workers)],
-                               {**env, "PORT": str(port)}, log_dir, f"{self.url}/healthz")
+                               {**env, "PORT": str(port)}, log_dir, f"{self.url}/healthz",
+                               wait=wait)
         self.session = requests.Session()
 
     def post_raw(self, body: bytes, headers: dict[str, str]) -> requests.Response:
@@ -195,6 +205,10 @@ def base_env(database_url: str, sandbox_port: int, secrets: dict[str, str]) -> d
         # The hang-up follows a persona's goodbye after about the time it takes to say, kept
         # within these bounds (production: 3 to 20 s; the brief persona's takes about 5.6 s).
         "GOODBYE_WAIT_MIN_S": "0.5", "GOODBYE_WAIT_MAX_S": "1",
+        # Each worker's sweeper and dialer look for due work every half second (production: 2 s),
+        # so what a test waits for (a grace window's end, a settled attempt, the next dial) is
+        # picked up soon after it is due.
+        "SWEEP_INTERVAL_S": "0.5",
         # Post-call analyses are queued at once (no wait for a late history notification).
         "ANALYSIS_DELAY_S": "0",
         # A user persona (PERSONAS_DIR) with a short idle timeout, and routes to built-ins.
@@ -205,6 +219,9 @@ def base_env(database_url: str, sandbox_port: int, secrets: dict[str, str]) -> d
         "SIP_LOOKUP_TOKEN": LOOKUP_TOKEN, "SANDBOX_LOOKUP_TOKEN": LOOKUP_TOKEN,
         "SIP_EVENTS_TOKEN": EVENTS_TOKEN, "SANDBOX_OUTBOUND_ANSWER_DELAY_S": "0.5",
         "SANDBOX_OUTBOUND_CALL_DURATION_S": "2",
+        # A number that does not answer rings 1 s (the sandbox's default: 2 s), still longer
+        # than one that answers takes.
+        "SANDBOX_OUTBOUND_RING_TIMEOUT_S": "1",
         # Every test client is 127.0.0.1 and the suite fails authentication on purpose many
         # times a minute; tests/integration/test_rate_limits.py runs with a low limit of its own.
         "RATE_LIMIT_PER_MINUTE": "10000",
@@ -257,19 +274,27 @@ def running_stack(log_dir: Path, database_url: str, secrets: dict[str, str], *,
         full_env["SANDBOX_WEBHOOK_URL"] = f"{urls[notify]}/webhook"
     full_env.update(env(urls) if callable(env) else env)
     names = [name] if instances == 1 else [f"{name}-{n}" for n in range(instances)]
-    sandbox = Sandbox(log_dir, full_env, sandbox_port)
+    # The sandbox and the services start together (the services migrate the fresh database at
+    # once, under the migration lock); each service is first asked for its health, the request
+    # that starts its workers' periodic runners, only once the sandbox answers.
+    sandbox = Sandbox(log_dir, full_env, sandbox_port, wait=False)
     services: list[Service] = []
     try:
-        # Started together: they migrate the fresh database at once, under the migration lock.
+        for port, label in zip(ports, names, strict=True):
+            services.append(Service(log_dir, full_env, port, workers=workers, name=label,
+                                    wait=False))
+        sandbox.process.wait_healthy()
         with ThreadPoolExecutor(instances) as pool:
-            futures = [pool.submit(Service, log_dir, full_env, port, workers=workers,
-                                   name=label) for port, label in zip(ports, names, strict=True)]
-        services += [f.result() for f in futures if f.exception() is None]
+            futures = [pool.submit(service.process.wait_healthy) for service in services]
         for future in futures:
             if (error := future.exception()) is not None:
                 raise error
         yield Running(sandbox, services, full_env, database_url)
     finally:
-        for service in services:
-            service.process.stop()
+        # Each instance's graceful shutdown takes a moment: they are stopped together, then the
+        # sandbox (which they may still be talking to while they stop).
+        with ThreadPoolExecutor(max(1, len(services))) as pool:
+            stopped = [pool.submit(service.process.stop) for service in services]
         sandbox.process.stop()
+        for future in stopped:
+            future.result()

@@ -366,13 +366,19 @@ def second_stack(stack, tmp_path_factory) -> Iterator[SecondStack]:
     env = base_env(database_url, sandbox_port, SECRETS)
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
     front = ConvoAIFront(sandbox_url)
+    # A join budget of 4 s rather than 7: a throttled or refused join gives up sooner, and a
+    # 429's 2 s Retry-After still fits in it.
     env.update(SANDBOX_WEBHOOK_URL=f"http://127.0.0.1:{service_port}/webhook",
-               SANDBOX_OUTBOUND_HANG_S=str(GATEWAY_HANG_S),
+               SANDBOX_OUTBOUND_HANG_S=str(GATEWAY_HANG_S), JOIN_BUDGET_S="4",
                CONVOAI_API_URL=f"{front.url}/convoai")
-    sandbox = Sandbox(log_dir, env, sandbox_port)
+    # Started together; the service is first asked for its health once the sandbox answers.
+    sandbox = Sandbox(log_dir, env, sandbox_port, wait=False)
+    service = Service(log_dir, env, service_port, name="second", wait=False)
     try:
-        service = Service(log_dir, env, service_port, name="second")
+        sandbox.process.wait_healthy()
+        service.process.wait_healthy()
     except BaseException:
+        service.process.stop()
         sandbox.process.stop()
         raise
     yield SecondStack(sandbox, service, front, proxy, stack.backend)
@@ -472,8 +478,8 @@ def test_convoai_refusing_connections_fails_the_call_once_and_the_service_carrie
 
     attempts = join_attempts()
     assert 1 <= attempts <= 4, attempts  # the client's policy: at most 4 attempts
-    # A failed call is final: sweeps that come after (every 2 s) never try it again.
-    time.sleep(5)
+    # A failed call is final: sweeps that come after (every 0.5 s here) never try it again.
+    time.sleep(2)
     assert join_attempts() == attempts
     assert records(second.service, channel)[0]["state"] == "failed"
     assert requests.get(f"{second.service.url}/healthz", timeout=5).status_code == 200
@@ -636,11 +642,13 @@ def test_a_store_out_of_reach_answers_503_and_the_service_recovers_when_it_is_ba
 
 @pytest.fixture
 def short_lease(stack, tmp_path_factory) -> Iterator[Running]:
-    """A stack of its own whose work lease (WORK_LEASE_S) is 10 s rather than 30: the shared
-    stacks keep the default, which their storms of slow joins rely on."""
+    """A stack of its own whose work lease (WORK_LEASE_S) is 6 s rather than 30, and so its join
+    budget (JOIN_BUDGET_S, less than the lease) 5 s rather than 7: the shared stacks keep the
+    defaults, which their storms of slow joins rely on."""
     log_dir = tmp_path_factory.mktemp(f"short-lease-{stack.backend}")
     database_url = stack_database(stack.backend, log_dir, "phone_agent_short_lease")
-    with running_stack(log_dir, database_url, SECRETS, env={"WORK_LEASE_S": "10"}) as running:
+    with running_stack(log_dir, database_url, SECRETS,
+                       env={"WORK_LEASE_S": "6", "JOIN_BUDGET_S": "5"}) as running:
         running.sandbox.reset(concurrency_limit=200)
         yield running
 
@@ -648,7 +656,7 @@ def short_lease(stack, tmp_path_factory) -> Iterator[Running]:
 def test_a_worker_killed_during_a_join_leaves_a_start_the_sweeper_finishes_with_one_agent(
         short_lease):
     # The simplest honest way: really kill the worker and wait out the store's work lease
-    # (WORK_LEASE_S, 10 s in this stack of its own) until a surviving worker's sweeper takes the
+    # (WORK_LEASE_S, 6 s in this stack of its own) until a surviving worker's sweeper takes the
     # start over.
     fresh = short_lease
     fresh.sandbox.faults(join_latency_s=3)

@@ -82,8 +82,10 @@ def test_two_instances_one_killed_mid_campaign_dial_no_attempt_twice_and_lose_no
     log_dir = tmp_path_factory.mktemp("outbound-kill")
     database_url = stack_database("postgresql", log_dir, "phone_agent_outbound_kill")
     numbers = [example("answered", i) for i in range(16)]
-    # A lost claim is given up after WORK_LEASE_S, a lost dial after DIAL_TIMEOUT_S.
-    env = {"WORK_LEASE_S": "10", "DIAL_TIMEOUT_S": "15", "SANDBOX_OUTBOUND_CALL_DURATION_S": "3"}
+    # A lost claim is given up after WORK_LEASE_S (more than JOIN_BUDGET_S, 7 s), a lost dial
+    # after DIAL_TIMEOUT_S (10 s at the least): the start the killed instance left is taken over
+    # before its dial is given up as lost.
+    env = {"WORK_LEASE_S": "8", "DIAL_TIMEOUT_S": "10"}
     with running_stack(log_dir, database_url, SECRETS, env=env, instances=2, name="instance",
                        notify=1) as running:
         running.sandbox.reset(concurrency_limit=200)

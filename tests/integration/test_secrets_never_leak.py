@@ -139,6 +139,9 @@ def leak_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LeakStack]:
                 "SANDBOX_SIP_AUTH": SECRETS["SIP_AUTH"],
                 "SANDBOX_LOOKUP_TOKEN": SECRETS["SIP_LOOKUP_TOKEN"],
                 "SANDBOX_OUTBOUND_HANG_S": "1",
+                # A join that times out gives up after 3 s rather than 7 (still past the sandbox's
+                # first answers and the retries' backoff; its 6 s hang outlasts it).
+                "JOIN_BUDGET_S": "3",
                 # The operator's event receiver is down: every delivery fails (and is logged).
                 "EVENTS_WEBHOOK_URL": f"http://127.0.0.1:{free_port()}/phone-agent-events",
                 "PUBLIC_URL": urls[0],
@@ -323,8 +326,9 @@ def test_no_secret_reaches_the_logs_the_answers_or_the_commands(leak_stack):
     drive_the_good_paths(stack)
     commands = [cli_output(stack, "personas", "show", "support", "--json"),
                 cli_output(stack, "personas", "check")]
-    # Let the sweeper finish what is pending (the stop that failed, the undelivered events).
-    time.sleep(3)
+    # Let the sweeper finish what is pending (the stop that failed, the undelivered events):
+    # three sweeps (SWEEP_INTERVAL_S is 0.5 s in the test harness).
+    time.sleep(1.5)
     stack.call("POST", "/api/reconcile", headers=ADMIN)
     log = stack.service.process.output()
 

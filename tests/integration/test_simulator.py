@@ -40,7 +40,7 @@ def test_duplicates_and_reordering_still_give_exactly_one_agent_and_say_so(fresh
 
 
 def test_a_dropped_leave_is_ended_by_the_sandboxs_idle_timeout_visible_in_the_timeline(fresh):
-    # Routed to the "quick" persona (idle_timeout 3 s) by PERSONA_ROUTES in the test harness.
+    # Routed to the "quick" persona (idle_timeout 2 s) by PERSONA_ROUTES in the test harness.
     result = simulate(fresh, "--duration", "1", "--drop-leave", "--channel",
                       fresh.channel("idle"))
     assert result.returncode == 0, result.stdout + result.stderr
