@@ -21,7 +21,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -352,10 +353,25 @@ class SecondStack:
 
 
 @pytest.fixture(scope="module")
-def second_stack(stack, tmp_path_factory) -> Iterator[SecondStack]:
-    log_dir = tmp_path_factory.mktemp(f"faults-{stack.backend}")
+def second_stacks(tmp_path_factory) -> Iterator[Callable[[str], SecondStack]]:
+    """The second stack of a backend, started on first use, stopped when the module ends."""
+    started: dict[str, SecondStack] = {}
+    with ExitStack() as running:
+
+        def second_stack_of(backend: str) -> SecondStack:
+            if backend not in started:
+                started[backend] = running.enter_context(
+                    second_stack(backend, tmp_path_factory))
+            return started[backend]
+
+        yield second_stack_of
+
+
+@contextmanager
+def second_stack(backend: str, tmp_path_factory) -> Iterator[SecondStack]:
+    log_dir = tmp_path_factory.mktemp(f"faults-{backend}")
     proxy = None
-    if stack.backend == "sqlite":
+    if backend == "sqlite":
         database_url = f"sqlite:///{log_dir / 'second.db'}"
     else:
         direct = sa.make_url(fresh_database(postgres_url_or_skip(), "phone_agent_faults"))
@@ -381,16 +397,20 @@ def second_stack(stack, tmp_path_factory) -> Iterator[SecondStack]:
         service.process.stop()
         sandbox.process.stop()
         raise
-    yield SecondStack(sandbox, service, front, proxy, stack.backend)
-    service.process.stop()
-    sandbox.process.stop()
-    front.close()
-    if proxy is not None:
-        proxy.cut()
+    try:
+        yield SecondStack(sandbox, service, front, proxy, backend)
+    finally:
+        service.process.stop()
+        sandbox.process.stop()
+        front.close()
+        if proxy is not None:
+            proxy.cut()
 
 
 @pytest.fixture
-def second(second_stack: SecondStack) -> SecondStack:
+def second(stack, second_stacks: Callable[[str], SecondStack]) -> SecondStack:
+    """The second stack of the test's backend (the ``stack`` parameter), reset."""
+    second_stack = second_stacks(stack.backend)
     second_stack.reset()
     return second_stack
 
