@@ -209,6 +209,11 @@ def base_env(database_url: str, sandbox_port: int, secrets: dict[str, str]) -> d
         # so what a test waits for (a grace window's end, a settled attempt, the next dial) is
         # picked up soon after it is due.
         "SWEEP_INTERVAL_S": "0.5",
+        # The background listing of agents (orphans, calls whose agent is gone) runs once, at
+        # start, and then not for a day: a stack lives the whole session, and a test that plants
+        # an orphan and runs `flask calls reconcile` (which always lists) must not find it
+        # already stopped by a worker's periodic run.
+        "RECONCILE_INTERVAL_S": "86400",
         # Post-call analyses are queued at once (no wait for a late history notification).
         "ANALYSIS_DELAY_S": "0",
         # A user persona (PERSONAS_DIR) with a short idle timeout, and routes to built-ins.
