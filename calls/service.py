@@ -113,13 +113,18 @@ class CallService:
     def handle_caller_event(self, event: CallerEvent, *, event_type: int) -> dict[str, Any]:
         """Apply a caller's join or leave and set its consequences going; returns the answer."""
         persona = self.personas.route(event.channel)
+        # A join that starts an agent with tools commits the token it hands the agent with the
+        # call (one transaction before the join, not two).
+        tools_token = new_token() if isinstance(event, CallerJoined) and \
+            self._has_tools(persona) else None
         applied = self.store.apply_caller_event(
             event, grace_s=self.settings.rejoin_grace_s,
             agent_name_prefix=self.settings.agent_name_prefix, new_id=self._new_id_for(event),
-            event_type=event_type, persona=persona.name, limits=self.limits)
+            event_type=event_type, persona=persona.name, limits=self.limits,
+            tools_token_hash=token_hash(tools_token) if tools_token else None)
         # Committed: now the agent's join or leave may go out (the leases and the agent's
         # deterministic name make a second attempt, by anyone, adopt rather than duplicate).
-        self._follow_up(applied)
+        self._follow_up(applied, tools_token)
         decision = applied.decision
         if applied.refused:
             self.refused(applied.call_id, applied.refused, channel=event.channel)
@@ -143,13 +148,13 @@ class CallService:
             return self.new_id
         return _offering(call_id_for_join(event.notice_id), then=self.new_id)
 
-    def _follow_up(self, applied: Applied) -> None:
+    def _follow_up(self, applied: Applied, tools_token: str | None) -> None:
         if applied.stop:
             call_id, agent_id = applied.stop
             self.run_in_background(self.stop_agent, call_id, agent_id)
         if applied.start:
             self.run_in_background(self.start_agent, applied.start.id, applied.start,
-                                   applied.notice)
+                                   applied.notice, tools_token)
 
     def start_in_background_or_inline(self, call: CallRecord) -> None:
         """Start the agent of a call made before its caller joined, per AGENT_START_MODE."""
@@ -221,10 +226,11 @@ class CallService:
     # -- starting and stopping ---------------------------------------------------------------
 
     def start_agent(self, call_id: str, call: CallRecord | None = None,
-                    notice: Notice | None = None) -> None:
+                    notice: Notice | None = None, tools_token: str | None = None) -> None:
         """Start the call's agent; adopt it on 409; stop it at once if the call ended meanwhile.
         ``call`` is the record just committed, when the caller has it (saves a read);
-        ``notice`` the caller event that asked for the agent, recorded with the outcome."""
+        ``notice`` the caller event that asked for the agent, recorded with the outcome;
+        ``tools_token`` a token for the MCP endpoint already kept with the call."""
         call = call or self.store.get_call(call_id)
         if call is None or call.state not in (lifecycle.STARTING, lifecycle.GRACE,
                                               lifecycle.STOPPING):
@@ -238,7 +244,7 @@ class CallService:
                 self.store.record_notice(notice)
             self._stop_by_name(call)
             return
-        persona, properties = self.join_properties(call)
+        persona, properties = self.join_properties(call, tools_token)
         extra = {"call_id": call.id, "channel": call.channel, "agent_name": call.agent_name,
                  "persona": persona.name}
         try:
@@ -272,23 +278,32 @@ class CallService:
         if outcome == "stop":
             self.stop_agent(call.id, agent_id)
 
-    def join_properties(self, call: CallRecord) -> tuple[Persona, dict[str, Any]]:
+    def join_properties(self, call: CallRecord, tools_token: str | None = None
+                        ) -> tuple[Persona, dict[str, Any]]:
         """The call's persona and the ``properties`` its agent starts with: the join's, and
         ConvoAI telephony's ``/call`` (sip/convoai_dialer.py), which takes the same object."""
         persona = self.persona_of(call)
         return persona, build_join_properties(
             self.settings, persona, call_id=call.id, channel=call.channel,
             variables=json.loads(call.variables) if call.variables else None,
-            mcp_server=self._tools_server(call, persona), direction=call.direction)
+            mcp_server=self._tools_server(call, persona, tools_token), direction=call.direction)
 
-    def _tools_server(self, call: CallRecord, persona: Persona) -> dict[str, Any] | None:
-        """The join's MCP server entry when the persona has tools and agents can reach the
-        endpoint: a new bearer token per join (only its hash is kept, with the call), so an
-        agent adopted after a retried join keeps the token it was started with."""
-        if not persona.tool_names or not self.settings.tools_url:
+    def _has_tools(self, persona: Persona) -> bool:
+        """Whether the persona's agents get the MCP endpoint: it has tools and agents can reach
+        the endpoint."""
+        return bool(persona.tool_names and self.settings.tools_url)
+
+    def _tools_server(self, call: CallRecord, persona: Persona,
+                      token: str | None = None) -> dict[str, Any] | None:
+        """The join's MCP server entry when the persona has tools: ``token`` if the call already
+        keeps it, else a new bearer token kept now (only its hash is kept, with the call). A new
+        token per join, so an agent adopted after a retried join keeps the token it was started
+        with."""
+        if not self._has_tools(persona):
             return None
-        token = new_token()
-        self.store.add_call_token(call.id, token_hash(token))
+        if token is None:
+            token = new_token()
+            self.store.add_call_token(call.id, token_hash(token))
         timeout_s = max([BUILTIN_TIMEOUT_S, *(tool.timeout_s for tool in persona.tools)])
         return mcp_server_entry(self.settings.tools_url, token, persona.tool_names, timeout_s)
 

@@ -20,6 +20,7 @@ from calls.lifecycle import CallerEvent, Decision, LiveCall, Participant
 from calls.plan import Plan, plan
 from store.base import CallRecord, StoreBase, record
 from store.schema import calls
+from store.tools import insert_call_token
 
 #: An arbitrary constant naming the lock new calls are admitted under (PostgreSQL).
 _ADMISSION_LOCK_KEY = 0x61646D6974  # "admit"
@@ -70,10 +71,13 @@ class CallerEvents(StoreBase):
         product_id: int = 1,
         event_type: int = 0,
         limits: guards.Limits | None = None,
+        tools_token_hash: str | None = None,
     ) -> Applied:
         """Record the notice and apply the event to the channel's live call, atomically, under
         the store's write lock; returns what it did once committed. A call that needs an agent
-        is committed as ``starting`` with its work lease: its join goes out after the commit."""
+        is committed as ``starting`` with its work lease: its join goes out after the commit.
+        ``tools_token_hash``, when given, is kept with the call whose agent is to start, in the
+        same transaction (the token its join hands the agent for the MCP endpoint)."""
         now = self.clock()
         notice = Notice(event.notice_id, product_id, event_type, now)
         sql = self._sql
@@ -101,6 +105,8 @@ class CallerEvents(StoreBase):
             start = self._apply(conn, event, planned, now)
             if start is None:
                 self._remember(conn, notice)
+            elif tools_token_hash is not None:
+                insert_call_token(conn, start.id, tools_token_hash, now)
         # An agent to start: its notice is written with the start's outcome, after the join
         # (until then a copy of this event is a duplicate by its clientSeq).
         return Applied(decision, call_id=planned.call_id, start=start, stop=planned.stop,

@@ -117,6 +117,32 @@ def test_the_join_gives_the_agent_exactly_its_personas_tools_and_a_call_token(wo
     assert tools.store.call_for_token(token_hash(token)).id == call.id
 
 
+def test_a_joins_token_is_committed_with_its_call_in_one_transaction(world, monkeypatch):
+    settings, convoai, gateway, tools = world
+    store = tools.calls.store
+    transactions: list[str] = []
+    write = store._write
+
+    def counted_write():
+        transactions.append("write")
+        return write()
+
+    monkeypatch.setattr(store, "_write", counted_write)
+    sent: dict[str, object] = {}
+    join = convoai.join
+
+    def join_watching_the_store(name, properties, **kwargs):
+        token = properties["llm"]["mcp_servers"][0]["headers"]["Authorization"].split()[1]
+        sent.update(writes=len(transactions), call=store.call_for_token(token_hash(token)))
+        return join(name, properties, **kwargs)
+
+    monkeypatch.setattr(convoai, "join", join_watching_the_store)
+    call, _ = start(world, "c1b", "booking")
+    # The caller's event (call, notice, token) was the only write before the join went out, and
+    # the agent's token already opened the endpoint for the call.
+    assert sent == {"writes": 1, "call": sent["call"]} and sent["call"].id == call.id
+
+
 def test_a_token_stops_working_when_its_call_ends(world):
     settings, convoai, gateway, tools = world
     call, properties = start(world, "c2", "booking")
