@@ -113,8 +113,10 @@ class CallService:
     def handle_caller_event(self, event: CallerEvent, *, event_type: int) -> dict[str, Any]:
         """Apply a caller's join or leave and set its consequences going; returns the answer."""
         persona = self.personas.route(event.channel)
-        # A join that starts an agent with tools commits the token it hands the agent with the
-        # call (one transaction before the join, not two).
+        # A join to a channel whose persona has tools commits the token it hands the agent in
+        # the transaction that decides the call (one write before the join, not two). A call
+        # made before its caller came (SIP lookup, outbound) has the persona chosen then: if it
+        # differs, a token the agent did not need stays unused, or one is made at the start.
         tools_token = new_token() if isinstance(event, CallerJoined) and \
             self._has_tools(persona) else None
         applied = self.store.apply_caller_event(

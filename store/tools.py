@@ -42,17 +42,17 @@ class ToolClaim:
     attempts: int = 1
 
 
+#: Built once: a statement made per call with ``.values()`` is built, and its cache key worked
+#: out, every time, several times the cost of the insert itself.
+_INSERT_CALL_TOKEN = call_tokens.insert()
+
+
 def insert_call_token(conn: Connection, call_id: str, token_hash: str, now: float) -> None:
     """Keep the hash of a token that opens the MCP endpoint for the call (in ``conn``'s
     transaction: a caller's join writes its call's token with the call, see
     CallerEvents.apply_caller_event)."""
     conn.execute(_INSERT_CALL_TOKEN, {"token_hash": token_hash, "call_id": call_id,
                                       "created_at": now})
-
-
-#: Built once: a statement made per call with ``.values()`` is compiled (and its cache key
-#: worked out) every time, several times the cost of the insert itself.
-_INSERT_CALL_TOKEN = call_tokens.insert()
 
 
 class ToolRecords(StoreBase):

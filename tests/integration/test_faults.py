@@ -370,41 +370,36 @@ def second_stacks(tmp_path_factory) -> Iterator[Callable[[str], SecondStack]]:
 @contextmanager
 def second_stack(backend: str, tmp_path_factory) -> Iterator[SecondStack]:
     log_dir = tmp_path_factory.mktemp(f"faults-{backend}")
-    proxy = None
-    if backend == "sqlite":
-        database_url = f"sqlite:///{log_dir / 'second.db'}"
-    else:
-        direct = sa.make_url(fresh_database(postgres_url_or_skip(), "phone_agent_faults"))
-        proxy = TcpProxy(direct.host or "127.0.0.1", direct.port or 5432)
-        database_url = direct.set(host="127.0.0.1", port=proxy.port).render_as_string(
-            hide_password=False)
-    sandbox_port, service_port = free_port(), free_port()
-    env = base_env(database_url, sandbox_port, SECRETS)
-    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-    front = ConvoAIFront(sandbox_url)
-    # A join budget of 4 s rather than 7: a throttled or refused join gives up sooner, and a
-    # 429's 2 s Retry-After still fits in it.
-    env.update(SANDBOX_WEBHOOK_URL=f"http://127.0.0.1:{service_port}/webhook",
-               SANDBOX_OUTBOUND_HANG_S=str(GATEWAY_HANG_S), JOIN_BUDGET_S="4",
-               CONVOAI_API_URL=f"{front.url}/convoai")
-    # Started together; the service is first asked for its health once the sandbox answers.
-    sandbox = Sandbox(log_dir, env, sandbox_port, wait=False)
-    service = Service(log_dir, env, service_port, name="second", wait=False)
-    try:
+    # Each part is stopped on the way out, the last started first, and so are those started
+    # before one that failed to.
+    with ExitStack() as started:
+        proxy = None
+        if backend == "sqlite":
+            database_url = f"sqlite:///{log_dir / 'second.db'}"
+        else:
+            direct = sa.make_url(fresh_database(postgres_url_or_skip(), "phone_agent_faults"))
+            proxy = TcpProxy(direct.host or "127.0.0.1", direct.port or 5432)
+            started.callback(proxy.cut)
+            database_url = direct.set(host="127.0.0.1", port=proxy.port).render_as_string(
+                hide_password=False)
+        sandbox_port, service_port = free_port(), free_port()
+        env = base_env(database_url, sandbox_port, SECRETS)
+        sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+        front = ConvoAIFront(sandbox_url)
+        started.callback(front.close)
+        # A join budget of 4 s rather than 7: a throttled or refused join gives up sooner, and a
+        # 429's 2 s Retry-After still fits in it.
+        env.update(SANDBOX_WEBHOOK_URL=f"http://127.0.0.1:{service_port}/webhook",
+                   SANDBOX_OUTBOUND_HANG_S=str(GATEWAY_HANG_S), JOIN_BUDGET_S="4",
+                   CONVOAI_API_URL=f"{front.url}/convoai")
+        # Started together; the service is first asked for its health once the sandbox answers.
+        sandbox = Sandbox(log_dir, env, sandbox_port, wait=False)
+        started.callback(sandbox.process.stop)
+        service = Service(log_dir, env, service_port, name="second", wait=False)
+        started.callback(service.process.stop)
         sandbox.process.wait_healthy()
         service.process.wait_healthy()
-    except BaseException:
-        service.process.stop()
-        sandbox.process.stop()
-        raise
-    try:
         yield SecondStack(sandbox, service, front, proxy, backend)
-    finally:
-        service.process.stop()
-        sandbox.process.stop()
-        front.close()
-        if proxy is not None:
-            proxy.cut()
 
 
 @pytest.fixture
