@@ -1,9 +1,16 @@
 """Hypothesis strategies for requests: junk, and near-valid bodies that get past the first checks
-(a correct signature, a correct token) to reach the parser, the lifecycle and the store."""
+(a correct signature, a correct token) to reach the parser, the lifecycle and the store.
+
+A strategy is built once and drawn from many times (module constants, and ``functools.cache`` on
+the functions that build one): hypothesis validates a strategy and works out its properties the
+first time it is drawn from, so one built afresh inside every draw costs more than the request
+it makes.
+"""
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import re
@@ -85,6 +92,7 @@ def deep_nesting(depth: int) -> bytes:
     return b"[" * depth + b"]" * depth
 
 
+@functools.cache
 def invalid_utf8() -> st.SearchStrategy[bytes]:
     return st.sampled_from([b"\xff\xfe", b'{"a": "\xc3\x28"}', b"\xed\xa0\x80",
                             b'{"noticeId": "\xe2\x82"}', b"\xc0\xaf", b"\x00" * 8])
@@ -98,6 +106,7 @@ def encode(value: Any, *, ensure_ascii: bool, compact: bool) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
+@functools.cache
 def raw_bodies() -> st.SearchStrategy[bytes]:
     """Bodies that are not what anyone should send."""
     return st.one_of(
@@ -187,10 +196,16 @@ SIGNINGS = sorted(VALID_SIGNINGS) + ["none", "wrong_secret", "garbage", "renamed
                                      "v2_bad_v1_good"]
 
 
+@functools.cache
+def delivery_bodies() -> st.SearchStrategy[bytes | dict[str, Any]]:
+    """An envelope (three times as likely), a body nobody should send, or any JSON."""
+    return st.one_of(ncs_envelopes(), ncs_envelopes(), ncs_envelopes(), raw_bodies(),
+                     json_body())
+
+
 @st.composite
 def deliveries(draw: st.DrawFn) -> Delivery:
-    body: bytes | dict[str, Any] = draw(st.one_of(
-        ncs_envelopes(), ncs_envelopes(), ncs_envelopes(), raw_bodies(), json_body()))
+    body: bytes | dict[str, Any] = draw(delivery_bodies())
     return Delivery(body, draw(st.sampled_from(SIGNINGS)), draw(junk_headers()),
                     ensure_ascii=draw(st.booleans()), compact=draw(st.booleans()))
 
@@ -222,6 +237,7 @@ def junk_headers(draw: st.DrawFn) -> dict[str, str]:
     return headers
 
 
+@functools.cache
 def path_segment(converter: str) -> st.SearchStrategy[str]:
     """A URL-quoted value for a path variable of this converter."""
     safe = "/" if converter == "PathConverter" else ""
@@ -233,8 +249,10 @@ def path_segment(converter: str) -> st.SearchStrategy[str]:
 
 
 QUERY_KEYS = ["state", "persona", "channel", "since", "until", "limit", "cursor", "page", "q"]
+QUERY_KEY_OR_JUNK = st.sampled_from(QUERY_KEYS) | ANY_TEXT
 
 
+@functools.cache
 def cursors() -> st.SearchStrategy[str]:
     """What a client may hand back as a cursor: ours tampered with, or anything."""
     encoded = JSON_VALUES.map(lambda v: base64.urlsafe_b64encode(
@@ -247,6 +265,7 @@ def cursors() -> st.SearchStrategy[str]:
          base64.urlsafe_b64encode(deep_nesting(50_000)).decode()]))
 
 
+@functools.cache
 def query_values(key: str) -> st.SearchStrategy[str]:
     special: dict[str, st.SearchStrategy[str]] = {
         "state": st.lists(st.sampled_from(["active", "ended", "starting", "grace", "bogus", ""]),
@@ -267,7 +286,7 @@ def query_strings(draw: st.DrawFn) -> bytes:
     do not decode."""
     parts: list[bytes] = []
     for _ in range(draw(st.integers(0, 5))):
-        key = draw(st.sampled_from(QUERY_KEYS) | ANY_TEXT)
+        key = draw(QUERY_KEY_OR_JUNK)
         value = draw(query_values(key))
         parts.append(quote(key.encode("utf-8", "surrogatepass")).encode() + b"=" +
                      quote(value.encode("utf-8", "surrogatepass")).encode())
@@ -353,21 +372,25 @@ def right_auth(credential: str) -> Auth:
     return Auth("{}" if credential == "SIP_LOOKUP_AUTH" else "Bearer {}", credential)
 
 
+_CREDENTIALS = st.sampled_from(["ADMIN_TOKEN", "CRON_SECRET", "SIP_LOOKUP_TOKEN",
+                               "SIP_LOOKUP_AUTH"])
+#: No header, another setting's token, a credential mangled, or junk.
+WRONG_AUTHORIZATIONS = st.one_of(
+    st.none(),
+    st.builds(Auth, st.sampled_from(["Bearer {}", "bearer  {} ", "Basic {}", "Bearer {}x",
+                                     "{}"]), _CREDENTIALS),
+    st.builds(Auth, st.sampled_from(["Bearer {}", "{}"]), st.none(), HEADER_TEXT),
+    st.just(Auth("Bearer")),
+)
+
+
 @st.composite
 def authorizations(draw: st.DrawFn, right: str | None = None) -> Auth | None:
     """Half the time the route's own token (to get past the check), else none, another
     setting's token, the right one mangled, or junk."""
     if right and draw(st.booleans()):
         return right_auth(right)
-    credential = st.sampled_from(["ADMIN_TOKEN", "CRON_SECRET", "SIP_LOOKUP_TOKEN",
-                                  "SIP_LOOKUP_AUTH"])
-    return draw(st.one_of(
-        st.none(),
-        st.builds(Auth, st.sampled_from(["Bearer {}", "bearer  {} ", "Basic {}", "Bearer {}x",
-                                         "{}"]), credential),
-        st.builds(Auth, st.sampled_from(["Bearer {}", "{}"]), st.none(), HEADER_TEXT),
-        st.just(Auth("Bearer")),
-    ))
+    return draw(WRONG_AUTHORIZATIONS)
 
 
 @dataclass(frozen=True)
@@ -385,6 +408,27 @@ class FuzzRequest:
     signed_in: bool = False
 
 
+@functools.cache
+def path_values(converter: str, name: str) -> st.SearchStrategy[str | Known]:
+    """A value for the path variable ``<converter:name>``: a real row's (by name), or junk."""
+    kind = KNOWN_PATH_VALUES.get(name)
+    junk = path_segment("PathConverter" if converter == "path" else "")
+    return st.builds(Known, st.just(kind), st.integers(0, 3)) | junk if kind else junk
+
+
+#: A body for a route without near-valid bodies of its own.
+ANY_OBJECT = st.dictionaries(st.sampled_from(["id", "name", "state", "token", "next"]), SCALARS,
+                             max_size=3)
+
+
+@functools.cache
+def route_bodies(method: str, rule: str) -> st.SearchStrategy[Any]:
+    """A body for the route: near-valid and spoiled (twice as likely), any JSON, or not JSON."""
+    near_valid = ROUTE_BODIES.get((method, rule), ANY_OBJECT)
+    return st.one_of(near_valid.flatmap(_spoiled), near_valid.flatmap(_spoiled), json_body(),
+                     raw_bodies(), st.just(b""))
+
+
 _VARIABLE = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
 
 
@@ -396,16 +440,10 @@ def route_requests(draw: st.DrawFn, method: str, rule: str) -> FuzzRequest:
     position = 0
     for match in _VARIABLE.finditer(rule):
         path.append(rule[position:match.start()])
-        kind = KNOWN_PATH_VALUES.get(match.group(2))
-        junk = path_segment("PathConverter" if match.group(1) == "path" else "")
-        path.append(draw(st.builds(Known, st.just(kind), st.integers(0, 3)) | junk
-                         if kind else junk))
+        path.append(draw(path_values(match.group(1) or "", match.group(2))))
         position = match.end()
     path.append(rule[position:])
-    near_valid = ROUTE_BODIES.get((method, rule), st.dictionaries(
-        st.sampled_from(["id", "name", "state", "token", "next"]), SCALARS, max_size=3))
-    body = draw(st.one_of(near_valid.flatmap(_spoiled), near_valid.flatmap(_spoiled),
-                          json_body(), raw_bodies(), st.just(b"")))
+    body = draw(route_bodies(method, rule))
     headers = draw(junk_headers())
     if draw(st.booleans()):
         headers["Content-Type"] = "application/json"
