@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
@@ -98,22 +99,14 @@ def register_error_handlers(app: Flask) -> None:
         return jsonify(error="unavailable", message="the call store is unavailable; retry "
                        "later"), 503
 
-    import sqlalchemy as sa
-
     def _unstorable(exc: Exception):  # type: ignore[no-untyped-def]
         # A value the database refuses (PostgreSQL takes no NUL character in text): the
         # transaction was rolled back, so nothing was recorded.
         return jsonify(error="bad_request", message="the request holds a value the store "
                        "cannot take (such as a NUL character)"), 400
 
-    # SQLAlchemy's wrapper, and the driver's own error from the hot path's raw connection.
+    # Every statement goes through SQLAlchemy, which wraps the driver's DataError in its own.
     app.register_error_handler(sa.exc.DataError, _unstorable)
-    try:
-        import psycopg
-
-        app.register_error_handler(psycopg.DataError, _unstorable)
-    except ImportError:  # SQLite-only installs
-        pass
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from config import ConfigError, Settings
 from factory.app import create_app
 from personas.startup import load_settings
+from tests.conftest import fresh_database, postgres_url_or_skip
 from tests.fakes import FakeConvoAI
 
 ADMIN = {"Authorization": "Bearer sandbox-admin-token"}
@@ -108,6 +109,24 @@ def test_the_lines_api_refuses_what_is_no_number_with_a_clear_400(web, number):
     status, answer = add_line(web, number)
     assert status == 400 and answer["error"] == "bad_request"
     assert answer["message"].startswith("number: ")
+
+
+@pytest.mark.postgres
+def test_a_value_postgresql_refuses_is_a_400_and_records_nothing(make_app):
+    # PostgreSQL takes no NUL in text: the driver's DataError reaches the JSON error handler
+    # (wrapped by SQLAlchemy) as a clear 400, and the transaction was rolled back.
+    app = make_app(database_url=fresh_database(postgres_url_or_skip()))
+    web = app.test_client()
+    try:
+        answer = web.post("/api/lines", headers=ADMIN,
+                          json={"number": "+18005550123", "label": "front\x00desk"})
+        assert answer.status_code == 400, answer.get_data(as_text=True)
+        assert answer.get_json() == {
+            "error": "bad_request", "message": "the request holds a value the store cannot "
+            "take (such as a NUL character)"}
+        assert web.get("/api/lines", headers=ADMIN).get_json()["lines"] == []
+    finally:
+        app.extensions["store"].engine.dispose()
 
 
 def test_a_line_is_listed_and_removed_by_its_key(web):
