@@ -20,7 +20,6 @@ from calls.lifecycle import CallerEvent, Decision, LiveCall, Participant
 from calls.plan import Plan, plan
 from store.base import CallRecord, StoreBase, record
 from store.schema import calls
-from store.tools import insert_call_token
 
 #: An arbitrary constant naming the lock new calls are admitted under (PostgreSQL).
 _ADMISSION_LOCK_KEY = 0x61646D6974  # "admit"
@@ -106,7 +105,8 @@ class CallerEvents(StoreBase):
             if start is None:
                 self._remember(conn, notice)
             elif tools_token_hash is not None:
-                insert_call_token(conn, start.id, tools_token_hash, now)
+                conn.execute(sql.insert_call_token, {"token_hash": tools_token_hash,
+                                                     "call_id": start.id, "created_at": now})
         # An agent to start: its notice is written with the start's outcome, after the join
         # (until then a copy of this event is a duplicate by its clientSeq).
         return Applied(decision, call_id=planned.call_id, start=start, stop=planned.stop,

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from calls import lifecycle
-from store.schema import call_events, calls, notices, outbox, participants
+from store.schema import call_events, call_tokens, calls, notices, outbox, participants
 
 bp = sa.bindparam
 
@@ -58,6 +58,8 @@ class Statements:
         self.call_exists = sa.select(calls.c.id).where(calls.c.id == bp("call_id"))
         self.call_by_id = sa.select(calls).where(calls.c.id == bp("call_id"))
         self.insert_call = calls.insert()
+        #: The hash of a token that opens the MCP endpoint for a call.
+        self.insert_call_token = call_tokens.insert()
         self.caller_seen = calls.update().where(calls.c.id == bp("call_id")).values(
             caller_joined_at=sa.func.coalesce(calls.c.caller_joined_at, bp("now")))
         self.update_state = calls.update().where(calls.c.id == bp("call_id")).values(

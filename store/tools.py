@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from calls import lifecycle
 from store.base import CALL_COLUMNS, CallRecord, StoreBase
@@ -42,25 +41,13 @@ class ToolClaim:
     attempts: int = 1
 
 
-#: Built once: a statement made per call with ``.values()`` is built, and its cache key worked
-#: out, every time, several times the cost of the insert itself.
-_INSERT_CALL_TOKEN = call_tokens.insert()
-
-
-def insert_call_token(conn: Connection, call_id: str, token_hash: str, now: float) -> None:
-    """Keep the hash of a token that opens the MCP endpoint for the call (in ``conn``'s
-    transaction: a caller's join writes its call's token with the call, see
-    CallerEvents.apply_caller_event)."""
-    conn.execute(_INSERT_CALL_TOKEN, {"token_hash": token_hash, "call_id": call_id,
-                                      "created_at": now})
-
-
 class ToolRecords(StoreBase):
     # -- the MCP endpoint's tokens ---------------------------------------------------------
 
     def add_call_token(self, call_id: str, token_hash: str) -> None:
         with self._write() as conn:
-            insert_call_token(conn, call_id, token_hash, self.clock())
+            conn.execute(self._sql.insert_call_token, {
+                "token_hash": token_hash, "call_id": call_id, "created_at": self.clock()})
 
     def call_for_token(self, token_hash: str) -> CallRecord | None:
         """The open call a token belongs to; None for an unknown token or an ended call."""
