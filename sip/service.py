@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -318,15 +319,26 @@ class SipService:
 
     def hangup(self, call: CallRecord) -> str:
         if call.gateway_callid:
+            # The leg first: a gateway that fails leaves the call open for the operator to try
+            # again.
             self.end_leg(call.gateway_callid)
-        elif call.agent_id and self.convoai_dialer.placed(call):
-            try:
-                self.convoai_dialer.hang_up(call.id, call.agent_id)
-            except ConvoAIError as exc:
-                # The leg is ConvoAI's agent's: stopping the agent (below) ends it too.
-                self.store.record_event(call.id, "convoai", "call_hangup_failed",
-                                        {"error": exc.kind, "status": exc.status})
+            return self._end(call, "operator_hangup")
+        if call.agent_id and self.convoai_dialer.placed(call):
+            # A leg ConvoAI dialled is hung up once the call is ended as the operator's:
+            # ConvoAI's HANGUP (NCS 202) can reach another worker before this request is done,
+            # and a call's end reason is its first end's.
+            agent_id = call.agent_id
+            return self._end(call, "operator_hangup",
+                             before_stop=lambda: self._hang_up_at_convoai(call.id, agent_id))
         return self._end(call, "operator_hangup")
+
+    def _hang_up_at_convoai(self, call_id: str, agent_id: str) -> None:
+        try:
+            self.convoai_dialer.hang_up(call_id, agent_id)
+        except ConvoAIError as exc:
+            # The leg is ConvoAI's agent's: stopping the agent (next) ends it too.
+            self.store.record_event(call_id, "convoai", "call_hangup_failed",
+                                    {"error": exc.kind, "status": exc.status})
 
     def convoai_call_state(self, event: CallStateEvent, *, notice_id: str) -> dict[str, Any]:
         """NCS 201/202: ConvoAI's telephony reports a phone leg's state (convoai_dialer.py)."""
@@ -354,10 +366,15 @@ class SipService:
         """End a call that has no phone leg to hang up (its dial was lost)."""
         return self._end(call, reason)
 
-    def _end(self, call: CallRecord, reason: str) -> str:
+    def _end(self, call: CallRecord, reason: str,
+             before_stop: Callable[[], None] | None = None) -> str:
+        """End the call for ``reason`` (the first end's reason is kept); then ``before_stop``
+        and the agent's stop."""
         ended, agent_id = self.store.end_call(call.id, reason)
         if not ended:
             return "already_ended"
+        if before_stop is not None:
+            before_stop()
         if agent_id:
             self.calls.stop_agent(call.id, agent_id)
         return "call_ending"

@@ -164,6 +164,27 @@ def test_the_operators_hangup_goes_to_convoai_not_the_gateway(sip, store, convoa
     assert "call_hangup_requested" in kinds(store, call.id, "convoai")
 
 
+def test_an_operators_hangup_stays_the_operators_when_convoais_hangup_event_comes_first(
+        sip, store, convoai):
+    # ConvoAI reports the leg's HANGUP (NCS 202) as soon as it hangs up: under load that
+    # webhook can be handled by another worker before the operator's request has ended the
+    # call. The end reason must still say the operator ended it.
+    call = store.get_call(place(sip).id)
+    hang_up_call = convoai.hang_up_call
+
+    def hang_up_then_report(agent_id: str) -> bool:
+        hung_up = hang_up_call(agent_id)
+        sip.convoai_call_state(state_event("HANGUP", call), notice_id="n-hangup")
+        return hung_up
+
+    convoai.hang_up_call = hang_up_then_report
+    assert sip.hangup(call) == "call_ending"
+
+    record = store.get_call(call.id)
+    assert (record.state, record.end_reason) == (lc.ENDED, "operator_hangup")
+    assert "call_hangup" in kinds(store, call.id, "convoai")
+
+
 def test_a_gateway_call_is_not_hung_up_through_convoai(settings, store, convoai, gateway):
     sip = make_sip(settings, store, convoai, gateway)
     call = store.get_call(place(sip).id)
