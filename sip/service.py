@@ -327,9 +327,7 @@ class SipService:
             # A leg ConvoAI dialled is hung up once the call is ended as the operator's:
             # ConvoAI's HANGUP (NCS 202) can reach another worker before this request is done,
             # and a call's end reason is its first end's.
-            agent_id = call.agent_id
-            return self._end(call, "operator_hangup",
-                             before_stop=lambda: self._hang_up_at_convoai(call.id, agent_id))
+            return self._end(call, "operator_hangup", end_leg=self._hang_up_at_convoai)
         return self._end(call, "operator_hangup")
 
     def _hang_up_at_convoai(self, call_id: str, agent_id: str) -> None:
@@ -366,15 +364,19 @@ class SipService:
         """End a call that has no phone leg to hang up (its dial was lost)."""
         return self._end(call, reason)
 
-    def _end(self, call: CallRecord, reason: str,
-             before_stop: Callable[[], None] | None = None) -> str:
-        """End the call for ``reason`` (the first end's reason is kept); then ``before_stop``
-        and the agent's stop."""
+    def _end(self, call: CallRecord, reason: str, *,
+             end_leg: Callable[[str, str], None] | None = None) -> str:
+        """End the call for ``reason`` (the first end's reason is kept), then stop its agent;
+        ``end_leg(call_id, agent_id)``, if given, first hangs up a phone leg that goes with the
+        agent. The agent is stopped even if that fails (the error still reaches the caller)."""
         ended, agent_id = self.store.end_call(call.id, reason)
         if not ended:
             return "already_ended"
-        if before_stop is not None:
-            before_stop()
-        if agent_id:
+        if not agent_id:
+            return "call_ending"
+        try:
+            if end_leg is not None:
+                end_leg(call.id, agent_id)
+        finally:
             self.calls.stop_agent(call.id, agent_id)
         return "call_ending"

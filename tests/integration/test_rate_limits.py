@@ -172,31 +172,42 @@ def test_failures_spread_over_both_workers_trip_one_shared_limit(cluster, client
 def only_one_worker_listening(cluster: Cluster, service: Service, pid: int, client_ip: str
                               ) -> tuple[int, dict[str, str], int | None]:
     others = [other for other in workers(service) if other != pid]
+    # The whole pause inside the gate: a SIGSTOP reaches a worker's threads a moment after
+    # kill() returns, so a thread let through the gate then could still stop mid-transaction.
     with store_writes_held(cluster):
         for other in others:
             os.kill(other, signal.SIGSTOP)
-    try:
-        return fail_auth(service, client_ip)
-    finally:
-        for other in others:
-            os.kill(other, signal.SIGCONT)
+        try:
+            return fail_auth(service, client_ip)
+        finally:
+            for other in others:
+                os.kill(other, signal.SIGCONT)
 
 
 @contextmanager
-def store_writes_held(cluster: Cluster) -> Iterator[None]:
-    """SQLite: hold the store's write gate, the side file a worker locks for the whole of a
-    write transaction (store/engine.py). A worker paused meanwhile is then not paused inside
-    one (its sweeper writes every half second), where it would keep the database's write lock
-    and the served worker's count would give up after the busy timeout. PostgreSQL locks rows,
-    and no other transaction touches this test's counter."""
+def store_writes_held(cluster: Cluster, timeout_s: float = 10.0) -> Iterator[None]:
+    """SQLite: hold the store's write gate, the side file a worker locks for the whole of each
+    of the store's write transactions (store/engine.py; the rate limiter's own counting does
+    not take it). A worker paused meanwhile is then not paused inside one (its sweeper runs
+    every half second), where it would keep the database's write lock and the served worker's
+    count would give up after the busy timeout. PostgreSQL locks rows, and no other
+    transaction touches this test's counter."""
     url = sa.engine.make_url(cluster.database_url)
     if url.get_backend_name() != "sqlite":
         yield
         return
     assert url.database
-    fd = os.open(Path(url.database).with_suffix(".write.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(Path(url.database).with_suffix(".write.lock"),
+                 os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                assert time.monotonic() < deadline, "a worker kept the store's write gate"
+                time.sleep(0.001)
         yield
     finally:
         os.close(fd)  # releases the lock

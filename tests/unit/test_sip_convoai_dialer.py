@@ -172,17 +172,33 @@ def test_an_operators_hangup_stays_the_operators_when_convoais_hangup_event_come
     call = store.get_call(place(sip).id)
     hang_up_call = convoai.hang_up_call
 
+    reported = []
+
     def hang_up_then_report(agent_id: str) -> bool:
         hung_up = hang_up_call(agent_id)
-        sip.convoai_call_state(state_event("HANGUP", call), notice_id="n-hangup")
+        reported.append(sip.convoai_call_state(state_event("HANGUP", call),
+                                               notice_id="n-hangup"))
         return hung_up
 
     convoai.hang_up_call = hang_up_then_report
     assert sip.hangup(call) == "call_ending"
 
+    assert [answer["outcome"] for answer in reported] == ["already_ended"]
     record = store.get_call(call.id)
     assert (record.state, record.end_reason) == (lc.ENDED, "operator_hangup")
     assert "call_hangup" in kinds(store, call.id, "convoai")
+
+
+def test_an_operators_hangup_convoai_cannot_take_still_stops_the_agent(sip, store, convoai):
+    call = store.get_call(place(sip).id)
+    convoai.hangup_errors.append(UpstreamError(status=503, reason="unavailable"))
+
+    assert sip.hangup(call) == "call_ending"
+
+    record = store.get_call(call.id)
+    assert (record.state, record.end_reason) == (lc.ENDED, "operator_hangup")
+    assert ("leave", "agent-1") in convoai.calls and convoai.running() == []
+    assert "call_hangup_failed" in kinds(store, call.id, "convoai")
 
 
 def test_a_gateway_call_is_not_hung_up_through_convoai(settings, store, convoai, gateway):
