@@ -318,17 +318,26 @@ class SipService:
             pass
 
     def hangup(self, call: CallRecord) -> str:
+        """The operator's hang-up: end the call, hang up its phone leg, stop its agent. The
+        call is ended as the operator's first, because the hang-up's echo (the gateway's
+        ``call_hangup``, ConvoAI's ``HANGUP``) can reach another worker before this request is
+        done, and a call's end reason is its first end's."""
         if call.gateway_callid:
-            # The leg first: a gateway that fails leaves the call open for the operator to try
-            # again.
-            self.end_leg(call.gateway_callid)
-            return self._end(call, "operator_hangup")
+            return self._hang_up_gateway_leg(call, call.gateway_callid)
         if call.agent_id and self.convoai_dialer.placed(call):
-            # A leg ConvoAI dialled is hung up once the call is ended as the operator's:
-            # ConvoAI's HANGUP (NCS 202) can reach another worker before this request is done,
-            # and a call's end reason is its first end's.
             return self._end(call, "operator_hangup", end_leg=self._hang_up_at_convoai)
         return self._end(call, "operator_hangup")
+
+    def _hang_up_gateway_leg(self, call: CallRecord, callid: str) -> str:
+        ended, agent_id = self.store.end_call(call.id, "operator_hangup")
+        try:
+            # Also when the call had ended already: the operator trying again after the gateway
+            # failed (502) must still reach the leg; a leg already gone is fine.
+            self.end_leg(callid)
+        finally:
+            if ended and agent_id:
+                self.calls.stop_agent(call.id, agent_id)
+        return "call_ending" if ended else "already_ended"
 
     def _hang_up_at_convoai(self, call_id: str, agent_id: str) -> None:
         try:

@@ -188,6 +188,7 @@ class FakeGateway:
     transfers: list[tuple[str, str]] = field(default_factory=list)
     ended: list[str] = field(default_factory=list)
     transfer_errors: list[Exception] = field(default_factory=list)
+    end_call_errors: list[Exception] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def transfer(self, callid: str, destination: str, *, leg: str | None = None) -> None:
@@ -198,4 +199,6 @@ class FakeGateway:
 
     def end_call(self, callid: str) -> None:
         with self._lock:
+            if self.end_call_errors:
+                raise self.end_call_errors.pop(0)
             self.ended.append(callid)

@@ -20,6 +20,7 @@ from convoai.errors import InvalidRequest, UpstreamError
 from ncs.events import CallStateEvent
 from sandbox.tokens import verify_rtc_token
 from sip.convoai_dialer import hangup_end_reason
+from sip.errors import GatewayError
 from sip.models import OutboundResult
 from sip.service import SipService
 from store import WORK_LEASE_S
@@ -207,6 +208,46 @@ def test_a_gateway_call_is_not_hung_up_through_convoai(settings, store, convoai,
     sip.hangup(call)
     assert gateway.ended == ["gw-1"] and convoai.count("hangup") == 0
     assert sip.convoai_dialer.hang_up_if_placed(call) is False
+
+
+def test_a_gateway_calls_hangup_stays_the_operators_when_the_gateways_echo_comes_first(
+        settings, store, convoai, gateway):
+    # The gateway's call_hangup for the leg the operator ends can be handled by another worker
+    # before the operator's request has ended the call.
+    sip = make_sip(settings, store, convoai, gateway)
+    call = store.get_call(place(sip).id)
+    end_call = gateway.end_call
+    echoed = []
+
+    def end_then_echo(callid: str) -> None:
+        end_call(callid)
+        echoed.append(sip.gateway_event({"event": "call_hangup", "callid": callid,
+                                         "hangup_cause": "NORMAL_CLEARING"}))
+
+    gateway.end_call = end_then_echo
+    assert sip.hangup(call) == "call_ending"
+
+    assert echoed == ["already_ended"] and gateway.ended == ["gw-1"]
+    record = store.get_call(call.id)
+    assert (record.state, record.end_reason) == (lc.ENDED, "operator_hangup")
+    assert convoai.running() == []
+
+
+def test_a_gateway_that_fails_the_hangup_leaves_the_leg_to_a_retry_and_stops_the_agent(
+        settings, store, convoai, gateway):
+    sip = make_sip(settings, store, convoai, gateway)
+    call = store.get_call(place(sip).id)
+    gateway.end_call_errors.append(GatewayError("503 from the gateway"))
+
+    with pytest.raises(GatewayError):
+        sip.hangup(call)
+    record = store.get_call(call.id)
+    assert (record.state, record.end_reason) == (lc.ENDED, "operator_hangup")
+    assert convoai.running() == [] and gateway.ended == []
+
+    # The operator tries again: the call has ended, but its leg is still asked to hang up.
+    assert sip.hangup(store.get_call(call.id)) == "already_ended"
+    assert gateway.ended == ["gw-1"]
 
 
 def test_the_end_call_tool_stops_the_agent_then_hangs_up_at_convoai(sip, store, convoai):
