@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -318,26 +317,32 @@ class SipService:
             pass
 
     def hangup(self, call: CallRecord) -> str:
-        """The operator's hang-up: end the call, hang up its phone leg, stop its agent. The
-        call is ended as the operator's first, because the hang-up's echo (the gateway's
-        ``call_hangup``, ConvoAI's ``HANGUP``) can reach another worker before this request is
-        done, and a call's end reason is its first end's."""
-        if call.gateway_callid:
-            return self._hang_up_gateway_leg(call, call.gateway_callid)
-        if call.agent_id and self.convoai_dialer.placed(call):
-            return self._end(call, "operator_hangup", end_leg=self._hang_up_at_convoai)
-        return self._end(call, "operator_hangup")
+        """The operator's hang-up: end the call, hang up its phone leg, stop its agent.
 
-    def _hang_up_gateway_leg(self, call: CallRecord, callid: str) -> str:
+        The call is ended as the operator's first: the hang-up's echo (NCS's caller leave, the
+        gateway's ``call_hangup``, ConvoAI's ``HANGUP``) can reach another worker before this
+        request is done, and a call keeps its first end reason. A gateway that fails raises
+        (502) with the call ended and its agent stopped; the gateway is asked again whenever
+        the operator hangs up again, even once the call has ended."""
         ended, agent_id = self.store.end_call(call.id, "operator_hangup")
         try:
-            # Also when the call had ended already: the operator trying again after the gateway
-            # failed (502) must still reach the leg; a leg already gone is fine.
-            self.end_leg(callid)
+            if call.gateway_callid:
+                self._hang_up_at_gateway(call.id, call.gateway_callid)
+            elif ended and agent_id and self.convoai_dialer.placed(call):
+                self._hang_up_at_convoai(call.id, agent_id)
         finally:
             if ended and agent_id:
                 self.calls.stop_agent(call.id, agent_id)
         return "call_ending" if ended else "already_ended"
+
+    def _hang_up_at_gateway(self, call_id: str, callid: str) -> None:
+        try:
+            self.end_leg(callid)
+        except GatewayError as exc:
+            self.store.record_event(call_id, "service", "gateway_hangup_failed",
+                                    {"error": exc.kind, "status": exc.status})
+            raise
+        self.store.record_event(call_id, "service", "gateway_hung_up", None)
 
     def _hang_up_at_convoai(self, call_id: str, agent_id: str) -> None:
         try:
@@ -373,19 +378,10 @@ class SipService:
         """End a call that has no phone leg to hang up (its dial was lost)."""
         return self._end(call, reason)
 
-    def _end(self, call: CallRecord, reason: str, *,
-             end_leg: Callable[[str, str], None] | None = None) -> str:
-        """End the call for ``reason`` (the first end's reason is kept), then stop its agent;
-        ``end_leg(call_id, agent_id)``, if given, first hangs up a phone leg that goes with the
-        agent. The agent is stopped even if that fails (the error still reaches the caller)."""
+    def _end(self, call: CallRecord, reason: str) -> str:
         ended, agent_id = self.store.end_call(call.id, reason)
         if not ended:
             return "already_ended"
-        if not agent_id:
-            return "call_ending"
-        try:
-            if end_leg is not None:
-                end_leg(call.id, agent_id)
-        finally:
+        if agent_id:
             self.calls.stop_agent(call.id, agent_id)
         return "call_ending"

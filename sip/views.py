@@ -218,7 +218,9 @@ def instant(value: Any) -> float:
 @bp.post("/api/calls/<call_id>/hangup")
 @require_admin
 def hangup(call_id: str) -> ResponseReturnValue:
-    return _control(call_id, lambda sip, call: sip.hangup(call))
+    return _control(call_id, lambda sip, call: sip.hangup(call),
+                    failed="the call is ended and its agent stopped, but the SIP gateway did "
+                           "not hang up the phone leg (hang up again to retry)")
 
 
 @bp.post("/api/calls/<call_id>/transfer")
@@ -272,7 +274,8 @@ def events_url() -> str | None:
     return _sip().events_url(request.url_root if has_request_context() else None)
 
 
-def _control(call_id: str, action: Any, *, phone_leg: bool = False) -> ResponseReturnValue:
+def _control(call_id: str, action: Any, *, phone_leg: bool = False,
+             failed: str = "the SIP gateway refused") -> ResponseReturnValue:
     call: CallRecord | None = current_app.extensions["store"].get_call(call_id)
     if call is None:
         raise NotFound(f"no call {call_id}")
@@ -282,7 +285,7 @@ def _control(call_id: str, action: Any, *, phone_leg: bool = False) -> ResponseR
     try:
         outcome = action(_sip(), call)
     except GatewayError as exc:
-        raise GatewayFailed(f"the SIP gateway refused: {exc}") from None
+        raise GatewayFailed(f"{failed}: {exc}") from None
     return jsonify(status="ok", outcome=outcome)
 
 

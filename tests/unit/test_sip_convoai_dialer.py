@@ -1,6 +1,7 @@
 """OUTBOUND_BACKEND=convoai: SipService dials through ConvoAI's telephony (one /call, no join, no
 gateway), hangs such calls up there, and follows their 201/202 call states; with the default,
-the gateway path is untouched. Through the real store and a fake ConvoAI."""
+the gateway path is untouched; and the order of an operator's hang-up on both kinds of leg. Through
+the real store and a fake ConvoAI."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from convoai.errors import InvalidRequest, UpstreamError
 from ncs.events import CallStateEvent
 from sandbox.tokens import verify_rtc_token
 from sip.convoai_dialer import hangup_end_reason
-from sip.errors import GatewayError
+from sip.errors import CallNotFound, GatewayUnavailable
 from sip.models import OutboundResult
 from sip.service import SipService
 from store import WORK_LEASE_S
@@ -231,23 +232,39 @@ def test_a_gateway_calls_hangup_stays_the_operators_when_the_gateways_echo_comes
     record = store.get_call(call.id)
     assert (record.state, record.end_reason) == (lc.ENDED, "operator_hangup")
     assert convoai.running() == []
+    assert "call_hangup" in kinds(store, call.id, "gateway")
+    assert "gateway_hung_up" in kinds(store, call.id, "service")
 
 
 def test_a_gateway_that_fails_the_hangup_leaves_the_leg_to_a_retry_and_stops_the_agent(
         settings, store, convoai, gateway):
     sip = make_sip(settings, store, convoai, gateway)
     call = store.get_call(place(sip).id)
-    gateway.end_call_errors.append(GatewayError("503 from the gateway"))
+    gateway.end_call_errors.append(GatewayUnavailable(status=503, action="endcall"))
 
-    with pytest.raises(GatewayError):
+    with pytest.raises(GatewayUnavailable):
         sip.hangup(call)
     record = store.get_call(call.id)
     assert (record.state, record.end_reason) == (lc.ENDED, "operator_hangup")
     assert convoai.running() == [] and gateway.ended == []
+    [failed] = [e for e in store.timeline(call.id) if e["kind"] == "gateway_hangup_failed"]
+    assert failed["detail"] == {"error": "GatewayUnavailable", "status": 503}
 
     # The operator tries again: the call has ended, but its leg is still asked to hang up.
     assert sip.hangup(store.get_call(call.id)) == "already_ended"
     assert gateway.ended == ["gw-1"]
+    assert "gateway_hung_up" in kinds(store, call.id, "service")
+
+
+def test_hanging_up_a_call_whose_leg_is_gone_answers_already_ended(
+        settings, store, convoai, gateway):
+    sip = make_sip(settings, store, convoai, gateway)
+    call = store.get_call(place(sip).id)
+    assert sip.hangup(call) == "call_ending"
+    gateway.end_call_errors.append(CallNotFound(status=404, action="endcall"))
+
+    assert sip.hangup(store.get_call(call.id)) == "already_ended"
+    assert store.get_call(call.id).end_reason == "operator_hangup"
 
 
 def test_the_end_call_tool_stops_the_agent_then_hangs_up_at_convoai(sip, store, convoai):
