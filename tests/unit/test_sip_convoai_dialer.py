@@ -353,3 +353,24 @@ def test_a_hangup_reason_is_kept_on_the_timeline(sip, store, convoai):
 ])
 def test_hangup_end_reasons_are_the_disposition_contract(direction, seen, reason):
     assert hangup_end_reason(direction, seen) == reason
+
+
+def test_the_api_says_a_call_is_ended_when_the_gateway_failed_to_hang_up_its_leg(app, client):
+    gateway = FakeGateway(end_call_errors=[GatewayUnavailable(status=503, action="endcall")])
+    app.extensions["sip"].gateway = gateway
+    call = app.extensions["store"].create_call(
+        channel="ch_api_hangup", direction="inbound", state=lc.PENDING, persona=None,
+        agent_name_prefix="pa", new_id=lambda: "callapi1", caller_uid=111,
+        gateway_callid="gw-api")
+    admin = {"Authorization": "Bearer sandbox-admin-token"}
+
+    failed = client.post(f"/api/calls/{call.id}/hangup", headers=admin)
+    assert failed.status_code == 502
+    body = failed.get_json()
+    assert body["error"] == "gateway_error"
+    assert body["message"].startswith("the call is ended and its agent stopped, but the SIP "
+                                      "gateway did not hang up the phone leg")
+
+    again = client.post(f"/api/calls/{call.id}/hangup", headers=admin)
+    assert (again.status_code, again.get_json()["outcome"]) == (200, "already_ended")
+    assert gateway.ended == ["gw-api"]
