@@ -23,12 +23,10 @@ from typing import Any
 from calls import costs, guards, lifecycle
 from calls.lifecycle import CallerEvent, CallerJoined
 from calls.redaction import ConversationRedaction
-from calls.turns import finished_turns
 from config import Settings
 from convoai.client import ConvoAIClient
 from convoai.errors import AgentNotFound, ConvoAIError, LimitExceeded, TaskConflict
-from convoai.payload import agent_token, build_join_properties, is_our_agent, mcp_server_entry
-from ncs.events import AgentEvent
+from convoai.payload import build_join_properties, mcp_server_entry
 from observability import metrics
 from personas import Persona, Registry, load_registry
 from store import Applied, CallRecord, Notice, Store, StoreUnavailable
@@ -168,62 +166,6 @@ class CallService:
             work(*args)
         else:
             self.executor.submit(_logged(work), *args)
-
-    def handle_agent_event(self, event: AgentEvent, *, notice_id: str) -> dict[str, Any]:
-        """Record ConvoAI's notification about one of our agents (others are ignored)."""
-        if not is_our_agent(self.settings.agent_name_prefix, event.labels, event.name):
-            return {"status": "ignored", "reason": "not an agent of this service"}
-        detail = finished_turns(event.payload) if event.kind == "turns_finished" \
-            else _agent_event_detail(event)
-        if event.kind == "agent_history":
-            detail = self.redaction.history_detail(detail, event.labels.get("call_id"),
-                                                   event.agent_id)
-        outcome = self.store.apply_agent_event(
-            notice_id=notice_id, event_type=event.event_type, kind=event.kind,
-            call_id=event.labels.get("call_id"), agent_id=event.agent_id, detail=detail,
-            agent_left=event.kind == "agent_left")
-        logger.info("agent.event", extra={"kind": event.kind, "agent_id": event.agent_id,
-                                          "call_id": event.labels.get("call_id"),
-                                          "outcome": outcome})
-        if outcome == "recorded" and event.kind == "agent_token_expiring":
-            return self._renew_token(event)
-        answer = {"status": "ok" if outcome not in ("duplicate_notice", "unknown_call")
-                  else "ignored", "outcome": outcome}
-        if outcome == "unknown_call":
-            answer["reason"] = "no call of this service has this agent"
-        return answer
-
-    def _renew_token(self, event: AgentEvent) -> dict[str, Any]:
-        """Event 104: the agent's RTC token is about to expire (sessions may outlive the 24 h
-        token). Send a fresh one through ``/update``, for the agent of a live call only.
-
-        One update within JOIN_BUDGET_S (retried by the client's policy), so the answer stays
-        inside NCS's 10 s. A failure is logged and put on the timeline, and the answer is still
-        200: the notice is recorded already, so a retried delivery would be a duplicate, and
-        what makes ConvoAI refuse a token (a wrong certificate, an agent gone) would not change
-        between NCS's retries anyway."""
-        call_id = event.labels.get("call_id")
-        call = self.store.get_call(call_id) if call_id else \
-            self.store.call_by_agent_id(event.agent_id or "")
-        if call is None or not event.agent_id or call.agent_id != event.agent_id or \
-                call.state not in lifecycle.LIVE_STATES:
-            return {"status": "ignored", "outcome": "agent_not_live",
-                    "reason": "the agent is not the live agent of a call: nothing to renew"}
-        extra = {"call_id": call.id, "agent_id": call.agent_id, "channel": call.channel}
-        try:
-            self.convoai.update(call.agent_id, {"token": agent_token(self.settings,
-                                                                     call.channel)},
-                                budget_s=self.settings.join_budget_s)
-        except ConvoAIError as exc:
-            self.store.record_event(call.id, "service", "agent_token_renew_failed",
-                                    {"agent_id": call.agent_id, "error": str(exc)})
-            logger.error("agent.token_renew_failed", extra={**extra, "reason": exc.reason,
-                                                            "status": exc.status})
-            return {"status": "ok", "outcome": "token_renew_failed", "call_id": call.id}
-        self.store.record_event(call.id, "service", "agent_token_renewed",
-                                {"agent_id": call.agent_id})
-        logger.info("agent.token_renewed", extra=extra)
-        return {"status": "ok", "outcome": "token_renewed", "call_id": call.id}
 
     # -- starting and stopping ---------------------------------------------------------------
 
@@ -394,10 +336,3 @@ def _logged(work: Callable[..., None]) -> Callable[..., None]:
             logger.exception("background.failed", extra={"work": work.__name__})
 
     return run
-
-
-def _agent_event_detail(event: AgentEvent) -> dict[str, Any]:
-    """The parts of a ConvoAI notification worth keeping on the call's timeline."""
-    keep = ("agent_id", "start_ts", "stop_ts", "status", "message", "contents", "errors",
-            "metrics", "state", "report_ms")
-    return {k: event.payload[k] for k in keep if k in event.payload}

@@ -10,6 +10,7 @@ from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
+from calls.agent_events import handle_agent_event
 from calls.lifecycle import CallerJoined, CallerLeft
 from ncs.events import (
     CONVOAI_PRODUCT,
@@ -104,7 +105,7 @@ def _handle(delivery: _Delivery) -> dict[str, Any]:
         return {"status": "ignored", "reason": event.reason}
     try:
         if isinstance(event, AgentEvent):
-            answer = ext["calls"].handle_agent_event(event, notice_id=envelope.notice_id)
+            answer = handle_agent_event(ext["calls"], event, notice_id=envelope.notice_id)
         elif isinstance(event, CallStateEvent):
             answer = ext["sip"].convoai_call_state(event, notice_id=envelope.notice_id)
         else:

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from calls import lifecycle as lc
+from calls.agent_events import handle_agent_event
 from calls.lifecycle import CallerJoined, CallerLeft
 from calls.service import CallService, call_id_for_join
 from convoai.errors import LimitExceeded, UpstreamError, UpstreamUnavailable
@@ -295,12 +296,12 @@ def test_agent_left_notification_ends_the_call(service, store, convoai):
                        name="phoneagent-call0001", channel="ch",
                        labels={"call_id": "call0001", "service": "phoneagent"},
                        payload={"message": "Idle for too long", "status": "STOPPED"})
-    assert service.handle_agent_event(event, notice_id="cv-1")["outcome"] == "call_ended_by_agent"
-    assert service.handle_agent_event(event, notice_id="cv-1")["outcome"] == "duplicate_notice"
+    assert handle_agent_event(service, event, notice_id="cv-1")["outcome"] == "call_ended_by_agent"
+    assert handle_agent_event(service, event, notice_id="cv-1")["outcome"] == "duplicate_notice"
     assert store.get_call("call0001").state == lc.ENDED
     stranger = AgentEvent(kind="agent_left", event_type=102, agent_id="x", name="someone-else",
                           channel="ch", labels={}, payload={})
-    assert service.handle_agent_event(stranger, notice_id="cv-2")["status"] == "ignored"
+    assert handle_agent_event(service, stranger, notice_id="cv-2")["status"] == "ignored"
 
 
 def test_the_sweepers_checkpoint_runs_between_transactions(store):
@@ -347,7 +348,7 @@ def test_token_expiring_renews_the_live_agents_token_once(service, store, convoa
     from sandbox.tokens import verify_rtc_token
 
     send(service, join(1))
-    answer = service.handle_agent_event(token_expiring(), notice_id="cv-104")
+    answer = handle_agent_event(service, token_expiring(), notice_id="cv-104")
     assert answer == {"status": "ok", "outcome": "token_renewed", "call_id": "call0001"}
     [(agent_id, properties)] = convoai.updates
     assert agent_id == "agent-1" and set(properties) == {"token"}
@@ -357,7 +358,7 @@ def test_token_expiring_renews_the_live_agents_token_once(service, store, convoa
     assert grant.version == "007" and grant.expires_at > time.time() + 23 * 3600
     assert kinds(store, "call0001")[-2:] == ["agent_token_expiring", "agent_token_renewed"]
     # The same delivery again (an NCS retry) renews nothing more.
-    again = service.handle_agent_event(token_expiring(), notice_id="cv-104")
+    again = handle_agent_event(service, token_expiring(), notice_id="cv-104")
     assert again["outcome"] == "duplicate_notice" and len(convoai.updates) == 1
 
 
@@ -370,7 +371,7 @@ def test_token_expiring_renews_the_live_agents_token_once(service, store, convoa
 def test_token_expiring_for_an_agent_not_live_here_is_ignored_with_a_reason(
         service, convoai, overrides, outcome):
     send(service, join(1))
-    answer = service.handle_agent_event(token_expiring(**overrides), notice_id="cv-104")
+    answer = handle_agent_event(service, token_expiring(**overrides), notice_id="cv-104")
     assert answer["status"] == "ignored" and answer["reason"]
     assert answer.get("outcome") == outcome
     assert convoai.updates == []
@@ -379,7 +380,7 @@ def test_token_expiring_for_an_agent_not_live_here_is_ignored_with_a_reason(
 def test_token_expiring_after_the_call_ended_renews_nothing(service, store, convoai):
     send(service, join(1))
     send(service, leave(2))
-    answer = service.handle_agent_event(token_expiring(), notice_id="cv-104")
+    answer = handle_agent_event(service, token_expiring(), notice_id="cv-104")
     assert (answer["status"], answer["outcome"]) == ("ignored", "agent_not_live")
     assert convoai.updates == [] and "agent_token_expiring" in kinds(store, "call0001")
 
@@ -387,7 +388,7 @@ def test_token_expiring_after_the_call_ended_renews_nothing(service, store, conv
 def test_a_failed_renewal_is_recorded_and_still_answered_200(service, store, convoai):
     send(service, join(1))
     convoai.update_errors.append(UpstreamUnavailable(detail="timeout on POST /update"))
-    answer = service.handle_agent_event(token_expiring(), notice_id="cv-104")
+    answer = handle_agent_event(service, token_expiring(), notice_id="cv-104")
     assert (answer["status"], answer["outcome"]) == ("ok", "token_renew_failed")
     failed = store.timeline("call0001")[-1]
     assert failed["kind"] == "agent_token_renew_failed"
@@ -404,7 +405,7 @@ def test_turns_finished_is_kept_on_the_timeline_checked_and_bounded(service, sto
     event = agent_event("turns_finished", 112, channel="ch", start_ts=1_800_000_000,
                         stop_ts=1_800_000_600, total_turn_count=401, is_truncated=False,
                         turns=turns, extra="x" * 10_000)
-    assert service.handle_agent_event(event, notice_id="cv-112")["outcome"] == "recorded"
+    assert handle_agent_event(service, event, notice_id="cv-112")["outcome"] == "recorded"
     detail = store.timeline("call0001")[-1]["detail"]
     assert set(detail) == {"agent_id", "start_ts", "stop_ts", "total_turn_count",
                            "is_truncated", "turns"}
