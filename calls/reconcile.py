@@ -40,6 +40,7 @@ from convoai.errors import AgentNotFound, ConvoAIError
 from convoai.models import AgentStatus
 from observability import metrics
 from store import CallRecord, Store
+from upstream.errors import UpstreamFailure
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +84,8 @@ def goodbye_wait_s(text: str, low: float, high: float) -> float:
 
 class Reconciler:
     def __init__(self, settings: Settings, store: Store, service: CallService,
-                 convoai: ConvoAIClient, *, hang_up: Callable[[str], None] | None = None,
-                 hang_up_placed: Callable[[CallRecord], bool] | None = None,
+                 convoai: ConvoAIClient, *,
+                 hang_up_leg: Callable[..., None] | None = None,
                  events: EventSender | None = None,
                  analyzer: Analyzer | None = None,
                  dial_due: Callable[[], int] | None = None,
@@ -93,11 +94,9 @@ class Reconciler:
         self.store = store
         self.service = service
         self.convoai = convoai
-        #: Ends a phone leg at the SIP gateway by its call id (None: no gateway).
-        self.hang_up = hang_up
-        #: Hangs up the phone leg of a call ConvoAI's telephony dialled (OUTBOUND_BACKEND=
-        #: convoai); False for any other call.
-        self.hang_up_placed = hang_up_placed
+        #: Hangs up a call's phone leg, at the SIP gateway or ConvoAI's telephony, and puts
+        #: the outcome on its timeline (sip.service.SipService.hang_up_leg; None: no legs).
+        self.hang_up_leg = hang_up_leg
         self.events = events
         self.analyzer = analyzer
         #: The outbound dialer's round (outbound/dialer.py), handed in: it sits above this
@@ -165,18 +164,10 @@ class Reconciler:
             return False
         if agent_id:
             self.service.stop_agent(call.id, agent_id)
-        if call.gateway_callid and self.hang_up is not None:
+        if self.hang_up_leg is not None:
             try:
-                self.hang_up(call.gateway_callid)
-                self.store.record_event(call.id, "reconciler", "gateway_hung_up", None)
-            except Exception as exc:  # the leg may be gone already; the call is over either way
-                logger.warning("reconcile.hangup_failed", extra={
-                    "call_id": call.id, "error": type(exc).__name__})
-        elif self.hang_up_placed is not None:
-            try:
-                if self.hang_up_placed(call):
-                    self.store.record_event(call.id, "reconciler", "convoai_hung_up", None)
-            except ConvoAIError as exc:  # stopping its agent ended the leg as well
+                self.hang_up_leg(call, source="reconciler", agent_id=agent_id)
+            except UpstreamFailure as exc:  # on the timeline; the call is over either way
                 logger.warning("reconcile.hangup_failed", extra={
                     "call_id": call.id, "error": type(exc).__name__})
         logger.info("reconcile.call_ended", extra={"call_id": call.id, "reason": reason})

@@ -108,8 +108,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     outbound = OutboundService(settings, store, sip, personas)
     reminders = ReminderPlanner(settings, store, outbound, personas)
     dialer = Dialer(settings, store, sip, plan=reminders.run)
-    reconciler = Reconciler(settings, store, service, convoai, hang_up=sip.end_leg,
-                            hang_up_placed=sip.convoai_dialer.hang_up_if_placed,
+    reconciler = Reconciler(settings, store, service, convoai, hang_up_leg=sip.hang_up_leg,
                             events=events,
                             analyzer=Analyzer(settings, store, service.persona_of),
                             # With the sweeper on, the dialer has a thread of its own.

@@ -95,32 +95,12 @@ class ConvoAIDialer:
             # been, so the sweeper looks for it by name once the call's lease runs out.
             self.store.agent_stopped(call.id, already_gone=True)
 
-    # -- hanging up ----------------------------------------------------------------------------
+    # -- the calls it placed -------------------------------------------------------------------
 
     def placed(self, call: CallRecord) -> bool:
         """Whether ConvoAI's telephony dialled this call (its phone leg is hung up there)."""
         return call.direction == "outbound" and not call.gateway_callid and \
             PLACED in self.store.event_kinds(call.id, SOURCE)
-
-    def hang_up(self, call_id: str, agent_id: str) -> bool:
-        """Hang up the phone leg of the call whose agent is ``agent_id``; False if ConvoAI says
-        it is gone already. Raises ConvoAIError when it cannot tell."""
-        hung_up = self.convoai.hang_up_call(agent_id)
-        self.store.record_event(call_id, SOURCE, "call_hangup_requested",
-                                {"agent_id": agent_id, "already_gone": not hung_up})
-        return hung_up
-
-    def hang_up_if_placed(self, call: CallRecord) -> bool:
-        """The reconciler's and the end_call tool's hook: hang up a ConvoAI-dialled call's
-        leg (True), or do nothing for any other call (False)."""
-        if not self.placed(call):
-            return False
-        # The record the caller holds may predate the agent's start.
-        agent_id = call.agent_id or (self.store.get_call(call.id) or call).agent_id
-        if not agent_id:
-            return False
-        self.hang_up(call.id, agent_id)
-        return True
 
     # -- NCS 201/202 ---------------------------------------------------------------------------
 

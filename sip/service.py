@@ -309,13 +309,6 @@ class SipService:
 
     # -- call control --------------------------------------------------------------------------
 
-    def end_leg(self, callid: str) -> None:
-        """Hang up a phone leg at the gateway; one already gone is fine."""
-        try:
-            self.gateway.end_call(callid)
-        except CallNotFound:
-            pass
-
     def hangup(self, call: CallRecord) -> str:
         """The operator's hang-up: end the call, hang up its phone leg, stop its agent.
 
@@ -326,31 +319,49 @@ class SipService:
         the operator hangs up again, even once the call has ended."""
         ended, agent_id = self.store.end_call(call.id, "operator_hangup")
         try:
-            if call.gateway_callid:
-                self._hang_up_at_gateway(call.id, call.gateway_callid)
-            elif ended and agent_id and self.convoai_dialer.placed(call):
-                self._hang_up_at_convoai(call.id, agent_id)
+            # The gateway is asked on every hang-up, so a failed one is retried by hanging up
+            # again; ConvoAI's leg only with the agent this hang-up ends (stopping it ends the
+            # leg as well).
+            if call.gateway_callid or (ended and agent_id):
+                self.hang_up_leg(call, source="service", agent_id=agent_id)
         finally:
             if ended and agent_id:
                 self.calls.stop_agent(call.id, agent_id)
         return "call_ending" if ended else "already_ended"
 
-    def _hang_up_at_gateway(self, call_id: str, callid: str) -> None:
-        try:
-            self.end_leg(callid)
-        except GatewayError as exc:
-            self.store.record_event(call_id, "service", "gateway_hangup_failed",
-                                    {"error": exc.kind, "status": exc.status})
-            raise
-        self.store.record_event(call_id, "service", "gateway_hung_up", None)
+    def hang_up_leg(self, call: CallRecord, *, source: str, agent_id: str | None = None) -> None:
+        """Hang up the call's phone leg; its timeline says so as ``source`` (who asked).
 
-    def _hang_up_at_convoai(self, call_id: str, agent_id: str) -> None:
+        At the SIP gateway: ``gateway_hung_up`` (a leg gone already too), or
+        ``gateway_hangup_failed`` and the GatewayError raised. At ConvoAI's telephony, for a
+        call it dialled (``agent_id``, else the call's agent): ``convoai_hung_up``, or
+        ``convoai_hangup_failed``, not raised (stopping the agent ends that leg too). Any other
+        call has no leg of ours to hang up."""
+        if call.gateway_callid:
+            try:
+                self.gateway.end_call(call.gateway_callid)
+            except CallNotFound:
+                pass  # gone already: hung up
+            except GatewayError as exc:
+                self.store.record_event(call.id, source, "gateway_hangup_failed",
+                                        {"error": exc.kind, "status": exc.status})
+                raise
+            self.store.record_event(call.id, source, "gateway_hung_up", None)
+            return
+        if not self.convoai_dialer.placed(call):
+            return
+        # The record the caller holds may predate the agent's start.
+        agent_id = agent_id or call.agent_id or (self.store.get_call(call.id) or call).agent_id
+        if not agent_id:
+            return
         try:
-            self.convoai_dialer.hang_up(call_id, agent_id)
+            hung_up = self.calls.convoai.hang_up_call(agent_id)
         except ConvoAIError as exc:
-            # The leg is ConvoAI's agent's: stopping the agent (next) ends it too.
-            self.store.record_event(call_id, "convoai", "call_hangup_failed",
+            self.store.record_event(call.id, source, "convoai_hangup_failed",
                                     {"error": exc.kind, "status": exc.status})
+            return
+        self.store.record_event(call.id, source, "convoai_hung_up",
+                                {"agent_id": agent_id, "already_gone": not hung_up})
 
     def convoai_call_state(self, event: CallStateEvent, *, notice_id: str) -> dict[str, Any]:
         """NCS 201/202: ConvoAI's telephony reports a phone leg's state (convoai_dialer.py)."""

@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from calls import lifecycle
-from convoai.errors import ConvoAIError
 from personas.model import Persona
 from sip.errors import GatewayError
 from sip.numbers import e164
@@ -58,21 +57,11 @@ class BuiltinTools:
     def _stop_then_hang_up(self, call: CallRecord, agent_id: str | None) -> None:
         if agent_id:
             self.calls.stop_agent(call.id, agent_id)
-        if call.gateway_callid:
-            try:
-                self.sip.end_leg(call.gateway_callid)
-                self.store.record_event(call.id, "service", "gateway_hung_up", None)
-            except GatewayError as exc:
-                logger.warning("tools.hangup_failed", extra={"call_id": call.id,
-                                                             "reason": exc.kind})
-        else:
-            # A call ConvoAI's telephony dialled: its leg is hung up there.
-            try:
-                if self.sip.convoai_dialer.hang_up_if_placed(call):
-                    self.store.record_event(call.id, "service", "convoai_hung_up", None)
-            except ConvoAIError as exc:
-                logger.warning("tools.hangup_failed", extra={"call_id": call.id,
-                                                             "reason": exc.kind})
+        try:
+            self.sip.hang_up_leg(call, source="service", agent_id=agent_id)
+        except GatewayError as exc:  # on the timeline; the agent has gone either way
+            logger.warning("tools.hangup_failed", extra={"call_id": call.id,
+                                                         "reason": exc.kind})
 
     def transfer_call(self, call: CallRecord, persona: Persona,
                       arguments: Mapping[str, Any]) -> Done:

@@ -17,6 +17,7 @@ from calls.lifecycle import CallerJoined, CallerLeft
 from calls.outbox import EventSender
 from calls.reconcile import Reconciler, goodbye_wait_s
 from calls.service import CallService
+from sip.errors import GatewayUnavailable
 from tests.fakes import FakeConvoAI
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
@@ -106,6 +107,13 @@ def make_reconciler(settings, store, service, convoai, clock, **kw):
     return Reconciler(settings, store, service, convoai, clock=clock, **kw)
 
 
+def leg_recorder(hung_up):
+    """A stand-in for SipService.hang_up_leg that notes whose leg and who asked."""
+    def hang_up_leg(call, *, source, agent_id=None):
+        hung_up.append((call.gateway_callid, source))
+    return hang_up_leg
+
+
 def test_orphans_with_our_prefix_are_stopped_and_other_agents_never_touched(
         settings, store, convoai, clock):
     service = make_service(settings, store, convoai)
@@ -134,14 +142,34 @@ def test_a_call_whose_agent_is_gone_is_closed_and_its_leg_hung_up(
     convoai.agents[call.agent_id].running = False  # it left and the notification was lost
     hung_up = []
     reconciler = make_reconciler(settings, store, service, convoai, clock,
-                                 hang_up=hung_up.append)
+                                 hang_up_leg=leg_recorder(hung_up))
     reconciler.run(force=True)
     assert store.get_call(call.id).state == lc.ACTIVE  # too soon: the list may lag
     clock.advance(300)
     assert reconciler.run(force=True).calls_closed == 1
     assert store.get_call(call.id).state == lc.ENDED
     assert store.get_call(call.id).end_reason == "agent_gone"
-    assert hung_up == ["gw-1"]
+    assert hung_up == [("gw-1", "reconciler")]
+
+
+def test_a_leg_that_will_not_hang_up_does_not_keep_the_reconciler_from_ending_the_call(
+        settings, store, convoai, clock):
+    service = make_service(settings, store, convoai)
+    send(service, join("stuck"))
+    call = store.calls_in_channel("stuck")[0]
+    store.set_gateway_callid(call.id, "gw-2")
+    convoai.agents[call.agent_id].running = False
+
+    def failing_leg(call, *, source, agent_id=None):
+        raise GatewayUnavailable(status=503, action="endcall")
+
+    reconciler = make_reconciler(settings, store, service, convoai, clock,
+                                 hang_up_leg=failing_leg)
+    clock.advance(300)
+    reconciler.run(force=True)
+    assert reconciler.run(force=True).calls_closed == 0  # closed once, by the first round
+    ended = store.get_call(call.id)
+    assert (ended.state, ended.end_reason) == (lc.ENDED, "agent_gone")
 
 
 def test_a_call_past_its_personas_limit_hears_the_goodbye_then_ends(
@@ -153,7 +181,7 @@ def test_a_call_past_its_personas_limit_hears_the_goodbye_then_ends(
     persona = service.persona_of(call)
     hung_up = []
     reconciler = make_reconciler(settings, store, service, convoai, clock,
-                                 hang_up=hung_up.append)
+                                 hang_up_leg=leg_recorder(hung_up))
     clock.advance(persona.max_call_s - 1)
     assert reconciler.run().goodbyes == 0
     clock.advance(1)
@@ -166,7 +194,7 @@ def test_a_call_past_its_personas_limit_hears_the_goodbye_then_ends(
     assert reconciler.run().ended_over_length == 1
     ended = store.get_call(call.id)
     assert (ended.state, ended.end_reason) == (lc.ENDED, "max_call_length")
-    assert not agent.running and hung_up == ["gw-9"]
+    assert not agent.running and hung_up == [("gw-9", "reconciler")]
     kinds = [e["kind"] for e in store.timeline(call.id)]
     assert kinds.index("goodbye_spoken") < kinds.index("agent_stopped")
 

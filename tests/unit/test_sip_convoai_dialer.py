@@ -163,7 +163,9 @@ def test_the_operators_hangup_goes_to_convoai_not_the_gateway(sip, store, convoa
 
     assert ("hangup", "agent-1") in convoai.calls and gateway.ended == []
     assert store.get_call(call.id).end_reason == "operator_hangup"
-    assert "call_hangup_requested" in kinds(store, call.id, "convoai")
+    [hung_up] = [e for e in store.timeline(call.id) if e["kind"] == "convoai_hung_up"]
+    assert (hung_up["source"], hung_up["detail"]) == (
+        "service", {"agent_id": "agent-1", "already_gone": False})
 
 
 def test_an_operators_hangup_stays_the_operators_when_convoais_hangup_event_comes_first(
@@ -200,7 +202,9 @@ def test_an_operators_hangup_convoai_cannot_take_still_stops_the_agent(sip, stor
     record = store.get_call(call.id)
     assert (record.state, record.end_reason) == (lc.ENDED, "operator_hangup")
     assert ("leave", "agent-1") in convoai.calls and convoai.running() == []
-    assert "call_hangup_failed" in kinds(store, call.id, "convoai")
+    [failed] = [e for e in store.timeline(call.id) if e["kind"] == "convoai_hangup_failed"]
+    assert (failed["source"], failed["detail"]) == (
+        "service", {"error": "UpstreamError", "status": 503})
 
 
 def test_a_gateway_call_is_not_hung_up_through_convoai(settings, store, convoai, gateway):
@@ -208,7 +212,6 @@ def test_a_gateway_call_is_not_hung_up_through_convoai(settings, store, convoai,
     call = store.get_call(place(sip).id)
     sip.hangup(call)
     assert gateway.ended == ["gw-1"] and convoai.count("hangup") == 0
-    assert sip.convoai_dialer.hang_up_if_placed(call) is False
 
 
 def test_a_gateway_calls_hangup_stays_the_operators_when_the_gateways_echo_comes_first(
@@ -275,14 +278,31 @@ def test_the_end_call_tool_stops_the_agent_then_hangs_up_at_convoai(sip, store, 
     assert "convoai_hung_up" in kinds(store, call.id, "service")
 
 
-def test_the_reconcilers_hook_hangs_up_only_calls_convoai_placed(sip, store, convoai):
+def test_the_reconcilers_hang_up_reaches_only_the_legs_convoai_placed(sip, store, convoai):
     call = store.get_call(place(sip).id)
     inbound = store.create_call(channel="in_1", direction="inbound", state=lc.PENDING,
                                 persona=None, agent_name_prefix="phoneagent",
                                 new_id=lambda: "in0001", caller_uid=222)
-    assert sip.convoai_dialer.hang_up_if_placed(inbound) is False
-    assert sip.convoai_dialer.hang_up_if_placed(call) is True
+    sip.hang_up_leg(inbound, source="reconciler")
+    assert convoai.count("hangup") == 0 and kinds(store, inbound.id, "reconciler") == []
+    sip.hang_up_leg(call, source="reconciler")
     assert convoai.count("hangup") == 1
+    assert "convoai_hung_up" in kinds(store, call.id, "reconciler")
+
+
+def test_the_end_call_tool_puts_a_failed_gateway_hangup_on_the_timeline(
+        settings, store, convoai, gateway):
+    sip = make_sip(settings, store, convoai, gateway)
+    call = store.get_call(place(sip).id)
+    ended, agent_id = store.end_call(call.id, "agent_ended")
+    gateway.end_call_errors.append(GatewayUnavailable(status=503, action="endcall"))
+
+    BuiltinTools(sip)._stop_then_hang_up(call, agent_id)  # logs, does not raise
+
+    assert convoai.running() == [] and gateway.ended == []
+    [failed] = [e for e in store.timeline(call.id) if e["kind"] == "gateway_hangup_failed"]
+    assert (failed["source"], failed["detail"]) == (
+        "service", {"error": "GatewayUnavailable", "status": 503})
 
 
 # -- NCS 202 ---------------------------------------------------------------------------------
