@@ -25,6 +25,7 @@ from store.engine import DEFAULT_STORE_TIMEOUT_S, SQLITE_PAGE_SIZE, make_engine
 from store.knowledge import KnowledgeRecords
 from store.outbound import OutboundRecords
 from store.outbox import Outbox
+from store.rate_counters import RateCounters
 from store.reminders import ReminderRecords
 from store.schema import metadata
 from store.sip import SipRecords
@@ -38,5 +39,5 @@ __all__ = ["DEFAULT_STORE_TIMEOUT_S", "EVENT_TYPES", "SQLITE_PAGE_SIZE", "WORK_L
 
 class Store(CallerEvents, CallRecords, SipRecords, Outbox, ToolRecords,
             AnalysisRecords, KnowledgeRecords, BookingRecords, OutboundRecords,
-            SuppressionRecords, ReminderRecords):
+            SuppressionRecords, ReminderRecords, RateCounters):
     """Calls and notices in a SQL database (SQLite or PostgreSQL)."""

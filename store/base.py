@@ -113,7 +113,7 @@ class StoreBase:
         if self._gate is not None:
             try:
                 self._gate.acquire()
-            except WriteGateTimeout as exc:
+            except (WriteGateTimeout, OSError) as exc:  # OSError: its side file will not open
                 raise StoreUnavailable(str(exc)) from None
         try:
             with self.engine.begin() as conn:

@@ -25,14 +25,11 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 
-import sqlalchemy as sa
 from flask import Flask, Response, current_app, g, request
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Settings
-from store.schema import rate_limits
+from store import Store, StoreUnavailable
 from web import cors
 from web.errors import TooManyRequests, Unauthorized, api_error_response
 
@@ -68,22 +65,17 @@ class RateLimiter:
     (a server secret), so the table holds no address that could be read back.
     """
 
-    def __init__(self, engine: Engine, *, limit: int, key_salt: bytes,
+    def __init__(self, store: Store, *, limit: int, key_salt: bytes,
                  clock: Callable[[], float] = time.time, window_s: int = WINDOW_S) -> None:
-        self.engine = engine
+        self.store = store
         self.limit = limit
         self.clock = clock
         self.window_s = window_s
         self._salt = key_salt
-        dialects = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
-        self._insert = dialects.get(engine.dialect.name)
-        if self._insert is None and limit:
-            logger.warning("rate_limit.unsupported_database",
-                           extra={"dialect": engine.dialect.name})
 
     @property
     def enabled(self) -> bool:
-        return self.limit > 0 and self._insert is not None
+        return self.limit > 0
 
     def key(self, purpose: str, address: str) -> str:
         return hmac.new(self._salt, f"{purpose}\0{address}".encode(), hashlib.sha256).hexdigest()
@@ -93,22 +85,10 @@ class RateLimiter:
         if not self.enabled:
             return ALLOWED
         now = self.clock()
-        window = self._window_start(now)
-        statement = self._insert(rate_limits).values(  # type: ignore[misc]
-            key=self.key(purpose, address), window_start=window, hits=1)
-        # A newer window restarts the count; an older one (an instance whose clock lags) only
-        # adds to the current count instead of winding the window back.
-        newer = statement.excluded.window_start > rate_limits.c.window_start
-        statement = statement.on_conflict_do_update(
-            index_elements=[rate_limits.c.key],
-            set_={"hits": sa.case((newer, 1), else_=rate_limits.c.hits + 1),
-                  "window_start": sa.case((newer, statement.excluded.window_start),
-                                          else_=rate_limits.c.window_start)},
-        ).returning(rate_limits.c.hits, rate_limits.c.window_start)
         try:
-            with self.engine.begin() as conn:
-                hits, started = conn.execute(statement).one()
-        except sa.exc.SQLAlchemyError as exc:
+            hits, started = self.store.count_hit(self.key(purpose, address),
+                                                 self._window_start(now))
+        except StoreUnavailable as exc:
             return self._fail_open("hit", purpose, exc)
         if hits == 1:
             self._prune(now)
@@ -119,16 +99,14 @@ class RateLimiter:
         if not self.enabled:
             return ALLOWED
         now = self.clock()
-        query = sa.select(rate_limits.c.hits, rate_limits.c.window_start).where(
-            rate_limits.c.key == self.key(purpose, address))
         try:
-            with self.engine.connect().execution_options(readonly=True) as conn, conn.begin():
-                row = conn.execute(query).first()
-        except sa.exc.SQLAlchemyError as exc:
+            counted = self.store.counted_hits(self.key(purpose, address))
+        except StoreUnavailable as exc:
             return self._fail_open("check", purpose, exc)
-        if row is None or row.window_start < self._window_start(now):
+        if counted is None or counted[1] < self._window_start(now):
             return ALLOWED
-        return self._verdict(row.hits >= self.limit, row.window_start, now)
+        hits, started = counted
+        return self._verdict(hits >= self.limit, started, now)
 
     def _window_start(self, now: float) -> float:
         return float(math.floor(now / self.window_s) * self.window_s)
@@ -141,11 +119,9 @@ class RateLimiter:
     def _prune(self, now: float) -> None:
         """Drop counters of finished windows. Run when a key starts a new window, in its own
         short transaction (so it never holds a counter's row while waiting for another)."""
-        cutoff = self._window_start(now) - self.window_s
         try:
-            with self.engine.begin() as conn:
-                conn.execute(rate_limits.delete().where(rate_limits.c.window_start < cutoff))
-        except sa.exc.SQLAlchemyError as exc:
+            self.store.prune_rate_counters(self._window_start(now) - self.window_s)
+        except StoreUnavailable as exc:
             logger.info("rate_limit.prune_skipped", extra={"error": type(exc).__name__})
 
     def _fail_open(self, operation: str, purpose: str, exc: Exception) -> Verdict:
@@ -205,7 +181,7 @@ def init_app(app: Flask, *, clock: Callable[[], float] = time.time) -> None:
     Which views are limited is declared on the views (rate_limit_failed_auth, rate_limit)."""
     settings: Settings = app.extensions["settings"]
     app.extensions["rate_limiter"] = RateLimiter(
-        app.extensions["store"].engine, limit=settings.rate_limit_per_minute,
+        app.extensions["store"], limit=settings.rate_limit_per_minute,
         key_salt=key_salt(settings), clock=clock, window_s=settings.rate_limit_window_s)
     trust_proxies(app, settings.proxy_hops)
     app.register_error_handler(Unauthorized, _unauthorized)

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 
 from ncs.signature import sign
 from personas.startup import load_settings
+from store import Store
 from store.schema import rate_limits
 from tests.integration.conftest import SECRETS
 from tests.integration.harness import (
@@ -143,8 +144,9 @@ def counters(cluster: Cluster) -> dict[str, int]:
 def key_of(cluster: Cluster, client_ip: str) -> str:
     """The store key the service counts ``client_ip``'s failures under."""
     settings = load_settings(cluster.env, dotenv=False)
-    engine = sa.create_engine("sqlite://")
-    return RateLimiter(engine, limit=LIMIT, key_salt=key_salt(settings)).key(AUTH, client_ip)
+    # Deriving a key reads nothing: the store is never opened.
+    return RateLimiter(Store.from_url(cluster.database_url), limit=LIMIT,
+                       key_salt=key_salt(settings)).key(AUTH, client_ip)
 
 
 def test_failures_spread_over_both_workers_trip_one_shared_limit(cluster, client_ip):
@@ -172,26 +174,38 @@ def test_failures_spread_over_both_workers_trip_one_shared_limit(cluster, client
 def only_one_worker_listening(cluster: Cluster, service: Service, pid: int, client_ip: str
                               ) -> tuple[int, dict[str, str], int | None]:
     others = [other for other in workers(service) if other != pid]
-    # The whole pause inside the gate: a SIGSTOP reaches a worker's threads a moment after
-    # kill() returns, so a thread let through the gate then could still stop mid-transaction.
+    # Paused outside any store write: SIGSTOP reaches a worker's threads a moment after kill()
+    # returns, so the gate is held until every thread of theirs has stopped. The served
+    # worker then finds the gate (which the limiter's count takes) free.
     with store_writes_held(cluster):
         for other in others:
             os.kill(other, signal.SIGSTOP)
-        try:
-            return fail_auth(service, client_ip)
-        finally:
-            for other in others:
-                os.kill(other, signal.SIGCONT)
+        wait_until(lambda: all(stopped(other) for other in others), timeout=10,
+                   message="the other workers to stop")
+    try:
+        return fail_auth(service, client_ip)
+    finally:
+        for other in others:
+            os.kill(other, signal.SIGCONT)
+
+
+def stopped(pid: int) -> bool:
+    """Whether every thread of process ``pid`` is stopped (state T in /proc)."""
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        state = stat.read_text().rpartition(")")[2].split()[0]
+        if state not in ("T", "t"):
+            return False
+    return True
 
 
 @contextmanager
 def store_writes_held(cluster: Cluster, timeout_s: float = 10.0) -> Iterator[None]:
     """SQLite: hold the store's write gate, the side file a worker locks for the whole of each
-    of the store's write transactions (store/engine.py; the rate limiter's own counting does
-    not take it). A worker paused meanwhile is then not paused inside one (its sweeper runs
-    every half second), where it would keep the database's write lock and the served worker's
-    count would give up after the busy timeout. PostgreSQL locks rows, and no other
-    transaction touches this test's counter."""
+    of the store's write transactions (store/engine.py), the rate limiter's counts included. A
+    worker paused meanwhile is then not paused inside one (its sweeper runs every half second),
+    where it would keep the gate and SQLite's write lock, and the served worker's count would
+    give up after the timeout (and let the failure through). PostgreSQL locks rows, and no
+    other transaction touches this test's counter."""
     url = sa.engine.make_url(cluster.database_url)
     if url.get_backend_name() != "sqlite":
         yield

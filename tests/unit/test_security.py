@@ -89,7 +89,7 @@ def test_cors_origins_are_parsed_into_exact_origins():
 
 @pytest.fixture
 def limiter(store: Store) -> RateLimiter:
-    return RateLimiter(store.engine, limit=3, key_salt=b"salt", clock=FakeClock(START))
+    return RateLimiter(store, limit=3, key_salt=b"salt", clock=FakeClock(START))
 
 
 def rows(engine: sa.Engine) -> list[tuple[str, float, int]]:
@@ -118,25 +118,25 @@ def test_addresses_and_purposes_have_separate_counts(limiter):
 def test_check_counts_nothing(limiter):
     for _ in range(10):
         assert limiter.check(AUTH, ATTACKER).allowed
-    assert rows(limiter.engine) == []
+    assert rows(limiter.store.engine) == []
 
 
 def test_the_table_holds_no_address_and_one_counter_per_key(limiter):
     for _ in range(5):
         limiter.hit(AUTH, ATTACKER)
-    [(key, window_start, hits)] = rows(limiter.engine)
+    [(key, window_start, hits)] = rows(limiter.store.engine)
     assert ATTACKER not in key and len(key) == 64
     assert key == limiter.key(AUTH, ATTACKER) != limiter.key(AUTH, NEIGHBOUR)
     assert (window_start, hits) == (START - 15, 5)
 
 
 def test_a_lagging_clock_adds_to_the_current_window_instead_of_restarting_it(store, limiter):
-    behind = RateLimiter(store.engine, limit=3, key_salt=b"salt",
+    behind = RateLimiter(store, limit=3, key_salt=b"salt",
                          clock=FakeClock(START - 60))
     for _ in range(3):
         limiter.hit(AUTH, ATTACKER)
     assert not behind.hit(AUTH, ATTACKER).allowed
-    [(_, window_start, hits)] = rows(limiter.engine)
+    [(_, window_start, hits)] = rows(limiter.store.engine)
     assert (window_start, hits) == (START - 15, 4)
 
 
@@ -144,19 +144,19 @@ def test_finished_windows_are_pruned(limiter):
     limiter.hit(AUTH, ATTACKER)
     limiter.clock.advance(120)
     limiter.hit(AUTH, NEIGHBOUR)  # a key starting a window sweeps out the finished ones
-    assert [hits for _, _, hits in rows(limiter.engine)] == [1]
-    assert rows(limiter.engine)[0][0] == limiter.key(AUTH, NEIGHBOUR)
+    assert [hits for _, _, hits in rows(limiter.store.engine)] == [1]
+    assert rows(limiter.store.engine)[0][0] == limiter.key(AUTH, NEIGHBOUR)
 
 
 def test_a_limit_of_zero_is_off_and_touches_nothing(store):
-    off = RateLimiter(store.engine, limit=0, key_salt=b"salt", clock=FakeClock(START))
+    off = RateLimiter(store, limit=0, key_salt=b"salt", clock=FakeClock(START))
     assert all(off.hit(AUTH, ATTACKER).allowed for _ in range(50))
     assert rows(store.engine) == []
 
 
 def test_an_unreachable_store_lets_everything_through_and_says_so(tmp_path, caplog):
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}")
-    down = RateLimiter(engine, limit=1, key_salt=b"salt", clock=FakeClock(START))
+    store = Store.from_url(f"sqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}")
+    down = RateLimiter(store, limit=1, key_salt=b"salt", clock=FakeClock(START))
     with caplog.at_level(logging.WARNING, logger="web.security"):
         assert all(down.hit(AUTH, ATTACKER).allowed for _ in range(3))
         assert down.check(AUTH, ATTACKER).allowed
