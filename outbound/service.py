@@ -16,7 +16,7 @@ from outbound.contacts import Contacts
 from outbound.rules import Invalid, parse_policy, zone
 from personas import Registry
 from sip.numbers import e164
-from sip.payload import mask_number
+from sip.payload import dial_options, mask_number
 from sip.service import SipService
 from store import CallRecord, Store
 from store.campaigns import ACTIVE, CANCELLED, CONTACT_STATES, PAUSED, PENDING, SUPPRESSED
@@ -72,7 +72,8 @@ class OutboundService:
             raise Invalid("at is more than a year ahead")
         if key is not None and self.store.attempt_by_key(key) is not None:
             return None
-        # The numbers are checked now; the cost guards when it is dialled.
+        # The numbers and dial options are checked now; the cost guards when it is dialled.
+        region, prompt = dial_options(region, prompt)
         call = self.sip.outbound_call(to=to, caller_id=caller_id or
                                       self.settings.outbound_caller_id or None, persona=persona,
                                       variables=variables, state=SCHEDULED, guard=False)
@@ -120,7 +121,11 @@ class OutboundService:
         if name is not None and (not isinstance(name, str) or len(name) > 200):
             raise Invalid("name must be text of at most 200 characters")
         policy = parse_policy(body)
-        region, prompt = str(body.get("region") or "NA"), str(body.get("prompt") or "false")
+        try:
+            region, prompt = dial_options(str(body.get("region") or "NA"),
+                                          str(body.get("prompt") or "false"))
+        except ValueError as exc:
+            raise Invalid(str(exc)) from None
         now = self.store.clock()
         suppressed = self.store.suppressed_numbers(c.number for c in contacts.contacts)
         rows = []

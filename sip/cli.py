@@ -29,8 +29,8 @@ def init_app(app: Flask) -> None:
     def provision(region: str, persona: str | None, label: str | None, renew: bool) -> None:
         """Reserve a number and PIN into a fresh channel (valid up to 24 hours)."""
         if renew:
-            renewed = current_app.extensions["sip"].renew_expiring(within_s=3600,
-                                                                   events_url=None)
+            reservations = current_app.extensions["sip"].reservations
+            renewed = reservations.renew_expiring(within_s=3600, events_url=None)
             click.echo(f"{len(renewed)} reservation(s) renewed")
             for reservation in renewed:
                 _show(reservation_json(reservation))
@@ -58,7 +58,7 @@ def init_app(app: Flask) -> None:
         if reservation is None or reservation["released_at"] is not None:
             _fail(f"no reservation {reservation_id}")
         try:
-            current_app.extensions["sip"].release(reservation)
+            current_app.extensions["sip"].reservations.release(reservation)
         except GatewayError as exc:
             _fail(f"the SIP gateway refused: {exc}")
         click.echo(f"reservation {reservation_id} released")

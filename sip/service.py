@@ -13,16 +13,16 @@ from calls import lifecycle
 from calls.service import CallService
 from config import Settings
 from convoai.errors import ConvoAIError
-from convoai.tokens import MAX_TOKEN_LIFETIME_S, build_rtc_token
+from convoai.tokens import build_rtc_token
 from ncs.events import CallStateEvent
 from observability import metrics
 from personas import Registry
-from personas.registry import reservation_channel
 from sip.client import GatewayClient
 from sip.convoai_dialer import ConvoAIDialer
 from sip.errors import CallNotFound, GatewayError, GatewayRejected
 from sip.numbers import e164, number_key
-from sip.payload import LEGS, mask_number, normalize_region
+from sip.payload import LEGS, dial_options, mask_number
+from sip.reservations import Reservations
 from store import CallRecord, Store
 from upstream.errors import UpstreamFailure
 
@@ -77,7 +77,8 @@ class Placed:
 
 
 class SipService:
-    """Lines, lookups, gateway events, outbound calls and call control, on top of CallService."""
+    """Lookups, gateway events, outbound calls and call control, on top of CallService; the
+    dial-in reservations are ``reservations`` (sip/reservations.py)."""
 
     def __init__(self, settings: Settings, store: Store, calls: CallService,
                  personas: Registry, gateway: GatewayClient, *,
@@ -89,6 +90,7 @@ class SipService:
         self.gateway = gateway
         #: OUTBOUND_BACKEND=convoai's dialer; it also hangs up and follows the calls it placed.
         self.convoai_dialer = ConvoAIDialer(settings, store, calls)
+        self.reservations = Reservations(settings, store, personas, gateway)
         # Outbound dialling waits for the callee to answer; it runs off the request unless the
         # platform allows no work after the response (then the request waits: see docs/sip.md).
         self.pool = ThreadPoolExecutor(32, thread_name_prefix="outbound") if run_async else None
@@ -181,6 +183,7 @@ class SipService:
                        variables: dict[str, str], region: str, prompt: str,
                        events_url: str | None) -> Placed:
         """Record the call and start dialling (after the answer when run_async)."""
+        region, prompt = dial_options(region, prompt)
         call = self.outbound_call(to=to, caller_id=caller_id, persona=persona,
                                   variables=variables)
         self.dial(call, region=region, prompt=prompt, events_url=events_url)
@@ -221,15 +224,24 @@ class SipService:
         """Dial a recorded outbound call (``starting``): off the request when run_async."""
         job = (call, region, prompt, events_url)
         if self.pool is None:
-            self._dial(*job)
+            self._dial_or_end(*job)
         else:
             self.pool.submit(self._dial_logged, *job)
 
     def _dial_logged(self, *job: Any) -> None:
         try:
-            self._dial(*job)
+            self._dial_or_end(*job)
         except Exception:
             logger.exception("sip.outbound_failed", extra={"call_id": job[0].id})
+
+    def _dial_or_end(self, call: CallRecord, *options: Any) -> None:
+        """_dial, which ends the call on every failure it expects; on any other the call is
+        ended here, so no agent waits in a channel that no phone leg will join."""
+        try:
+            self._dial(call, *options)
+        except Exception:
+            self._end(call, "outbound_failed")
+            raise
 
     def _dial(self, call: CallRecord, region: str, prompt: str, events_url: str | None) -> None:
         if self.settings.outbound_backend == "convoai":
@@ -262,50 +274,6 @@ class SipService:
         self.store.set_gateway_callid(call.id, result.callid)
         self.store.record_event(call.id, "gateway", "outbound_answered",
                                 {"callid": result.callid})
-
-    # -- reservations: a number and PIN into one fresh channel -------------------------------
-
-    def provision(self, *, region: str, persona: str | None, label: str | None,
-                  events_url: str | None) -> dict[str, Any]:
-        """Reserve a dial-in number and PIN with the gateway (``inbound``) for a fresh channel
-        and a token minted for PSTN_UID, and store the reservation."""
-        chosen = self.personas.route("", persona=persona)
-        channel = reservation_channel(chosen.name, secrets.token_hex(6))
-        # The gateway does not document how long a reservation lasts; we assume as long as its
-        # token can (24 h), and so does the sandbox's gateway (sandbox/sip_models.py).
-        lifetime = MAX_TOKEN_LIFETIME_S
-        token = build_rtc_token(self.settings.agora_app_id, self.settings.agora_app_certificate,
-                                channel, self.settings.pstn_uid, lifetime_s=lifetime)
-        reserved = self.gateway.inbound(channel, region, token=token, uid=self.settings.pstn_uid,
-                                        webhook_url=events_url, audio_scenario="10")
-        now = self.store.clock()
-        return self.store.add_reservation({
-            "id": secrets.token_hex(6), "did": reserved.did, "display": reserved.display,
-            "pin": reserved.pin, "channel": channel, "region": normalize_region(region),
-            "persona": chosen.name, "label": label, "created_at": now,
-            # Every caller with this PIN joins with this token: it lasts at most 24 hours.
-            "expires_at": now + lifetime,
-        })
-
-    def release(self, reservation: dict[str, Any]) -> None:
-        """Cancel the reservation at the gateway (by number and PIN) and mark it released."""
-        try:
-            self.gateway.cancel_call(did=reservation["did"], pin=reservation["pin"])
-        except CallNotFound:
-            pass  # already gone at the gateway (expired or used)
-        self.store.release_reservation(reservation["id"])
-
-    def renew_expiring(self, *, within_s: float, events_url: str | None) -> list[dict[str, Any]]:
-        """Re-issue the reservations that expire within ``within_s`` (a new number and PIN
-        each, same persona, region and label), releasing the old ones."""
-        deadline = self.store.clock() + within_s
-        renewed = []
-        for old in self.store.list_reservations():
-            if old["expires_at"] <= deadline:
-                renewed.append(self.provision(region=old["region"], persona=old["persona"],
-                                              label=old["label"], events_url=events_url))
-                self.release(old)
-        return renewed
 
     # -- call control --------------------------------------------------------------------------
 

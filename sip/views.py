@@ -137,7 +137,7 @@ def release_number(reservation_id: str) -> ResponseReturnValue:
     if reservation is None or reservation["released_at"] is not None:
         raise NotFound(f"no reservation {reservation_id}")
     try:
-        _sip().release(reservation)
+        _sip().reservations.release(reservation)
     except GatewayError as exc:
         raise GatewayFailed(f"the SIP gateway refused: {exc}") from None
     return "", 204
@@ -150,8 +150,8 @@ def provision_from(region: str, persona: Any, label: Any) -> dict[str, Any]:
     if label is not None and not isinstance(label, str):
         raise BadRequest("label must be text")
     try:
-        return _sip().provision(region=region, persona=persona, label=label,
-                                events_url=events_url())
+        return _sip().reservations.provision(region=region, persona=persona, label=label,
+                                             events_url=events_url())
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
     except GatewayError as exc:

@@ -78,6 +78,8 @@ def test_a_campaign_from_an_uploaded_csv(client):
      "contacts[0]: timezone 'Europe' is not"),
     ({"contacts": None, "contacts_csv": "number,note\n+12025550100," + "x" * 140_000},
      "the CSV cannot be read"),
+    ({"region": "XX"}, "unknown region"),
+    ({"prompt": "loud"}, "prompt must be one of"),
 ])
 def test_a_wrong_campaign_is_a_400_that_says_why(client, change, message):
     response = client.post("/api/campaigns", json=campaign(**change), headers=TOKEN)
@@ -175,3 +177,16 @@ def test_a_wrong_at_is_a_400(client, at, message):
                            json={"to": example("answered", 3), "at": at})
     assert response.status_code == 400
     assert message in response.get_json()["message"]
+
+
+@pytest.mark.parametrize("scheduled", [False, True])
+@pytest.mark.parametrize(("option", "message"), [
+    ({"region": "XX"}, "unknown region"), ({"prompt": "loud"}, "prompt must be one of")])
+def test_a_call_with_a_wrong_region_or_prompt_is_a_400_and_nothing_is_recorded(
+        client, scheduled, option, message):
+    at = {"at": (datetime.now(UTC) + timedelta(hours=2)).isoformat()} if scheduled else {}
+    response = client.post("/api/calls", headers=TOKEN, json={
+        "to": example("answered", 3), "from": "+15555550100", **option, **at})
+    assert response.status_code == 400
+    assert message in response.get_json()["message"]
+    assert client.get("/api/calls", headers=TOKEN).get_json()["calls"] == []

@@ -153,6 +153,34 @@ def test_a_call_hung_up_before_its_dial_is_never_dialled(sip, store, convoai):
     assert convoai.count("call") == 0
 
 
+def test_a_dial_that_fails_unexpectedly_ends_its_call_and_stops_its_agent(
+        settings, store, convoai, gateway):
+    # The gateway refusing or failing ends the call in _dial; anything else (a fault of ours)
+    # must not leave the agent waiting in a channel no phone leg will join.
+    sip = make_sip(settings, store, convoai, gateway)
+
+    def broken_outbound(**kwargs: Any) -> OutboundResult:
+        raise RuntimeError("a bug")
+
+    gateway.outbound = broken_outbound
+    with pytest.raises(RuntimeError):
+        place(sip)
+    [call] = store.list_calls()
+    assert (call.state, call.end_reason) == (lc.ENDED, "outbound_failed")
+    assert convoai.count("join") == 1 and convoai.running() == []
+
+
+@pytest.mark.parametrize(("region", "prompt", "message"), [
+    ("XX", "false", "unknown region"), ("NA", "loud", "prompt must be one of")])
+def test_a_dial_the_gateway_could_not_be_asked_for_is_refused_before_anything_starts(
+        settings, store, convoai, gateway, region, prompt, message):
+    sip = make_sip(settings, store, convoai, gateway)
+    with pytest.raises(ValueError, match=message):
+        sip.place_outbound(to=TO, caller_id=FROM, persona=None, variables={}, region=region,
+                           prompt=prompt, events_url=None)
+    assert store.list_calls() == [] and convoai.calls == [] and gateway.dialled == []
+
+
 # -- hanging up ------------------------------------------------------------------------------
 
 
