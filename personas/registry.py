@@ -43,6 +43,13 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self._personas)
 
+    def known(self, name: object) -> str | None:
+        """``name`` if a persona has it (None stays None: routing decides), else ValueError.
+        The one check of a persona named in a request or a command."""
+        if name is not None and (not isinstance(name, str) or name not in self._personas):
+            raise ValueError(f"unknown persona {name!r}")
+        return name
+
     def __contains__(self, name: object) -> bool:
         return name in self._personas
 

@@ -8,9 +8,9 @@ import click
 from flask import Flask, current_app
 
 from sip.errors import GatewayError
-from sip.numbers import number_key
+from sip.payload import PROMPTS
 from sip.service import Placed
-from sip.views import add_line_from, provision_from, reservation_json
+from sip.views import provision_from, reservation_json
 from web.errors import ApiError
 
 
@@ -80,10 +80,11 @@ def init_app(app: Flask) -> None:
         """Register NUMBER as a line: E.164 (+18005550100), its digits, an extension (7373)
         or a SIP user (alice), as the trunk sends it to the gateway."""
         try:
-            line = add_line_from(number, persona, label, _pairs(variables),
-                                 _pairs(pins) or None)
-        except ApiError as exc:
-            _fail(exc.message)
+            line = current_app.extensions["sip"].lines.add(
+                number, persona=persona, label=label, variables=_pairs(variables),
+                pins=_pairs(pins) or None)
+        except ValueError as exc:
+            _fail(str(exc))
         click.echo(f"line {line['number']}: persona {line['persona'] or '(routing default)'}")
 
     @lines.command("list")
@@ -102,12 +103,12 @@ def init_app(app: Flask) -> None:
     def remove(number: str) -> None:
         """Stop routing NUMBER."""
         try:
-            number = number_key(number)
+            removed = current_app.extensions["sip"].lines.remove(number)
         except ValueError as exc:
-            _fail(f"number: {exc}")
-        if not current_app.extensions["store"].remove_line(number):
+            _fail(str(exc))
+        if removed is None:
             _fail(f"no line {number}")
-        click.echo(f"line {number} removed")
+        click.echo(f"line {removed} removed")
 
     @sip.command("call")
     @click.argument("to")
@@ -116,15 +117,13 @@ def init_app(app: Flask) -> None:
     @click.option("--var", "variables", multiple=True, metavar="NAME=VALUE")
     @click.option("--region", default="NA", show_default=True)
     @click.option("--prompt", default="false", show_default=True,
-                  type=click.Choice(["false", "beep", "lazy", "true"]))
+                  type=click.Choice(sorted(PROMPTS)))
     def call(to: str, caller_id: str | None, persona: str | None, variables: tuple[str, ...],
              region: str, prompt: str) -> None:
         """Call TO with an agent: a fresh channel, the agent started, then the gateway dials.
         Waits for the gateway's answer (the callee picking up, or a failure)."""
         settings = current_app.extensions["settings"]
         sip_service = current_app.extensions["sip"]
-        if persona and persona not in current_app.extensions["personas"].names():
-            _fail(f"unknown persona {persona!r}")
         sip_service.pool = None  # from the shell, dial in the foreground and report
         try:
             placed: Placed = sip_service.place_outbound(

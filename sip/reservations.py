@@ -29,8 +29,12 @@ class Reservations:
     def provision(self, *, region: str, persona: str | None, label: str | None,
                   events_url: str | None) -> dict[str, Any]:
         """Reserve a dial-in number and PIN with the gateway (``inbound``) for a fresh channel
-        and a token minted for PSTN_UID, and store the reservation."""
-        chosen = self.personas.route("", persona=persona)
+        and a token minted for PSTN_UID, and store the reservation. ValueError: a wrong
+        region, persona or label."""
+        if label is not None and not isinstance(label, str):
+            raise ValueError("label must be text")
+        region = normalize_region(region)
+        chosen = self.personas.route("", persona=self.personas.known(persona))
         channel = reservation_channel(chosen.name, secrets.token_hex(6))
         # The gateway does not document how long a reservation lasts; we assume as long as its
         # token can (24 h), and so does the sandbox's gateway (sandbox/sip_models.py).
@@ -42,7 +46,7 @@ class Reservations:
         now = self.store.clock()
         return self.store.add_reservation({
             "id": secrets.token_hex(6), "did": reserved.did, "display": reserved.display,
-            "pin": reserved.pin, "channel": channel, "region": normalize_region(region),
+            "pin": reserved.pin, "channel": channel, "region": region,
             "persona": chosen.name, "label": label, "created_at": now,
             # Every caller with this PIN joins with this token: it lasts at most 24 hours.
             "expires_at": now + lifetime,

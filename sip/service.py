@@ -20,8 +20,9 @@ from personas import Registry
 from sip.client import GatewayClient
 from sip.convoai_dialer import ConvoAIDialer
 from sip.errors import CallNotFound, GatewayError, GatewayRejected
+from sip.lines import Lines
 from sip.numbers import e164, number_key
-from sip.payload import LEGS, dial_options, mask_number
+from sip.payload import LEGS, dial_options, mask_number, text_variables
 from sip.reservations import Reservations
 from store import CallRecord, Store
 from upstream.errors import UpstreamFailure
@@ -61,6 +62,10 @@ class Refusal(Exception):
     at its concurrency cap and no agent could come."""
 
 
+class NoPhoneLeg(Exception):
+    """The call has no leg at the SIP gateway (yet): it cannot be transferred or sent DTMF."""
+
+
 class GuardRefused(Exception):
     """An outbound call would break a cost guard (calls/guards.py); nothing was dialled."""
 
@@ -78,7 +83,8 @@ class Placed:
 
 class SipService:
     """Lookups, gateway events, outbound calls and call control, on top of CallService; the
-    dial-in reservations are ``reservations`` (sip/reservations.py)."""
+    dial-in reservations are ``reservations`` (sip/reservations.py), the lookup's numbers
+    ``lines`` (sip/lines.py)."""
 
     def __init__(self, settings: Settings, store: Store, calls: CallService,
                  personas: Registry, gateway: GatewayClient, *,
@@ -91,6 +97,7 @@ class SipService:
         #: OUTBOUND_BACKEND=convoai's dialer; it also hangs up and follows the calls it placed.
         self.convoai_dialer = ConvoAIDialer(settings, store, calls)
         self.reservations = Reservations(settings, store, personas, gateway)
+        self.lines = Lines(store, personas)
         # Outbound dialling waits for the callee to answer; it runs off the request unless the
         # platform allows no work after the response (then the request waits: see docs/sip.md).
         self.pool = ThreadPoolExecutor(32, thread_name_prefix="outbound") if run_async else None
@@ -190,11 +197,13 @@ class SipService:
         return Placed(call)
 
     def outbound_call(self, *, to: str, caller_id: str | None, persona: str | None,
-                      variables: dict[str, str], state: str = lifecycle.STARTING,
+                      variables: dict[str, str] | None, state: str = lifecycle.STARTING,
                       guard: bool = True) -> CallRecord:
-        """Check an outbound call's numbers (ValueError) and, with ``guard``, the cost guards
-        (GuardRefused), and record it in ``state``: ``starting`` to dial now, or
-        ``scheduled`` for a dial later (outbound/)."""
+        """Check an outbound call's numbers, persona and variables (ValueError) and, with
+        ``guard``, the cost guards (GuardRefused), and record it in ``state``: ``starting`` to
+        dial now, or ``scheduled`` for a dial later (outbound/)."""
+        persona = self.personas.known(persona)
+        variables = text_variables(variables) or {}
         callee = e164(to)
         if not caller_id:
             raise ValueError("from is required (or set OUTBOUND_CALLER_ID): the number the "
@@ -339,7 +348,7 @@ class SipService:
         """Transfer the phone leg; ``destination`` and ``leg`` as :func:`transfer_target`
         returned them."""
         if not call.gateway_callid:
-            raise GatewayError("the call has no gateway call id (it is not a phone call yet)")
+            raise NoPhoneLeg(f"call {call.id} has no gateway call id: it is not a phone call yet")
         self.gateway.transfer(call.gateway_callid, destination, leg=leg)
         self.store.record_event(call.id, "service", "transferred",
                                 {"destination": mask_number(destination)})
@@ -349,7 +358,7 @@ class SipService:
     def send_dtmf(self, call: CallRecord, digits: str) -> None:
         """Play ``digits`` (as :func:`dtmf_digits` returned them) on the phone leg."""
         if not call.gateway_callid:
-            raise GatewayError("the call has no gateway call id (it is not a phone call yet)")
+            raise NoPhoneLeg(f"call {call.id} has no gateway call id: it is not a phone call yet")
         self.gateway.send_dtmf(call.gateway_callid, digits)
         self.store.record_event(call.id, "service", "dtmf_sent", {"count": len(digits)})
 

@@ -14,8 +14,14 @@ from flask.typing import ResponseReturnValue
 from calls.records import call_json, iso
 from config import Settings
 from sip.errors import GatewayError
-from sip.numbers import number_key
-from sip.service import GuardRefused, Refusal, SipService, dtmf_digits, transfer_target
+from sip.service import (
+    GuardRefused,
+    NoPhoneLeg,
+    Refusal,
+    SipService,
+    dtmf_digits,
+    transfer_target,
+)
 from store import CallRecord
 from web.auth import bearer_token_matches, header_matches, require_admin
 from web.errors import ApiError, BadRequest, NotFound, Unauthorized, json_object
@@ -38,7 +44,7 @@ class GatewayFailed(ApiError):
     code = "gateway_error"
 
 
-class NoPhoneLeg(ApiError):
+class PhoneLegMissing(ApiError):
     """The call has no leg at the SIP gateway (yet) to control."""
 
     status = 409
@@ -97,8 +103,12 @@ def list_lines() -> ResponseReturnValue:
 @require_admin
 def add_line() -> ResponseReturnValue:
     body = json_object()
-    line = add_line_from(body.get("number"), body.get("persona"), body.get("label"),
-                         body.get("variables"), body.get("pins"))
+    try:
+        line = _sip().lines.add(body.get("number"), persona=body.get("persona"),
+                                label=body.get("label"), variables=body.get("variables"),
+                                pins=body.get("pins"))
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
     return jsonify(line), 201
 
 
@@ -106,10 +116,10 @@ def add_line() -> ResponseReturnValue:
 @require_admin
 def remove_line(number: str) -> ResponseReturnValue:
     try:
-        number = number_key(number)
+        removed = _sip().lines.remove(number)
     except ValueError as exc:
-        raise BadRequest(f"number: {exc}") from None
-    if not current_app.extensions["store"].remove_line(number):
+        raise BadRequest(str(exc)) from None
+    if removed is None:
         raise NotFound(f"no line {number}")
     return "", 204
 
@@ -144,11 +154,8 @@ def release_number(reservation_id: str) -> ResponseReturnValue:
 
 
 def provision_from(region: str, persona: Any, label: Any) -> dict[str, Any]:
-    """Validate and make a reservation (shared by the API and `flask sip provision`)."""
-    if persona is not None and persona not in current_app.extensions["personas"].names():
-        raise BadRequest(f"unknown persona {persona!r}")
-    if label is not None and not isinstance(label, str):
-        raise BadRequest("label must be text")
+    """Make a reservation, its failures as API errors (the API, /try and `flask sip
+    provision`)."""
     try:
         return _sip().reservations.provision(region=region, persona=persona, label=label,
                                              events_url=events_url())
@@ -172,13 +179,7 @@ def reservation_json(reservation: dict[str, Any]) -> dict[str, Any]:
 @require_admin
 def place_call() -> ResponseReturnValue:
     body = json_object()
-    variables = body.get("variables") or {}
-    if not isinstance(variables, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in variables.items()):
-        raise BadRequest("variables must be an object of strings")
-    persona = body.get("persona")
-    if persona is not None and persona not in current_app.extensions["personas"].names():
-        raise BadRequest(f"unknown persona {persona!r}")
+    variables, persona = body.get("variables"), body.get("persona")
     settings = current_app.extensions["settings"]
     caller_id = body.get("from") or settings.outbound_caller_id or None
     region, prompt = str(body.get("region") or "NA"), str(body.get("prompt") or "false")
@@ -231,8 +232,7 @@ def transfer(call_id: str) -> ResponseReturnValue:
         destination, leg = transfer_target(body.get("destination"), body.get("leg"))
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
-    return _control(call_id, lambda sip, call: sip.transfer(call, destination, leg),
-                    phone_leg=True)
+    return _control(call_id, lambda sip, call: sip.transfer(call, destination, leg))
 
 
 @bp.post("/api/calls/<call_id>/dtmf")
@@ -242,30 +242,7 @@ def dtmf(call_id: str) -> ResponseReturnValue:
         digits = dtmf_digits(json_object().get("digits"))
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
-    return _control(call_id, lambda sip, call: sip.send_dtmf(call, digits) or "dtmf_sent",
-                    phone_leg=True)
-
-
-def add_line_from(number: Any, persona: Any, label: Any, variables: Any,
-                  pins: Any = None) -> dict[str, Any]:
-    """Validate and store a line (shared by the API and `flask sip lines add`)."""
-    try:
-        number = number_key(number)
-    except ValueError as exc:
-        raise BadRequest(f"number: {exc}") from None
-    known = current_app.extensions["personas"].names()
-    if persona is not None and persona not in known:
-        raise BadRequest(f"unknown persona {persona!r}")
-    if pins is not None and not (isinstance(pins, dict) and all(
-            isinstance(k, str) and k.isdigit() and v in known for k, v in pins.items())):
-        raise BadRequest("pins must map digits to known personas, e.g. {\"1\": \"tarot\"}")
-    if variables is not None and not (isinstance(variables, dict) and all(
-            isinstance(k, str) and isinstance(v, str) for k, v in variables.items())):
-        raise BadRequest("variables must be an object of strings")
-    if label is not None and not isinstance(label, str):
-        raise BadRequest("label must be text")
-    return current_app.extensions["store"].put_line(number, persona=persona, label=label,
-                                                    variables=variables, pins=pins)
+    return _control(call_id, lambda sip, call: sip.send_dtmf(call, digits) or "dtmf_sent")
 
 
 def events_url() -> str | None:
@@ -274,16 +251,16 @@ def events_url() -> str | None:
     return _sip().events_url(request.url_root if has_request_context() else None)
 
 
-def _control(call_id: str, action: Any, *, phone_leg: bool = False,
+def _control(call_id: str, action: Any, *,
              failed: str = "the SIP gateway refused") -> ResponseReturnValue:
     call: CallRecord | None = current_app.extensions["store"].get_call(call_id)
     if call is None:
         raise NotFound(f"no call {call_id}")
-    if phone_leg and not call.gateway_callid:
-        # Nothing was asked of the gateway: not a 502, the call is not a phone call (yet).
-        raise NoPhoneLeg(f"call {call_id} has no gateway call id: it is not a phone call yet")
     try:
         outcome = action(_sip(), call)
+    except NoPhoneLeg as exc:
+        # Nothing was asked of the gateway: not a 502, the call is not a phone call (yet).
+        raise PhoneLegMissing(str(exc)) from None
     except GatewayError as exc:
         raise GatewayFailed(f"{failed}: {exc}") from None
     return jsonify(status="ok", outcome=outcome)

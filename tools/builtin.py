@@ -17,7 +17,7 @@ from personas.model import Persona
 from sip.errors import GatewayError
 from sip.numbers import e164
 from sip.payload import mask_number
-from sip.service import SipService
+from sip.service import NoPhoneLeg, SipService
 from store import CallRecord
 from tools.spec import Done
 from tools.tarot import DECK, positions
@@ -69,11 +69,11 @@ class BuiltinTools:
         number = persona.transfer_destinations.get(name)
         if number is None:  # the schema's enum already refuses it; the persona may have changed
             return Done("unknown_destination", f"There is no destination called {name}.")
-        if not call.gateway_callid:
-            return Done("no_phone_leg", "I can't transfer this call: it is not connected "
-                                        "through the phone network.")
         try:
             self.sip.transfer(call, number)
+        except NoPhoneLeg:
+            return Done("no_phone_leg", "I can't transfer this call: it is not connected "
+                                        "through the phone network.")
         except GatewayError as exc:
             logger.warning("tools.transfer_failed", extra={
                 "call_id": call.id, "destination": name, "to": mask_number(number),

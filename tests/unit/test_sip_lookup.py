@@ -145,6 +145,34 @@ def test_outbound_calls_still_need_a_number_the_gateway_can_dial(web):
     assert answer.status_code == 400 and "+ and 6 to 15 digits" in answer.get_json()["message"]
 
 
+@pytest.mark.parametrize(("path", "body", "message"), [
+    ("/api/calls", {"to": "+12025550100", "from": "+12025550199", "persona": "nobody"},
+     "unknown persona 'nobody'"),
+    ("/api/calls", {"to": "+12025550100", "from": "+12025550199", "variables": ["Ada"]},
+     "variables must be an object of strings"),
+    ("/api/numbers", {"persona": "nobody"}, "unknown persona 'nobody'"),
+    ("/api/numbers", {"label": 7}, "label must be text"),
+    ("/api/lines", {"number": "+18005550123", "persona": "nobody"}, "unknown persona 'nobody'"),
+    ("/api/lines", {"number": "+18005550123", "pins": {"1": "nobody"}}, "pins must map digits"),
+    ("/api/lines", {"number": "+18005550123", "variables": {"name": 1}},
+     "variables must be an object of strings"),
+    ("/api/lines", {"number": "+18005550123", "label": ["a"]}, "label must be text"),
+])
+def test_what_the_sip_api_is_given_is_checked_once_and_a_wrong_value_records_nothing(
+        web, path, body, message):
+    answer = web.post(path, json=body, headers=ADMIN)
+    assert answer.status_code == 400, answer.get_json()
+    assert message in answer.get_json()["message"]
+    for listing, key in (("/api/calls", "calls"), ("/api/numbers", "numbers"),
+                         ("/api/lines", "lines")):
+        assert web.get(listing, headers=ADMIN).get_json()[key] == []
+
+
+def test_removing_a_line_by_what_is_no_number_is_a_400(web):
+    answer = web.delete("/api/lines/a b", headers=ADMIN)
+    assert answer.status_code == 400 and answer.get_json()["message"].startswith("number: ")
+
+
 # -- the Authorization header ------------------------------------------------------------------
 
 

@@ -1,0 +1,46 @@
+"""Lines: numbers of the operator's own that the gateway's ring-time lookup routes (POST
+/sip/lookup), each to a persona, with template variables and, optionally, PINs that choose
+another persona. The one check of a line's fields, for the API and `flask sip lines`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from personas import Registry
+from sip.numbers import number_key
+from sip.payload import text_variables
+from store import Store
+
+
+class Lines:
+    """Adding and removing lines, kept in the store."""
+
+    def __init__(self, store: Store, personas: Registry) -> None:
+        self.store = store
+        self.personas = personas
+
+    def add(self, number: Any, *, persona: Any = None, label: Any = None,
+            variables: Any = None, pins: Any = None) -> dict[str, Any]:
+        """Store (or replace) the line; ValueError says which field is wrong."""
+        try:
+            number = number_key(number)
+        except ValueError as exc:
+            raise ValueError(f"number: {exc}") from None
+        persona = self.personas.known(persona)
+        if pins is not None and not (isinstance(pins, dict) and all(
+                isinstance(k, str) and k.isdigit() and v in self.personas
+                for k, v in pins.items())):
+            raise ValueError("pins must map digits to known personas, e.g. {\"1\": \"tarot\"}")
+        if label is not None and not isinstance(label, str):
+            raise ValueError("label must be text")
+        return self.store.put_line(number, persona=persona, label=label,
+                                   variables=text_variables(variables), pins=pins)
+
+    def remove(self, number: Any) -> str | None:
+        """Stop routing ``number``: its key, or None if no line had it. ValueError: it is no
+        number."""
+        try:
+            key = number_key(number)
+        except ValueError as exc:
+            raise ValueError(f"number: {exc}") from None
+        return key if self.store.remove_line(key) else None
