@@ -5,7 +5,8 @@ One TOML file per persona (docs/personas.md). ``load_registry(settings)`` loads 
 turns it into the join body.
 """
 
-from personas.model import EnvRef, Persona, Problem
+from personas.model import EnvRef, Persona
+from personas.reader import Problem
 from personas.registry import (
     Inspection,
     Registry,

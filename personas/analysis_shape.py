@@ -4,15 +4,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from personas.model import AnalysisSpec
-
-if TYPE_CHECKING:
-    from personas.shape import Reader
+from personas.reader import Problems
 
 ANALYSIS_FIELDS = ("summary", "success", "schema")
 DEFAULT_SUMMARY = "Two sentences: why the caller called, and what happens next."
@@ -20,7 +18,7 @@ DEFAULT_SUCCESS = "The caller's request was handled, or passed to a person who c
 MAX_TEXT_CHARS = 2000
 
 
-def read_analysis(reader: Reader, data: Mapping[str, Any]) -> dict[str, Any]:
+def read_analysis(reader: Problems, data: Mapping[str, Any]) -> dict[str, Any]:
     table = data.get("analysis", {})
     if not isinstance(table, Mapping):
         reader.problem("analysis", "must be a table")

@@ -1,6 +1,6 @@
 """A persona's ``[booking]`` table: the diary its agent books into (docs/bookings.md).
 
-:func:`read_booking` checks its shape for the :class:`~personas.shape.Reader`, collecting every
+:func:`read_booking` checks its shape into a :class:`~personas.reader.Problems`, collecting every
 problem; the loader then reads ``[booking.caldav] password_env`` into
 :attr:`BookingSpec.caldav_password` (:func:`with_password`). bookings/slots.py turns a spec into
 free start times.
@@ -12,14 +12,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from personas.reader import ENV_NAME, Problems
 from personas.reminder_shape import ReminderSpec, read_reminders
-
-if TYPE_CHECKING:
-    from personas.shape import Reader
 
 #: The tools a persona with a ``[booking]`` table gives its agent (tools/booking_tools.py).
 BOOKING_TOOL_NAMES = ("find_slots", "book_appointment", "find_booking",
@@ -31,7 +29,6 @@ BACKENDS = ("store", "caldav")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_ -]{0,47}$")
 HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: (low, high, default) for the whole-number fields; a service lasts 5 minutes to 12 hours.
 RANGES = {"buffer_minutes": (0, 240, 0), "max_days_ahead": (1, 366, 60)}
 SERVICE_MINUTES = (5, 720)
@@ -79,7 +76,7 @@ def with_password(spec: BookingSpec | None, read: Any) -> BookingSpec | None:
     return replace(spec, caldav_password=password or "")
 
 
-def read_booking(reader: Reader, data: Mapping[str, Any]) -> BookingSpec | None:
+def read_booking(reader: Problems, data: Mapping[str, Any]) -> BookingSpec | None:
     """The persona's diary, or None when it has no ``[booking]``; problems go to ``reader``."""
     if "booking" not in data:
         return None
@@ -105,7 +102,7 @@ def read_booking(reader: Reader, data: Mapping[str, Any]) -> BookingSpec | None:
                        closed=closed, reminders=reminders, **numbers, **caldav)
 
 
-def _timezone(reader: Reader, value: Any) -> str:
+def _timezone(reader: Problems, value: Any) -> str:
     if value is None:
         reader.problem("booking.timezone", "missing (an IANA name such as Europe/London)")
         return "UTC"
@@ -120,7 +117,7 @@ def _timezone(reader: Reader, value: Any) -> str:
     return value
 
 
-def _services(reader: Reader, value: Any) -> dict[str, int]:
+def _services(reader: Problems, value: Any) -> dict[str, int]:
     if not isinstance(value, dict) or not value:
         reader.problem("booking.services", "must be a table of services and their minutes, "
                                            "such as { haircut = 30 }")
@@ -139,7 +136,7 @@ def _services(reader: Reader, value: Any) -> dict[str, int]:
     return out
 
 
-def _number(reader: Reader, table: Mapping[str, Any], key: str) -> int:
+def _number(reader: Problems, table: Mapping[str, Any], key: str) -> int:
     low, high, default = RANGES[key]
     value = table.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -148,7 +145,7 @@ def _number(reader: Reader, table: Mapping[str, Any], key: str) -> int:
     return value
 
 
-def _closed(reader: Reader, value: Any) -> frozenset[date]:
+def _closed(reader: Problems, value: Any) -> frozenset[date]:
     if not isinstance(value, list):
         reader.problem("booking.closed", "must be a list of dates such as [\"2026-12-25\"]")
         return frozenset()
@@ -162,7 +159,7 @@ def _closed(reader: Reader, value: Any) -> frozenset[date]:
     return frozenset(days)
 
 
-def _hours(reader: Reader, value: Any) -> dict[int, tuple[time, time]]:
+def _hours(reader: Problems, value: Any) -> dict[int, tuple[time, time]]:
     if not isinstance(value, dict) or not value:
         reader.problem("booking.hours", "must be a table of weekdays and their hours, such as "
                                         "mon = \"09:00-17:00\" (a weekday left out is closed)")
@@ -186,7 +183,7 @@ def _hours(reader: Reader, value: Any) -> dict[int, tuple[time, time]]:
     return out
 
 
-def _caldav(reader: Reader, value: Any, backend: str) -> dict[str, Any]:
+def _caldav(reader: Problems, value: Any, backend: str) -> dict[str, Any]:
     if value is None:
         if backend == "caldav":
             reader.problem("booking.caldav", "missing: backend \"caldav\" needs [booking.caldav] "

@@ -1,6 +1,6 @@
 """A persona's ``[cost]`` table: what its LLM, TTS and ASR cost per agent minute.
 
-:func:`read_cost` checks its shape for the :class:`~personas.shape.Reader`, collecting every
+:func:`read_cost` checks its shape into a :class:`~personas.reader.Problems`, collecting every
 problem; calls/costs.py prices calls with it. Rates are money per minute in COST_CURRENCY.
 """
 
@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from personas.model import CostRates
-
-if TYPE_CHECKING:
-    from personas.shape import Reader
+from personas.reader import Problems
 
 COST_FIELDS = ("llm_per_minute", "tts_per_minute", "asr_per_minute")
 
 
-def read_cost(reader: Reader, data: Mapping[str, Any]) -> CostRates:
+def read_cost(reader: Problems, data: Mapping[str, Any]) -> CostRates:
     """The persona's rates (0 for each one left out); problems go to ``reader``."""
     table = data.get("cost", {})
     if not isinstance(table, dict):

@@ -1,7 +1,7 @@
 """A persona's ``[knowledge]``: the folder of Markdown and plain-text files (an FAQ, say) that
 its agent searches with ``search_knowledge`` (tools/knowledge_tools.py).
 
-:func:`read_knowledge` checks the table for the :class:`~personas.shape.Reader` and resolves
+:func:`read_knowledge` checks the table into a :class:`~personas.reader.Problems` and resolves
 the folder: relative to the persona file, or absolute. A folder that is not there is a problem
 in every mode, like any other mistake in the file.
 """
@@ -10,17 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from personas.model import KNOWLEDGE_TOOL_NAME, KnowledgeSpec
-
-if TYPE_CHECKING:
-    from personas.shape import Reader
+from personas.reader import Problems
 
 KNOWLEDGE_FIELDS = ("folder",)
 
 
-def read_knowledge(reader: Reader, data: Mapping[str, Any]) -> dict[str, Any]:
+def read_knowledge(reader: Problems, data: Mapping[str, Any]) -> dict[str, Any]:
     """``{"knowledge": KnowledgeSpec | None}``; problems go to ``reader``."""
     if "knowledge" not in data:
         return {"knowledge": None}

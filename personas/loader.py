@@ -16,7 +16,8 @@ from typing import Any
 
 from config import SANDBOX_URL
 from personas.booking_shape import with_password
-from personas.model import EnvRef, Persona, Problem
+from personas.model import EnvRef, Persona
+from personas.reader import Problem
 from personas.shape import Reader
 from personas.tools_shape import resolve_tools
 from personas.vendors import schema_problems

@@ -18,25 +18,6 @@ def _empty_parameters() -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class Problem:
-    """One reason a persona cannot be used, printed as ``file: field: problem``.
-
-    ``kind`` is ``structure`` (the file itself is wrong: a problem in every mode) or ``key``
-    (an environment variable the file names is not set: a problem only where the key is needed;
-    or it is set to a value that cannot work, such as a tool secret that is not ``whsec_...``,
-    which the loader reports in every mode).
-    """
-
-    source: str
-    field: str
-    message: str
-    kind: str = "structure"
-
-    def __str__(self) -> str:
-        return f"{self.source}: {self.field}: {self.message}"
-
-
-@dataclass(frozen=True)
 class EnvRef:
     """A ``*_env`` field: where in the file, which variable, and what came of reading it."""
 

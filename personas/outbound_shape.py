@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from personas.model import OutboundSpec
-
-if TYPE_CHECKING:
-    from personas.shape import Reader
+from personas.reader import Problems
 
 OUTBOUND_FIELDS = ("greeting", "on_behalf_of")
 #: Words that tell the person they are talking to a machine (matched case-insensitively, as
@@ -27,7 +25,7 @@ VARIABLE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 MAX_NAME_CHARS = 100
 
 
-def read_outbound(reader: Reader, data: Mapping[str, Any],
+def read_outbound(reader: Problems, data: Mapping[str, Any],
                   greeting: str | None) -> dict[str, Any]:
     """``{"outbound": OutboundSpec | None}``; ``greeting`` is the persona's own (normalised)."""
     if "outbound" not in data:
@@ -52,7 +50,7 @@ def read_outbound(reader: Reader, data: Mapping[str, Any],
     return {"outbound": OutboundSpec(on_behalf_of=name or "", greeting=own)}
 
 
-def _text(reader: Reader, table: Mapping[str, Any], key: str) -> str | None:
+def _text(reader: Problems, table: Mapping[str, Any], key: str) -> str | None:
     """A spoken text of the table, on one line (None if absent or not usable)."""
     value = table.get(key)
     if value is None:
@@ -63,7 +61,7 @@ def _text(reader: Reader, table: Mapping[str, Any], key: str) -> str | None:
     return " ".join(value.split())
 
 
-def _check_disclosure(reader: Reader, field: str, greeting: str, name: str,
+def _check_disclosure(reader: Problems, field: str, greeting: str, name: str,
                       variables: Any) -> None:
     defaults = variables if isinstance(variables, Mapping) else {}
     if not AI_DISCLOSURE.search(_filled(greeting, defaults)):

@@ -1,7 +1,7 @@
 """What a persona removes from its calls' data before it is stored: ``redact`` and
 ``[redact_patterns]``.
 
-:func:`read_redaction` checks both for the :class:`~personas.shape.Reader`, collecting every
+:func:`read_redaction` checks both into a :class:`~personas.reader.Problems`, collecting every
 problem, and builds the persona's :class:`~privacy.redaction.Redactor`: the built-in kinds it
 lists (all of them when the file does not say) and its own patterns, each compiled here so a
 bad one is a problem when the persona loads, not during a call.
@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from personas.reader import Problems
 from privacy.redaction import KINDS, Redactor
-
-if TYPE_CHECKING:
-    from personas.shape import Reader
 
 #: A custom pattern's name, which is also its placeholder: ``member_id`` -> ``[member_id]``.
 PATTERN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -24,14 +22,14 @@ MAX_PATTERNS = 20
 MAX_PATTERN_CHARS = 500
 
 
-def read_redaction(reader: Reader, data: Mapping[str, Any]) -> dict[str, Any]:
+def read_redaction(reader: Problems, data: Mapping[str, Any]) -> dict[str, Any]:
     """The spec's ``redaction``: a Redactor (the default one when the file is wrong)."""
     kinds = _kinds(reader, data.get("redact", list(KINDS)))
     patterns = _patterns(reader, data.get("redact_patterns", {}))
     return {"redaction": Redactor(kinds=kinds, patterns=patterns)}
 
 
-def _kinds(reader: Reader, value: Any) -> tuple[str, ...]:
+def _kinds(reader: Problems, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(k, str) for k in value):
         reader.problem("redact", f"must be a list of kinds ({', '.join(KINDS)})")
         return KINDS
@@ -47,7 +45,7 @@ def _kinds(reader: Reader, value: Any) -> tuple[str, ...]:
     return tuple(kinds)
 
 
-def _patterns(reader: Reader, value: Any) -> tuple[tuple[str, re.Pattern[str]], ...]:
+def _patterns(reader: Problems, value: Any) -> tuple[tuple[str, re.Pattern[str]], ...]:
     if not isinstance(value, dict):
         reader.problem("redact_patterns", "must be a table of name = \"regular expression\"")
         return ()

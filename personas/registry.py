@@ -13,7 +13,8 @@ from pathlib import Path
 
 from config import ConfigError, Settings
 from personas.loader import BUILTIN_DIR, Resolver, load_file
-from personas.model import Persona, Problem
+from personas.model import Persona
+from personas.reader import Problem
 from personas.routing import NAME, Route, match, parse_routes
 from settings.agent import user_dir
 

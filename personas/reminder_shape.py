@@ -1,7 +1,7 @@
 """A persona's ``[booking.reminders]`` table: when to call people before their appointments
 (docs/bookings.md, "Reminders").
 
-:func:`read_reminders` checks its shape for the :class:`~personas.shape.Reader`, collecting every
+:func:`read_reminders` checks its shape into a :class:`~personas.reader.Problems`, collecting every
 problem. Whether ``persona`` names a persona that exists is a question about every file, so
 personas/registry.py asks it once all are loaded. outbound/reminders.py plans the calls.
 """
@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from personas.reader import Problems
 from personas.routing import NAME, NAME_RULE
 from sip.numbers import e164
-
-if TYPE_CHECKING:
-    from personas.shape import Reader
 
 REMINDER_FIELDS = ("before", "persona", "from")
 DURATION = re.compile(r"^\s*(\d{1,4})\s*([mhd])\s*$")
@@ -56,7 +54,7 @@ def reminders_text(spec: ReminderSpec, own: str) -> str:
             f"from {spec.caller_id or 'OUTBOUND_CALLER_ID'}")
 
 
-def read_reminders(reader: Reader, value: Any) -> ReminderSpec | None:
+def read_reminders(reader: Problems, value: Any) -> ReminderSpec | None:
     """The diary's reminders, or None when there are none; problems go to ``reader``."""
     if value is None:
         return None
@@ -85,7 +83,7 @@ def read_reminders(reader: Reader, value: Any) -> ReminderSpec | None:
     return ReminderSpec(before_s=before, persona=persona, caller_id=caller_id)
 
 
-def _before(reader: Reader, value: Any) -> tuple[int, ...]:
+def _before(reader: Problems, value: Any) -> tuple[int, ...]:
     where = "booking.reminders.before"
     if not isinstance(value, list) or not value or len(value) > MAX_REMINDERS:
         reader.problem(where, f"must be a list of 1 to {MAX_REMINDERS} durations before the "

@@ -18,14 +18,13 @@ from personas.analysis_shape import read_analysis
 from personas.booking_shape import read_booking
 from personas.cost_shape import read_cost
 from personas.knowledge_shape import read_knowledge
-from personas.model import Problem
 from personas.outbound_shape import read_outbound
+from personas.reader import Problems
 from personas.redact_shape import read_redaction
 from personas.routing import NAME, NAME_RULE
 from personas.tools_shape import read_tools
 from personas.vendors import LLM_VENDORS
 
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 VARIABLE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RESERVED_LABELS = ("call_id", "service", "persona")
@@ -55,20 +54,13 @@ RANGES = {
 
 
 
-class Reader:
+class Reader(Problems):
     """Checks a file's shape and normalises it, collecting every problem on the way."""
 
     def __init__(self, source: str, base: Path | None = None) -> None:
-        self.source = source
-        #: The persona file's folder, which relative paths in it (``[knowledge] folder``) start
-        #: from; None for data that came from no file (then they start from the working one).
-        self.base = base
-        self.problems: list[Problem] = []
+        super().__init__(source, base)
         #: join body path (``tts.params.key``) -> file field (``tts.params.key_env``)
         self.env_fields: dict[str, str] = {}
-
-    def problem(self, field: str, message: str) -> None:
-        self.problems.append(Problem(self.source, field, message))
 
     # -- the file ------------------------------------------------------------------------------
 
@@ -302,11 +294,6 @@ class Reader:
                 self.no_literal_keys(value, f"{field}.{key}")
             elif is_secret_field(key) and isinstance(value, str):
                 self.problem(f"{field}.{key}", "a key must not be written in the file")
-
-    def env_name(self, field: str, value: str) -> None:
-        if not ENV_NAME.match(value):
-            self.problem(field, "must be the name of an environment variable, such as "
-                                "OPENAI_API_KEY")
 
     # -- schema paths back to file fields ------------------------------------------------------
 

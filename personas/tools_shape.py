@@ -1,7 +1,7 @@
 """The tools a persona gives its agent: ``builtin_tools``, ``[transfer.destinations]`` and
 ``[[tools]]``.
 
-:func:`read_tools` checks their shape for the :class:`~personas.shape.Reader`, collecting every
+:func:`read_tools` checks their shape into a :class:`~personas.reader.Problems`, collecting every
 problem; :func:`resolve_tools` turns the ``[[tools]]`` specs into OperatorTools once the loader
 reads their ``url_env`` and ``secret_env`` variables, and checks the values it read.
 """
@@ -12,7 +12,7 @@ import base64
 import binascii
 import re
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from jsonschema import Draft202012Validator
@@ -21,10 +21,8 @@ from jsonschema.exceptions import SchemaError
 from config import SANDBOX_SHOP_TOOLS_PATH, SANDBOX_TOOLS_SECRET
 from convoai.payload import is_secret_field
 from personas.model import BUILTIN_TOOL_NAMES, OperatorTool
+from personas.reader import Problems
 from sip.numbers import e164
-
-if TYPE_CHECKING:
-    from personas.shape import Reader
 
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 DESTINATION_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -40,7 +38,7 @@ SECRET_PREFIX = "whsec_"
 Read = Callable[[str, str], tuple[str, str]]
 
 
-def read_tools(reader: Reader, data: Mapping[str, Any]) -> dict[str, Any]:
+def read_tools(reader: Problems, data: Mapping[str, Any]) -> dict[str, Any]:
     """The spec's ``builtin_tools``, ``transfer_destinations`` and ``tools`` (dicts that still
     name their ``url_env`` and ``secret_env``); problems go to ``reader``."""
     builtin = _builtin_tools(reader, data.get("builtin_tools", []))
@@ -55,7 +53,7 @@ def read_tools(reader: Reader, data: Mapping[str, Any]) -> dict[str, Any]:
             "tools": _operator_tools(reader, data.get("tools", []))}
 
 
-def _builtin_tools(reader: Reader, value: Any) -> tuple[str, ...]:
+def _builtin_tools(reader: Problems, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
         reader.problem("builtin_tools", "must be a list of tool names")
         return ()
@@ -73,7 +71,7 @@ def _builtin_tools(reader: Reader, value: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _destinations(reader: Reader, value: Any) -> tuple[dict[str, str], bool]:
+def _destinations(reader: Problems, value: Any) -> tuple[dict[str, str], bool]:
     """The valid destinations, and whether the file names any at all."""
     if value is None:
         return {}, False
@@ -118,7 +116,7 @@ def destination(value: Any) -> tuple[str | None, str]:
         return None, str(exc)
 
 
-def _operator_tools(reader: Reader, value: Any) -> list[dict[str, Any]]:
+def _operator_tools(reader: Problems, value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, list) or not all(isinstance(e, dict) for e in value):
         reader.problem("tools", "must be [[tools]] tables")
         return []
@@ -144,7 +142,7 @@ def _operator_tools(reader: Reader, value: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _operator_tool(reader: Reader, entry: Mapping[str, Any], label: str) -> dict[str, Any]:
+def _operator_tool(reader: Problems, entry: Mapping[str, Any], label: str) -> dict[str, Any]:
     for key in entry:
         if key not in TOOL_FIELDS:
             reader.problem(f"{label}.{key}",
@@ -190,7 +188,7 @@ def _operator_tool(reader: Reader, entry: Mapping[str, Any], label: str) -> dict
     return tool
 
 
-def _env_field(reader: Reader, value: Any, where: str) -> str:
+def _env_field(reader: Problems, value: Any, where: str) -> str:
     if not isinstance(value, str):
         reader.problem(where, "must be the name of an environment variable")
         return ""
@@ -198,7 +196,7 @@ def _env_field(reader: Reader, value: Any, where: str) -> str:
     return value
 
 
-def _parameters(reader: Reader, value: Any, where: str) -> dict[str, Any]:
+def _parameters(reader: Problems, value: Any, where: str) -> dict[str, Any]:
     if value is None:
         return {"type": "object", "properties": {}}
     if not isinstance(value, dict):
