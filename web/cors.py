@@ -16,8 +16,10 @@ from flask_cors import CORS
 
 logger = logging.getLogger(__name__)
 
-#: The admin API, the only part of the service another origin may call.
-API_PATHS = r"/api/.*"
+#: The admin API's namespace: the only part of the service another origin may call, and
+#: never stored by a cache (web/security.py).
+API_PREFIX = "/api/"
+API_PATHS = rf"{re.escape(API_PREFIX)}.*"
 #: One string, not a list: flask-cors would sort a list and change the header's order.
 METHODS = "GET, POST, DELETE"
 ALLOW_HEADERS = ["Authorization", "Content-Type"]

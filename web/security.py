@@ -31,6 +31,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from config import Settings
 from store import Store, StoreUnavailable
 from web import cors
+from web.cors import API_PREFIX
 from web.errors import TooManyRequests, Unauthorized, api_error_response
 
 logger = logging.getLogger(__name__)
@@ -41,8 +42,6 @@ AUTH = "auth"
 TRY_PAGE = "try"
 HSTS = "max-age=31536000"
 _COUNTED = "_security_auth_failure_counted"
-#: The admin API's namespace: shared with CORS_ORIGINS, never stored by a cache.
-API_PREFIX = "/api/"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
