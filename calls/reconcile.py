@@ -39,7 +39,7 @@ from convoai.client import ConvoAIClient
 from convoai.errors import AgentNotFound, ConvoAIError
 from convoai.models import AgentStatus
 from observability import metrics
-from store import CallRecord, Store
+from store import CallRecord, Store, StoreUnavailable
 from upstream.errors import UpstreamFailure
 
 logger = logging.getLogger(__name__)
@@ -167,7 +167,7 @@ class Reconciler:
         if self.hang_up_leg is not None:
             try:
                 self.hang_up_leg(call, source="reconciler", agent_id=agent_id)
-            except UpstreamFailure as exc:  # on the timeline; the call is over either way
+            except (UpstreamFailure, StoreUnavailable) as exc:  # the call is over either way
                 logger.warning("reconcile.hangup_failed", extra={
                     "call_id": call.id, "error": type(exc).__name__})
         logger.info("reconcile.call_ended", extra={"call_id": call.id, "reason": reason})

@@ -80,7 +80,7 @@ class ConvoAIDialer:
         logger.info("outbound.placed", extra={**extra, "agent_id": agent_id, "then": outcome})
         if outcome == "stop":
             # Ended while /call was in flight (an operator's hang-up, say): end the leg too.
-            self.hang_up(call.id, agent_id)
+            self.hang_up(call, agent_id, source="service")
             self.calls.stop_agent(call.id, agent_id)
 
     def _failed(self, call: CallRecord, exc: ConvoAIError, extra: dict[str, Any]) -> None:
@@ -95,12 +95,25 @@ class ConvoAIDialer:
             # been, so the sweeper looks for it by name once the call's lease runs out.
             self.store.agent_stopped(call.id, already_gone=True)
 
-    # -- the calls it placed -------------------------------------------------------------------
+    # -- hanging up ----------------------------------------------------------------------------
 
     def placed(self, call: CallRecord) -> bool:
         """Whether ConvoAI's telephony dialled this call (its phone leg is hung up there)."""
         return call.direction == "outbound" and not call.gateway_callid and \
             PLACED in self.store.event_kinds(call.id, SOURCE)
+
+    def hang_up(self, call: CallRecord, agent_id: str, *, source: str) -> None:
+        """Hang up the phone leg of a call it placed, whose agent is ``agent_id``. Its timeline
+        says so as ``source`` (who asked): ``convoai_hung_up``, or ``convoai_hangup_failed``,
+        which is not raised: stopping the agent ends that leg too."""
+        try:
+            hung_up = self.convoai.hang_up_call(agent_id)
+        except ConvoAIError as exc:
+            self.store.record_event(call.id, source, "convoai_hangup_failed",
+                                    {"error": exc.kind, "status": exc.status})
+            return
+        self.store.record_event(call.id, source, "convoai_hung_up",
+                                {"agent_id": agent_id, "already_gone": not hung_up})
 
     # -- NCS 201/202 ---------------------------------------------------------------------------
 

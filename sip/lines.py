@@ -28,7 +28,8 @@ class Lines:
             raise ValueError(f"number: {exc}") from None
         persona = self.personas.known(persona)
         if pins is not None and not (isinstance(pins, dict) and all(
-                isinstance(k, str) and k.isdigit() and v in self.personas
+                isinstance(k, str) and k.isdigit() and isinstance(v, str)
+                and v in self.personas
                 for k, v in pins.items())):
             raise ValueError("pins must map digits to known personas, e.g. {\"1\": \"tarot\"}")
         if label is not None and not isinstance(label, str):

@@ -12,7 +12,6 @@ from typing import Any
 from calls import lifecycle
 from calls.service import CallService
 from config import Settings
-from convoai.errors import ConvoAIError
 from convoai.tokens import build_rtc_token
 from ncs.events import CallStateEvent
 from observability import metrics
@@ -233,36 +232,43 @@ class SipService:
         """Dial a recorded outbound call (``starting``): off the request when run_async."""
         job = (call, region, prompt, events_url)
         if self.pool is None:
-            self._dial_or_end(*job)
+            self._dial(*job)
         else:
             self.pool.submit(self._dial_logged, *job)
 
     def _dial_logged(self, *job: Any) -> None:
         try:
-            self._dial_or_end(*job)
+            self._dial(*job)
         except Exception:
             logger.exception("sip.outbound_failed", extra={"call_id": job[0].id})
 
-    def _dial_or_end(self, call: CallRecord, *options: Any) -> None:
-        """_dial, which ends the call on every failure it expects; on any other the call is
-        ended here, so no agent waits in a channel that no phone leg will join."""
+    def _dial(self, call: CallRecord, region: str, prompt: str, events_url: str | None) -> None:
         try:
-            self._dial(call, *options)
+            if self.settings.outbound_backend == "convoai":
+                # One /call starts the agent and dials; region, prompt and the gateway's events
+                # URL are the gateway's alone. (Stopping its agent ends its leg too.)
+                self.convoai_dialer.dial(call)
+                return
+            callid = self._ring(call, region, prompt, events_url)
         except Exception:
+            # The refusals and failures the dialling expects end the call where they happen;
+            # any other, before the callee answered, ends it here, so no agent waits in a
+            # channel that no phone leg will join.
             self._end(call, "outbound_failed")
             raise
+        if callid is not None:
+            self.store.set_gateway_callid(call.id, callid)
+            self.store.record_event(call.id, "gateway", "outbound_answered", {"callid": callid})
 
-    def _dial(self, call: CallRecord, region: str, prompt: str, events_url: str | None) -> None:
-        if self.settings.outbound_backend == "convoai":
-            # One /call starts the agent and dials; region, prompt and the gateway's events
-            # URL are the gateway's alone.
-            self.convoai_dialer.dial(call)
-            return
+    def _ring(self, call: CallRecord, region: str, prompt: str,
+              events_url: str | None) -> str | None:
+        """Start the agent, then have the gateway ring the callee: the leg's gateway call id
+        once answered, or None with the call ended (a start or a dial that failed)."""
         # The agent first, so it is in the channel when the callee picks up.
         self.calls.start_agent(call.id, call)
         current = self.store.get_call(call.id)
         if current is None or current.state not in lifecycle.LIVE_STATES:
-            return  # the start failed or was refused; the call is already closed
+            return None  # the start failed or was refused; the call is already closed
         token = build_rtc_token(self.settings.agora_app_id, self.settings.agora_app_certificate,
                                 call.channel, self.settings.pstn_uid)
         try:
@@ -274,15 +280,13 @@ class SipService:
             self.store.record_event(call.id, "gateway", "outbound_rejected",
                                     {"reason": exc.reason})
             self._end(call, f"outbound_{(exc.reason or 'rejected').lower()}"[:64])
-            return
+            return None
         except GatewayError as exc:
             self.store.record_event(call.id, "gateway", "outbound_failed",
                                     {"error": type(exc).__name__, "status": exc.status})
             self._end(call, "outbound_failed")
-            return
-        self.store.set_gateway_callid(call.id, result.callid)
-        self.store.record_event(call.id, "gateway", "outbound_answered",
-                                {"callid": result.callid})
+            return None
+        return result.callid
 
     # -- call control --------------------------------------------------------------------------
 
@@ -331,14 +335,7 @@ class SipService:
         agent_id = agent_id or call.agent_id or (self.store.get_call(call.id) or call).agent_id
         if not agent_id:
             return
-        try:
-            hung_up = self.calls.convoai.hang_up_call(agent_id)
-        except ConvoAIError as exc:
-            self.store.record_event(call.id, source, "convoai_hangup_failed",
-                                    {"error": exc.kind, "status": exc.status})
-            return
-        self.store.record_event(call.id, source, "convoai_hung_up",
-                                {"agent_id": agent_id, "already_gone": not hung_up})
+        self.convoai_dialer.hang_up(call, agent_id, source=source)
 
     def convoai_call_state(self, event: CallStateEvent, *, notice_id: str) -> dict[str, Any]:
         """NCS 201/202: ConvoAI's telephony reports a phone leg's state (convoai_dialer.py)."""

@@ -192,7 +192,10 @@ def only_one_worker_listening(cluster: Cluster, service: Service, pid: int, clie
 def stopped(pid: int) -> bool:
     """Whether every thread of process ``pid`` is stopped (state T in /proc)."""
     for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
-        state = stat.read_text().rpartition(")")[2].split()[0]
+        try:
+            state = stat.read_text().rpartition(")")[2].split()[0]
+        except FileNotFoundError:
+            continue  # the thread has ended
         if state not in ("T", "t"):
             return False
     return True

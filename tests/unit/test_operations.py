@@ -18,6 +18,7 @@ from calls.outbox import EventSender
 from calls.reconcile import Reconciler, goodbye_wait_s
 from calls.service import CallService
 from sip.errors import GatewayUnavailable
+from store import StoreUnavailable
 from tests.fakes import FakeConvoAI
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
@@ -158,13 +159,15 @@ def test_a_call_whose_agent_is_gone_is_closed_and_its_leg_hung_up(
     assert hung_up == [("gw-1", "reconciler")]
 
 
+@pytest.mark.parametrize("failure", [GatewayUnavailable(status=503, action="endcall"),
+                                     StoreUnavailable("the store is busy")])
 def test_a_leg_that_will_not_hang_up_does_not_keep_the_reconciler_from_ending_the_call(
-        settings, store, convoai, clock):
+        settings, store, convoai, clock, failure):
     service = make_service(settings, store, convoai)
     call = a_call_whose_agent_left(service, store, convoai, "stuck", "gw-2")
 
     def failing_leg(call, *, source, agent_id=None):
-        raise GatewayUnavailable(status=503, action="endcall")
+        raise failure
 
     reconciler = make_reconciler(settings, store, service, convoai, clock,
                                  hang_up_leg=failing_leg)

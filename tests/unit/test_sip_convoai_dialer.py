@@ -24,7 +24,7 @@ from sip.convoai_dialer import hangup_end_reason
 from sip.errors import CallNotFound, GatewayUnavailable
 from sip.models import OutboundResult
 from sip.service import SipService
-from store import WORK_LEASE_S
+from store import WORK_LEASE_S, StoreUnavailable
 from tests.fakes import FakeConvoAI, FakeGateway
 from tools.builtin import BuiltinTools
 
@@ -151,6 +151,44 @@ def test_a_call_hung_up_before_its_dial_is_never_dialled(sip, store, convoai):
     sip.hangup(call)
     sip.dial(call, region="NA", prompt="false", events_url=None)
     assert convoai.count("call") == 0
+
+
+def test_a_call_ended_while_convoai_dials_it_has_its_leg_hung_up_and_its_agent_stopped(
+        sip, store, convoai):
+    # The operator hangs up (or the caller's leave lands) while /call is still in flight: the
+    # agent ConvoAI then reports must not stay in the call.
+    place_call = convoai.place_call
+
+    def place_then_end(name: str, **kwargs: Any) -> str:
+        agent_id = place_call(name, **kwargs)
+        [call] = store.list_calls()
+        store.end_call(call.id, "operator_hangup")
+        return agent_id
+
+    convoai.place_call = place_then_end
+    call = place(sip)
+
+    assert [k for k, _ in convoai.calls if k in ("hangup", "leave")] == ["hangup", "leave"]
+    assert convoai.running() == []
+    [hung_up] = [e for e in store.timeline(call.id) if e["kind"] == "convoai_hung_up"]
+    assert hung_up["source"] == "service"
+    assert store.get_call(call.id).end_reason == "operator_hangup"
+
+
+def test_an_answered_call_whose_record_fails_keeps_its_agent(settings, store, convoai,
+                                                            gateway, monkeypatch):
+    # The callee picked up: a store that fails to note the leg's call id must not end the
+    # call under them (the gateway's events and the reconciler see to the record).
+    sip = make_sip(settings, store, convoai, gateway)
+
+    def store_down(*args: Any, **kwargs: Any) -> None:
+        raise StoreUnavailable("the store is down")
+
+    monkeypatch.setattr(store, "set_gateway_callid", store_down)
+    with pytest.raises(StoreUnavailable):
+        place(sip)
+    [call] = store.list_calls()
+    assert call.state == lc.ACTIVE and len(convoai.running()) == 1
 
 
 def test_a_dial_that_fails_unexpectedly_ends_its_call_and_stops_its_agent(

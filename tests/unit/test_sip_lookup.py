@@ -154,6 +154,8 @@ def test_outbound_calls_still_need_a_number_the_gateway_can_dial(web):
     ("/api/numbers", {"label": 7}, "label must be text"),
     ("/api/lines", {"number": "+18005550123", "persona": "nobody"}, "unknown persona 'nobody'"),
     ("/api/lines", {"number": "+18005550123", "pins": {"1": "nobody"}}, "pins must map digits"),
+    ("/api/lines", {"number": "+18005550123", "pins": {"1": ["support"]}},
+     "pins must map digits"),
     ("/api/lines", {"number": "+18005550123", "variables": {"name": 1}},
      "variables must be an object of strings"),
     ("/api/lines", {"number": "+18005550123", "label": ["a"]}, "label must be text"),
