@@ -23,7 +23,7 @@ from sip.lines import Lines
 from sip.numbers import e164, number_key
 from sip.payload import LEGS, dial_options, mask_number, text_variables
 from sip.reservations import Reservations
-from store import CallRecord, Store
+from store import CallRecord, Store, StoreUnavailable
 from upstream.errors import UpstreamFailure
 
 logger = logging.getLogger(__name__)
@@ -256,9 +256,26 @@ class SipService:
             # channel that no phone leg will join.
             self._end(call, "outbound_failed")
             raise
-        if callid is not None:
+        if callid is None:
+            return
+        try:
             self.store.set_gateway_callid(call.id, callid)
             self.store.record_event(call.id, "gateway", "outbound_answered", {"callid": callid})
+            current = self.store.get_call(call.id)
+        except StoreUnavailable as exc:
+            # The callee answered and the call goes on (an error here would make a caller of
+            # the API dial again); the gateway's events find it by its channel and note the leg.
+            logger.warning("sip.outbound_not_noted", extra={"call_id": call.id,
+                                                            "error": str(exc)})
+            return
+        if current is not None and current.state not in lifecycle.LIVE_STATES:
+            # Ended while the gateway rang (an operator's hang-up, say), when there was no leg
+            # to hang up yet: the answered callee must not be left in an empty channel.
+            try:
+                self.hang_up_leg(current, source="service")
+            except GatewayError as exc:
+                logger.warning("sip.hangup_failed", extra={"call_id": call.id,
+                                                           "reason": exc.kind})
 
     def _ring(self, call: CallRecord, region: str, prompt: str,
               events_url: str | None) -> str | None:

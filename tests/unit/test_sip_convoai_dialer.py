@@ -153,10 +153,8 @@ def test_a_call_hung_up_before_its_dial_is_never_dialled(sip, store, convoai):
     assert convoai.count("call") == 0
 
 
-def test_a_call_ended_while_convoai_dials_it_has_its_leg_hung_up_and_its_agent_stopped(
-        sip, store, convoai):
-    # The operator hangs up (or the caller's leave lands) while /call is still in flight: the
-    # agent ConvoAI then reports must not stay in the call.
+def end_while_convoai_dials(convoai: FakeConvoAI, store) -> None:
+    """Make the (only) call end as the operator's while ConvoAI's /call is in flight."""
     place_call = convoai.place_call
 
     def place_then_end(name: str, **kwargs: Any) -> str:
@@ -166,6 +164,13 @@ def test_a_call_ended_while_convoai_dials_it_has_its_leg_hung_up_and_its_agent_s
         return agent_id
 
     convoai.place_call = place_then_end
+
+
+def test_a_call_ended_while_convoai_dials_it_has_its_leg_hung_up_and_its_agent_stopped(
+        sip, store, convoai):
+    # The operator hangs up (or the caller's leave lands) while /call is still in flight: the
+    # agent ConvoAI then reports must not stay in the call.
+    end_while_convoai_dials(convoai, store)
     call = place(sip)
 
     assert [k for k, _ in convoai.calls if k in ("hangup", "leave")] == ["hangup", "leave"]
@@ -185,10 +190,40 @@ def test_an_answered_call_whose_record_fails_keeps_its_agent(settings, store, co
         raise StoreUnavailable("the store is down")
 
     monkeypatch.setattr(store, "set_gateway_callid", store_down)
-    with pytest.raises(StoreUnavailable):
-        place(sip)
+    place(sip)  # no error: an API caller must not dial the callee again
     [call] = store.list_calls()
     assert call.state == lc.ACTIVE and len(convoai.running()) == 1
+
+
+def test_a_call_hung_up_while_the_gateway_rings_has_the_answered_leg_hung_up(
+        settings, store, convoai, gateway):
+    # The operator's hang-up finds no leg yet (the gateway has not answered): once the
+    # gateway answers, the leg it reports must be hung up, not left in an empty channel.
+    sip = make_sip(settings, store, convoai, gateway)
+    outbound = gateway.outbound
+
+    def answer_after_a_hangup(**kwargs: Any) -> OutboundResult:
+        [call] = store.list_calls()
+        assert sip.hangup(call) == "call_ending"
+        return outbound(**kwargs)
+
+    gateway.outbound = answer_after_a_hangup
+    call = place(sip)
+
+    assert gateway.ended == ["gw-1"] and convoai.running() == []
+    record = store.get_call(call.id)
+    assert (record.state, record.end_reason) == (lc.ENDED, "operator_hangup")
+    assert "gateway_hung_up" in kinds(store, call.id, "service")
+
+
+def test_a_failed_hangup_of_a_leg_convoai_dialled_meanwhile_still_stops_the_agent(
+        sip, store, convoai):
+    end_while_convoai_dials(convoai, store)
+    convoai.hangup_errors.append(UpstreamError(status=503, reason="unavailable"))
+    call = place(sip)
+
+    assert convoai.running() == [] and convoai.count("leave") == 1
+    assert "convoai_hangup_failed" in kinds(store, call.id, "service")
 
 
 def test_a_dial_that_fails_unexpectedly_ends_its_call_and_stops_its_agent(
