@@ -15,8 +15,9 @@ from config import Settings
 from outbound.contacts import Contacts
 from outbound.rules import Invalid, parse_policy, zone
 from personas import Registry
+from sip.inputs import dial_options
 from sip.numbers import e164
-from sip.payload import dial_options, mask_number
+from sip.payload import mask_number
 from sip.service import SipService
 from store import CallRecord, Store
 from store.campaigns import ACTIVE, CANCELLED, CONTACT_STATES, PAUSED, PENDING, SUPPRESSED

@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from personas import Registry
+from sip.inputs import label_text, text_variables
 from sip.numbers import number_key
-from sip.payload import text_variables
 from store import Store
 
 
@@ -22,26 +22,25 @@ class Lines:
     def add(self, number: Any, *, persona: Any = None, label: Any = None,
             variables: Any = None, pins: Any = None) -> dict[str, Any]:
         """Store (or replace) the line; ValueError says which field is wrong."""
-        try:
-            number = number_key(number)
-        except ValueError as exc:
-            raise ValueError(f"number: {exc}") from None
+        number = _line_key(number)
         persona = self.personas.known(persona)
         if pins is not None and not (isinstance(pins, dict) and all(
                 isinstance(k, str) and k.isdigit() and isinstance(v, str)
                 and v in self.personas
                 for k, v in pins.items())):
             raise ValueError("pins must map digits to known personas, e.g. {\"1\": \"tarot\"}")
-        if label is not None and not isinstance(label, str):
-            raise ValueError("label must be text")
-        return self.store.put_line(number, persona=persona, label=label,
+        return self.store.put_line(number, persona=persona, label=label_text(label),
                                    variables=text_variables(variables), pins=pins)
 
     def remove(self, number: Any) -> str | None:
         """Stop routing ``number``: its key, or None if no line had it. ValueError: it is no
         number."""
-        try:
-            key = number_key(number)
-        except ValueError as exc:
-            raise ValueError(f"number: {exc}") from None
+        key = _line_key(number)
         return key if self.store.remove_line(key) else None
+
+
+def _line_key(number: Any) -> str:
+    try:
+        return number_key(number)
+    except ValueError as exc:
+        raise ValueError(f"number: {exc}") from None

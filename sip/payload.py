@@ -115,25 +115,6 @@ def check_outbound(prompt: str, timeout_s: int | None) -> None:
         raise ValueError("timeout_s must be a positive number of seconds")
 
 
-def text_variables(variables: Any) -> dict[str, str] | None:
-    """A call's or a line's template variables: an object of strings (or None), else
-    ValueError."""
-    if variables is not None and not (isinstance(variables, dict) and all(
-            isinstance(k, str) and isinstance(v, str) for k, v in variables.items())):
-        raise ValueError("variables must be an object of strings")
-    return variables
-
-
-def dial_options(region: str, prompt: str) -> tuple[str, str]:
-    """An outbound dial's region (normalised) and prompt, or ValueError. Checked before the
-    call is recorded (now, later or in a campaign): a call the gateway could not be asked to
-    dial would otherwise start its agent in a channel no phone leg ever joins."""
-    if not isinstance(prompt, str):
-        raise ValueError(f"prompt must be one of {sorted(PROMPTS)}")
-    check_outbound(prompt, None)
-    return normalize_region(region), prompt
-
-
 def check_cancel_keys(
     token: str | None,
     channel: str | None,

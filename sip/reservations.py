@@ -12,6 +12,7 @@ from personas import Registry
 from personas.registry import reservation_channel
 from sip.client import GatewayClient
 from sip.errors import CallNotFound
+from sip.inputs import label_text
 from sip.payload import normalize_region
 from store import Store
 
@@ -31,8 +32,7 @@ class Reservations:
         """Reserve a dial-in number and PIN with the gateway (``inbound``) for a fresh channel
         and a token minted for PSTN_UID, and store the reservation. ValueError: a wrong
         region, persona or label."""
-        if label is not None and not isinstance(label, str):
-            raise ValueError("label must be text")
+        label = label_text(label)
         region = normalize_region(region)
         chosen = self.personas.route("", persona=self.personas.known(persona))
         channel = reservation_channel(chosen.name, secrets.token_hex(6))

@@ -19,9 +19,10 @@ from personas import Registry
 from sip.client import GatewayClient
 from sip.convoai_dialer import ConvoAIDialer
 from sip.errors import CallNotFound, GatewayError, GatewayRejected
+from sip.inputs import dial_options, text_variables
 from sip.lines import Lines
 from sip.numbers import e164, number_key
-from sip.payload import LEGS, dial_options, mask_number, text_variables
+from sip.payload import mask_number
 from sip.reservations import Reservations
 from store import CallRecord, Store, StoreUnavailable
 from upstream.errors import UpstreamFailure
@@ -31,29 +32,11 @@ logger = logging.getLogger(__name__)
 #: Gateway events that end the phone leg. call_hangup is documented as always sent, but the
 #: gateway never retries, so NCS's leave remains the other signal.
 HANGUP_EVENTS = frozenset({"call_hangup"})
-DTMF_KEYS = frozenset("0123456789*#")
 
 
 def count_gateway_failure(error: UpstreamFailure) -> None:
     """The gateway client's failure hook: an action that failed for good, counted once."""
     metrics.upstream_error("sip_gateway", error.kind)
-
-
-def transfer_target(destination: Any, leg: Any) -> tuple[str, str | None]:
-    """A transfer's destination (trimmed) and phone leg, or ValueError saying what is wrong.
-    The one check of this input: the view and the gateway client rely on it."""
-    if not isinstance(destination, str) or not destination.strip():
-        raise ValueError("destination is required: a phone number or a SIP URI")
-    if leg is not None and (not isinstance(leg, str) or leg not in LEGS):
-        raise ValueError(f"leg must be one of {', '.join(sorted(LEGS))}")
-    return destination.strip(), leg
-
-
-def dtmf_digits(digits: Any) -> str:
-    """Keypad digits to play (``0-9``, ``*``, ``#``), or ValueError. The one check of them."""
-    if not isinstance(digits, str) or not digits or any(c not in DTMF_KEYS for c in digits):
-        raise ValueError("digits must be one or more of 0-9, * and #")
-    return digits
 
 
 class Refusal(Exception):
@@ -256,8 +239,11 @@ class SipService:
             # channel that no phone leg will join.
             self._end(call, "outbound_failed")
             raise
-        if callid is None:
-            return
+        if callid is not None:
+            self._answered(call, callid)
+
+    def _answered(self, call: CallRecord, callid: str) -> None:
+        """Note the answered leg; hang it up if the call ended while the gateway rang."""
         try:
             self.store.set_gateway_callid(call.id, callid)
             self.store.record_event(call.id, "gateway", "outbound_answered", {"callid": callid})

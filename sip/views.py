@@ -14,14 +14,8 @@ from flask.typing import ResponseReturnValue
 from calls.records import call_json, iso
 from config import Settings
 from sip.errors import GatewayError
-from sip.service import (
-    GuardRefused,
-    NoPhoneLeg,
-    Refusal,
-    SipService,
-    dtmf_digits,
-    transfer_target,
-)
+from sip.inputs import dtmf_digits, transfer_target
+from sip.service import GuardRefused, NoPhoneLeg, Refusal, SipService
 from store import CallRecord
 from web.auth import bearer_token_matches, header_matches, require_admin
 from web.errors import ApiError, BadRequest, NotFound, Unauthorized, json_object

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sip.service import dtmf_digits, transfer_target
+from sip.inputs import dtmf_digits, transfer_target
 
 
 @pytest.mark.parametrize("digits", ["", "12a", "1 2", "+1", "١٢", "12\n", None, 12])
