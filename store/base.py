@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from calls.plan import WORK_LEASE_S
 from store.engine import DEFAULT_STORE_TIMEOUT_S, WriteGateTimeout, make_engine, write_gate
 from store.schema import calls
-from store.statements import Statements, statements
+from store.statements import Prepared, Statements, statements
 
 #: The operator's event types (calls/outbox.py), by the short name the store writes them under.
 EVENT_TYPES = {"started": "call.started", "ended": "call.ended",
@@ -146,7 +146,7 @@ class StoreBase:
 
     def _event(self, conn: Connection, call_id: str, at: float, source: str, kind: str,
                detail: dict[str, Any] | None) -> None:
-        conn.execute(self._sql.insert_event, {
+        run(conn, self._sql.insert_event, {
             "call_id": call_id, "at": at, "source": source, "kind": kind,
             "detail": json.dumps(detail, separators=(",", ":")) if detail else None})
 
@@ -155,10 +155,26 @@ class StoreBase:
         """Queue an operator event in the current transaction. Its id is made from the call
         and the kind (or given), so the same change recorded twice is still one event."""
         if self.emit_events:
-            conn.execute(self._sql.insert_outbox, {
+            run(conn, self._sql.insert_outbox, {
                 "id": event_id or f"evt_{call_id}_{kind}", "type": EVENT_TYPES[kind],
                 "call_id": call_id, "payload": payload, "created_at": now, "attempts": 0,
                 "next_attempt_at": now})
+
+
+def run(conn: Connection, prepared: Prepared, params: Mapping[str, Any] | None = None) -> Any:
+    """Execute one of the path's statements (store/statements.py) in ``conn``'s transaction, on
+    its driver connection; returns the driver's cursor (rows are plain tuples, in the
+    statement's column order). A driver error is raised as SQLAlchemy's own, as
+    ``conn.execute`` would (``OperationalError`` for a locked or lost database, and so on).
+    A lost PostgreSQL connection is not marked invalid here: the pool's pre-ping finds it at
+    the next checkout."""
+    values = {**prepared.values, **params} if params else prepared.values
+    dbapi = conn.dialect.loaded_dbapi
+    try:
+        return conn.connection.driver_connection.execute(prepared.sql, values)  # type: ignore[union-attr]
+    except dbapi.Error as exc:
+        raise sa.exc.DBAPIError.instance(prepared.sql, values, exc, dbapi.Error,
+                                         hide_parameters=True, dialect=conn.dialect) from exc
 
 
 #: How many values one ``IN (...)`` lists (a long list of keys or numbers goes in chunks).

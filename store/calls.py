@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from calls import costs, guards, lifecycle
 from calls.lifecycle import CallerEvent, Decision, LiveCall, Participant
 from calls.plan import Plan, plan
-from store.base import CallRecord, StoreBase, record
+from store.base import CallRecord, StoreBase, record, run
 from store.schema import calls
 
 #: An arbitrary constant naming the lock new calls are admitted under (PostgreSQL).
@@ -81,11 +81,11 @@ class CallerEvents(StoreBase):
         notice = Notice(event.notice_id, product_id, event_type, now)
         sql = self._sql
         with self._write() as conn:
-            if conn.execute(sql.notice_seen, {"product_id": product_id,
-                                              "notice_id": event.notice_id}).first() is not None:
+            if run(conn, sql.notice_seen, {"product_id": product_id,
+                                           "notice_id": event.notice_id}).fetchone() is not None:
                 return Applied(Decision(outcome="duplicate_notice", applied=False))
             participant = self._participant(conn, event, now)
-            live_row = conn.execute(sql.live_call, {"channel": event.channel}).first()
+            live_row = run(conn, sql.live_call, {"channel": event.channel}).fetchone()
             live = LiveCall(*live_row) if live_row else None
             decision = lifecycle.decide(event, participant, live, now=now, grace_s=grace_s)
             usage = new_call_id = None
@@ -105,8 +105,8 @@ class CallerEvents(StoreBase):
             if start is None:
                 self._remember(conn, notice)
             elif tools_token_hash is not None:
-                conn.execute(sql.insert_call_token, {"token_hash": tools_token_hash,
-                                                     "call_id": start.id, "created_at": now})
+                run(conn, sql.insert_call_token, {"token_hash": tools_token_hash,
+                                                  "call_id": start.id, "created_at": now})
         # An agent to start: its notice is written with the start's outcome, after the join
         # (until then a copy of this event is a duplicate by its clientSeq).
         return Applied(decision, call_id=planned.call_id, start=start, stop=planned.stop,
@@ -117,17 +117,19 @@ class CallerEvents(StoreBase):
         """The caller's row. PostgreSQL: creating or touching it locks it until commit, so every
         event of this channel's caller is decided one at a time. SQLite: a plain read, as BEGIN
         IMMEDIATE already holds the database's write lock."""
-        seen = conn.execute(self._sql.read_participant, {
-            "channel": event.channel, "uid": event.uid, "now": now}).first()
-        if seen is None or seen.last_seq is None:
+        seen = run(conn, self._sql.read_participant, {
+            "channel": event.channel, "uid": event.uid, "now": now}).fetchone()
+        if seen is None:
             return None
-        return Participant(last_seq=seen.last_seq, present=bool(seen.present),
-                           updated_at=seen.updated_at)
+        last_seq, present, updated_at = seen
+        if last_seq is None:
+            return None
+        return Participant(last_seq=last_seq, present=bool(present), updated_at=updated_at)
 
     def _free_id(self, conn: Connection, new_id: Callable[[], str]) -> str:
         """new_id's first id that no call has (new_id may derive it from the event)."""
         call_id = new_id()
-        while conn.execute(self._sql.call_exists, {"call_id": call_id}).first():
+        while run(conn, self._sql.call_exists, {"call_id": call_id}).fetchone():
             call_id = new_id()
         return call_id
 
@@ -137,29 +139,29 @@ class CallerEvents(StoreBase):
         sql = self._sql
         if planned.participant is not None:
             seq, present = planned.participant
-            conn.execute(sql.save_participant, {
+            run(conn, sql.save_participant, {
                 "channel": event.channel, "uid": event.uid, "last_seq": seq,
                 "present": present, "updated_at": now})
         live = planned.live
         if live is not None and live.caller_seen:
-            conn.execute(sql.caller_seen, {"call_id": live.call_id, "now": now})
+            run(conn, sql.caller_seen, {"call_id": live.call_id, "now": now})
         if live is not None and live.change is not None:
             change = live.change
             params = {"call_id": live.call_id, "state": change.state,
                       "grace_until": change.grace_until, "now": now}
             if change.state in (lifecycle.STOPPING, lifecycle.ENDED):
-                conn.execute(sql.end_call, {**params, "end_reason": change.end_reason,
-                                            "retry_at": live.retry_at})
+                run(conn, sql.end_call, {**params, "end_reason": change.end_reason,
+                                         "retry_at": live.retry_at})
             else:
-                conn.execute(sql.update_state, params)
+                run(conn, sql.update_state, params)
         start = None
         if planned.start_live_call and live is not None:
-            row = conn.execute(sql.call_by_id, {"call_id": live.call_id}).first()
+            row = run(conn, sql.call_by_id, {"call_id": live.call_id}).fetchone()
             assert row is not None  # read under the same lock a moment ago
-            start = record(row._mapping)
+            start = CallRecord._make(row)
         if planned.new_call is not None:
             values = dataclasses.asdict(planned.new_call)
-            conn.execute(sql.insert_call, values)
+            run(conn, sql.insert_call, values)
             if planned.start_new_call:
                 start = record(values)
         for entry in planned.timeline:
@@ -170,7 +172,7 @@ class CallerEvents(StoreBase):
 
     def _remember(self, conn: Connection, notice: Notice) -> None:
         """Record a caller's notice (a copy may have beaten it: then nothing changes)."""
-        conn.execute(self._sql.remember_notice, notice.values())
+        run(conn, self._sql.remember_notice, notice.values())
 
     def _usage(self, conn: Connection, now: float,
                limits: guards.Limits | None = None) -> guards.Usage:
@@ -178,18 +180,20 @@ class CallerEvents(StoreBase):
         day's agent time reads every call of the day)."""
         open_calls = seconds = 0
         if limits is None or limits.max_concurrent_calls:
-            open_calls = conn.execute(self._sql.count_open).scalar_one()
+            open_calls = run(conn, self._sql.count_open).fetchone()[0]
         if limits is None or limits.daily_agent_minutes:
             day = guards.utc_day_start(now)
-            seconds = conn.execute(self._sql.agent_seconds, {
-                "now": now, "day": day, "made_after": day - _AGENT_LIFETIME_S}).scalar_one()
+            seconds = run(conn, self._sql.agent_seconds, {
+                "now": now, "day": day, "made_after": day - _AGENT_LIFETIME_S}).fetchone()[0]
         spent = 0.0
         if limits is not None and limits.daily_budget:
             day = guards.utc_day_start(now)
-            rows = conn.execute(self._sql.agent_seconds_priced, {
-                "now": now, "day": day, "made_after": day - _AGENT_LIFETIME_S}).all()
-            spent = costs.spend(((r.persona, r.direction == "outbound" or not r.no_gateway,
-                                  float(r.seconds or 0)) for r in rows), limits.rates)
+            rows = run(conn, self._sql.agent_seconds_priced, {
+                "now": now, "day": day, "made_after": day - _AGENT_LIFETIME_S}).fetchall()
+            spent = costs.spend(((persona, direction == "outbound" or not no_gateway,
+                                  float(seconds or 0))
+                                 for persona, direction, no_gateway, seconds in rows),
+                                limits.rates)
         return guards.Usage(open_calls=int(open_calls), agent_seconds_today=float(seconds or 0),
                             spent_today=spent)
 
@@ -206,13 +210,13 @@ class CallerEvents(StoreBase):
         caller must then stop the agent)."""
         now = self.clock()
         with self._write() as conn:
-            started = conn.execute(self._sql.agent_started, {
-                "call_id": call_id, "agent_id": agent_id, "now": now}).first()
+            started = run(conn, self._sql.agent_started, {
+                "call_id": call_id, "agent_id": agent_id, "now": now}).fetchone()
             if started is not None:
                 outcome, kind = "active", "agent_started"
                 self._emit(conn, "started", call_id, now)
             else:
-                conn.execute(self._sql.agent_started_late, {
+                run(conn, self._sql.agent_started_late, {
                     "call_id": call_id, "agent_id": agent_id, "now": now,
                     "retry_at": now + self.work_lease_s})
                 outcome, kind = "stop", "agent_started_after_leave"
@@ -247,7 +251,7 @@ class CallerEvents(StoreBase):
     def agent_stopped(self, call_id: str, *, already_gone: bool = False) -> None:
         now = self.clock()
         with self._write() as conn:
-            conn.execute(self._sql.agent_stopped, {"call_id": call_id, "now": now})
+            run(conn, self._sql.agent_stopped, {"call_id": call_id, "now": now})
             self._emit(conn, "ended", call_id, now)
             self._event(conn, call_id, now, "service", "agent_stopped",
                         {"already_gone": already_gone})
@@ -266,9 +270,9 @@ class CallerEvents(StoreBase):
         left (its idle timeout, an error, or our own stop), an open call of that agent ends."""
         now = self.clock()
         with self._write() as conn:
-            if conn.execute(self._sql.insert_notice, {
+            if run(conn, self._sql.insert_notice, {
                     "notice_id": notice_id, "product_id": 17, "event_type": event_type,
-                    "received_at": now}).first() is None:
+                    "received_at": now}).fetchone() is None:
                 return "duplicate_notice"
             if call_id:
                 where = calls.c.id == call_id

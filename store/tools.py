@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from calls import lifecycle
-from store.base import CALL_COLUMNS, CallRecord, StoreBase
+from store.base import CALL_COLUMNS, CallRecord, StoreBase, run
 from store.schema import call_tokens, calls, tarot_draws, tool_calls
 from store.statements import dialect_insert
 
@@ -46,7 +46,7 @@ class ToolRecords(StoreBase):
 
     def add_call_token(self, call_id: str, token_hash: str) -> None:
         with self._write() as conn:
-            conn.execute(self._sql.insert_call_token, {
+            run(conn, self._sql.insert_call_token, {
                 "token_hash": token_hash, "call_id": call_id, "created_at": self.clock()})
 
     def call_for_token(self, token_hash: str) -> CallRecord | None:
