@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from settings.common import ROOT
 
 DEFAULT_DATABASE_URL = f"sqlite:///{ROOT / 'instance' / 'phone_agent.db'}"
+#: The URL schemes the store runs on: its call path talks to the driver connection itself
+#: (store/statements.py), which it knows for Python's sqlite3 and psycopg 3.
+DATABASE_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,10 @@ class StoreSettings:
         if "://" not in self.database_url:
             found.append("DATABASE_URL must be a database URL such as sqlite:///path or "
                          "postgresql://user@host/db")
+        elif self.database_url.split("://", 1)[0] not in DATABASE_SCHEMES:
+            found.append("DATABASE_URL must be a SQLite (sqlite:///path) or PostgreSQL "
+                         "(postgresql://user@host/db, through psycopg 3) URL, not "
+                         f"{self.database_url.split('://', 1)[0]}://")
         if not 1 <= self.store_timeout_s <= 8:
             found.append("STORE_TIMEOUT_S must be between 1 and 8 (NCS waits 10 s for an answer)")
         if self.notice_retention_hours < 1:

@@ -168,6 +168,9 @@ def run(conn: Connection, prepared: Prepared, params: Mapping[str, Any] | None =
     ``conn.execute`` would (``OperationalError`` for a locked or lost database, and so on).
     A lost PostgreSQL connection is not marked invalid here: the pool's pre-ping finds it at
     the next checkout."""
+    missing = prepared.required - params.keys() if params else prepared.required
+    if missing:  # as SQLAlchemy would: a forgotten value is a bug, not a NULL
+        raise sa.exc.ArgumentError(f"a value is required for {', '.join(sorted(missing))}")
     values = {**prepared.values, **params} if params else prepared.values
     dbapi = conn.dialect.loaded_dbapi
     try:

@@ -62,6 +62,10 @@ def make_engine(url: str, *, timeout_s: float = DEFAULT_STORE_TIMEOUT_S) -> Engi
     bounded connect): the driver then raises an OperationalError, which the store turns into
     StoreUnavailable, so a webhook answers 503 inside NCS's 10 s instead of hanging."""
     timeout_ms = max(1, round(timeout_s * 1000))
+    if url.startswith("postgresql://"):
+        # psycopg 3 whatever SQLAlchemy's default driver (2.0 defaults to psycopg2): the call
+        # path runs on the driver connection itself (store/statements.py).
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
     if url.startswith("sqlite"):
         # Last in, first out: the connection just returned is the one whose page cache is
         # warm. A queue would rotate through the pool, and each connection would first re-read

@@ -36,10 +36,11 @@ def dialect_insert(dialect: str, table: sa.Table) -> Any:
 
 class Prepared(NamedTuple):
     """A statement compiled for one dialect: its SQL, and every parameter it takes with the value
-    compiled into it (None for the ones each execution gives)."""
+    compiled into it (None for the ones each execution gives, which ``required`` names)."""
 
     sql: str
     values: dict[str, Any]
+    required: frozenset[str]
 
 
 #: The dialects the path's statements compile for, with the parameter style whose parameters
@@ -53,7 +54,7 @@ def prepare(statement: Any, dialect: str) -> Prepared:
     compiled = statement.compile(dialect=_COMPILE_DIALECTS[dialect])
     given = {bind.key: None for bind in compiled.binds.values() if bind.required}
     expanded = compiled.construct_expanded_state(given)
-    return Prepared(expanded.statement, dict(expanded.parameters))
+    return Prepared(expanded.statement, dict(expanded.parameters), frozenset(given))
 
 
 class Statements:

@@ -61,6 +61,10 @@ def assert_no_secret(page: Page, stack: Stack) -> None:
 def sign_in(page: Page, token: str = ADMIN_TOKEN) -> None:
     page.get_by_label("Admin token").fill(token)
     page.get_by_role("button", name="Sign in").click()
+    # The page the form leads to, scripts included: its buttons are in the document before their
+    # (deferred) script has run, and a click on one then does nothing (a fresh-clone run saw the
+    # sandbox panel's "Place a test call" clicked before sandbox.js had loaded).
+    page.wait_for_load_state("load")
 
 
 def test_a_wrong_token_keeps_the_dashboard_closed(page: Page, stack: Stack,

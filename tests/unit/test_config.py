@@ -95,6 +95,8 @@ def test_heroku_postgres_urls_are_rewritten():
     ({"RATE_LIMIT_WINDOW_S": "0"}, "RATE_LIMIT_WINDOW_S"),
     ({"ENABLE_RTM": "maybe"}, "ENABLE_RTM must be true/false"),
     ({"DATABASE_URL": "instance/db.sqlite"}, "DATABASE_URL"),
+    ({"DATABASE_URL": "mysql://u@h/db"}, "DATABASE_URL must be a SQLite .* not mysql://"),
+    ({"DATABASE_URL": "postgresql+psycopg2://u@h/db"}, "through psycopg 3"),
 ])
 def test_bad_values_are_reported_by_name(env, problem):
     with pytest.raises(ConfigError, match=problem):

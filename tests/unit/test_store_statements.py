@@ -12,6 +12,7 @@ from calls import lifecycle
 from calls.plan import NewCall
 from store import Store
 from store.base import run
+from store.engine import make_engine
 from store.statements import Prepared, statements
 
 
@@ -60,3 +61,17 @@ def test_driver_errors_are_sqlalchemy_errors_without_the_values(store: Store) ->
         run(conn, store._sql.insert_call, _new_call("call-1", store.clock()))
     assert "+15550100" not in str(raised.value)
     assert store.get_call("call-1") is None  # the transaction was rolled back
+
+
+def test_a_forgotten_value_is_an_error_not_a_null(store: Store) -> None:
+    with pytest.raises(sa.exc.ArgumentError, match="grace_until"), store._write() as conn:
+        run(conn, store._sql.insert_call, _new_call("call-1", store.clock()))
+        run(conn, store._sql.update_state, {"call_id": "call-1", "state": lifecycle.ENDED,
+                                            "now": store.clock()})
+    assert store.get_call("call-1") is None
+
+
+def test_a_postgresql_url_is_driven_by_psycopg_3() -> None:
+    """Whatever SQLAlchemy's default driver for postgresql:// (psycopg2 before 2.1)."""
+    engine = make_engine("postgresql://user@127.0.0.1:1/db")
+    assert (engine.url.drivername, engine.dialect.driver) == ("postgresql+psycopg", "psycopg")
