@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -39,13 +41,22 @@ def read_analysis(reader: Problems, data: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(schema, Mapping) or schema.get("type") != "object":
         reader.problem("analysis.schema", 'must be a JSON Schema with type = "object"')
         schema = _empty()
-    else:
-        try:
-            Draft202012Validator.check_schema(dict(schema))
-        except SchemaError as exc:
-            reader.problem("analysis.schema", f"is not a valid JSON Schema: {exc.message}")
-            schema = _empty()
+    elif (error := _schema_error(json.dumps(schema, sort_keys=True, default=str))) is not None:
+        reader.problem("analysis.schema", f"is not a valid JSON Schema: {error}")
+        schema = _empty()
     return {"analysis": AnalysisSpec(texts["summary"], texts["success"], dict(schema))}
+
+
+@lru_cache(maxsize=64)
+def _schema_error(schema: str) -> str | None:
+    """Why the JSON Schema ``schema`` (JSON text) is not one, or None. Kept: checking a schema
+    against the metaschema takes about a millisecond, and every process loads every persona
+    (each test app, each command), most with the same default schema."""
+    try:
+        Draft202012Validator.check_schema(json.loads(schema))
+    except SchemaError as exc:
+        return exc.message
+    return None
 
 
 def _empty() -> dict[str, Any]:

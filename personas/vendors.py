@@ -64,11 +64,19 @@ def schema_problems(persona: Persona, field_of: Callable[[list[Any]], str]) -> l
         tuple[str, str]]:
     """Each schema error for ``persona`` as (persona file field, message), without repeats."""
     out: dict[tuple[str, str], None] = {}
-    for error in join_validator().iter_errors(check_body(persona)):
+    for error in _join_errors(json.dumps(check_body(persona), sort_keys=True)):
         path = list(error.absolute_path)[1:]  # drop the leading "properties"
         for field, message in _describe(error, path, persona, field_of):
             out[(field, message)] = None
     return list(out)
+
+
+@lru_cache(maxsize=256)
+def _join_errors(body: str) -> tuple[ValidationError, ...]:
+    """The join schema's errors for ``body`` (JSON text). Kept: the schema's vendor branches
+    make a validation take milliseconds, and every process loads every persona (each test
+    app, each command), so the same bodies come back."""
+    return tuple(join_validator().iter_errors(json.loads(body)))
 
 
 def _describe(error: ValidationError, path: list[Any], persona: Persona,
