@@ -21,9 +21,10 @@ run: install
 call: install
 	$(VENV)/bin/flask --app app simulate call
 
-# Two pytest-xdist workers, a test file each at a time (a file's module-scoped servers stay in one
-# worker); each worker has PostgreSQL databases of its own (tests/conftest.py).
-PYTEST_PARALLEL ?= -n 2 --dist loadfile
+# Four pytest-xdist workers, a test file each at a time (a file's module-scoped servers stay in one
+# worker); each worker has PostgreSQL databases of its own (tests/conftest.py). Four on two cores:
+# much of the suite waits on servers it started, and two workers left the cores half idle.
+PYTEST_PARALLEL ?= -n 4 --dist loadfile
 
 test: install
 	$(VENV)/bin/ruff check .
