@@ -41,19 +41,32 @@ def read_analysis(reader: Problems, data: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(schema, Mapping) or schema.get("type") != "object":
         reader.problem("analysis.schema", 'must be a JSON Schema with type = "object"')
         schema = _empty()
-    elif (error := _schema_error(json.dumps(schema, sort_keys=True, default=str))) is not None:
+    elif (error := _schema_error(schema)) is not None:
         reader.problem("analysis.schema", f"is not a valid JSON Schema: {error}")
         schema = _empty()
     return {"analysis": AnalysisSpec(texts["summary"], texts["success"], dict(schema))}
 
 
-@lru_cache(maxsize=64)
-def _schema_error(schema: str) -> str | None:
-    """Why the JSON Schema ``schema`` (JSON text) is not one, or None. Kept: checking a schema
-    against the metaschema takes about a millisecond, and every process loads every persona
-    (each test app, each command), most with the same default schema."""
+def _schema_error(schema: Mapping[str, Any]) -> str | None:
+    """Why ``schema`` is not a JSON Schema, or None. A schema that is JSON is judged once per
+    process (checking one against the metaschema takes about a millisecond, and every process
+    loads every persona: each test app, each command); one holding a TOML date or time is not
+    JSON, and is judged as it is."""
     try:
-        Draft202012Validator.check_schema(json.loads(schema))
+        text = json.dumps(schema, sort_keys=True)
+    except (TypeError, ValueError):
+        return _metaschema_error(dict(schema))
+    return _json_schema_error(text)
+
+
+@lru_cache(maxsize=64)
+def _json_schema_error(schema: str) -> str | None:
+    return _metaschema_error(json.loads(schema))
+
+
+def _metaschema_error(schema: dict[str, Any]) -> str | None:
+    try:
+        Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         return exc.message
     return None

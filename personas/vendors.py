@@ -64,18 +64,28 @@ def schema_problems(persona: Persona, field_of: Callable[[list[Any]], str]) -> l
         tuple[str, str]]:
     """Each schema error for ``persona`` as (persona file field, message), without repeats."""
     out: dict[tuple[str, str], None] = {}
-    for error in _join_errors(json.dumps(check_body(persona), sort_keys=True)):
+    for error in _join_errors(check_body(persona)):
         path = list(error.absolute_path)[1:]  # drop the leading "properties"
         for field, message in _describe(error, path, persona, field_of):
             out[(field, message)] = None
     return list(out)
 
 
+def _join_errors(body: dict[str, Any]) -> tuple[ValidationError, ...]:
+    """The join schema's errors for ``body``. A body that is JSON is judged once per process
+    (the schema's vendor branches make a validation take milliseconds, and every process loads
+    every persona: each test app, each command); one holding a TOML date or time is not JSON,
+    and is judged as it is. Bodies carry the minute's date and time as stand-ins, so the
+    ones kept are those of start-up and of tests."""
+    try:
+        text = json.dumps(body, sort_keys=True)
+    except (TypeError, ValueError):
+        return tuple(join_validator().iter_errors(body))
+    return _json_join_errors(text)
+
+
 @lru_cache(maxsize=256)
-def _join_errors(body: str) -> tuple[ValidationError, ...]:
-    """The join schema's errors for ``body`` (JSON text). Kept: the schema's vendor branches
-    make a validation take milliseconds, and every process loads every persona (each test
-    app, each command), so the same bodies come back."""
+def _json_join_errors(body: str) -> tuple[ValidationError, ...]:
     return tuple(join_validator().iter_errors(json.loads(body)))
 
 

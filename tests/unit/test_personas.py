@@ -260,6 +260,11 @@ def test_settings_that_personas_now_own_are_gone_and_ignored():
     (ELEVENLABS, ARES, 'labels = { persona = "x" }\n', "labels.persona", "set by the service"),
     (ELEVENLABS + "\nspeed = 3.0", ARES, "", "tts.speed", "unknown field"),
     (ELEVENLABS.replace("}", ", speed = 3.0 }"), ARES, "", "tts.params.speed", "at most 1.2"),
+    # TOML dates and times are not JSON: checked as they are, never a crash.
+    (ELEVENLABS.replace("}", ", stability = 1979-05-27 }"), ARES, "", "tts.params.stability",
+     "must be a number"),
+    (ELEVENLABS, ARES, 'analysis = { schema = { type = "object", description = 07:32:00 } }\n',
+     "analysis.schema", "is not a valid JSON Schema"),
 ])
 def test_a_broken_persona_is_reported_by_file_and_field(tmp_path, tts, asr, extra, field, words):
     path = persona_file(tmp_path, tts=tts, asr=asr, extra=extra)
