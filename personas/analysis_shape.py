@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -13,6 +11,7 @@ from jsonschema.exceptions import SchemaError
 
 from personas.model import AnalysisSpec
 from personas.reader import Problems
+from personas.verdicts import kept_by_json
 
 ANALYSIS_FIELDS = ("summary", "success", "schema")
 DEFAULT_SUMMARY = "Two sentences: why the caller called, and what happens next."
@@ -47,26 +46,11 @@ def read_analysis(reader: Problems, data: Mapping[str, Any]) -> dict[str, Any]:
     return {"analysis": AnalysisSpec(texts["summary"], texts["success"], dict(schema))}
 
 
+@kept_by_json(maxsize=64)
 def _schema_error(schema: Mapping[str, Any]) -> str | None:
-    """Why ``schema`` is not a JSON Schema, or None. A schema that is JSON is judged once per
-    process (checking one against the metaschema takes about a millisecond, and every process
-    loads every persona: each test app, each command); one holding a TOML date or time is not
-    JSON, and is judged as it is."""
+    """Why ``schema`` is not a JSON Schema, or None."""
     try:
-        text = json.dumps(schema, sort_keys=True)
-    except (TypeError, ValueError):
-        return _metaschema_error(dict(schema))
-    return _json_schema_error(text)
-
-
-@lru_cache(maxsize=64)
-def _json_schema_error(schema: str) -> str | None:
-    return _metaschema_error(json.loads(schema))
-
-
-def _metaschema_error(schema: dict[str, Any]) -> str | None:
-    try:
-        Draft202012Validator.check_schema(schema)
+        Draft202012Validator.check_schema(dict(schema))
     except SchemaError as exc:
         return exc.message
     return None

@@ -25,6 +25,7 @@ from convoai.payload import (
     template_variables,
 )
 from personas.model import Persona
+from personas.verdicts import kept_by_json
 
 #: llm.vendor values ConvoAI documents (reference section 3.5); the schema leaves it open.
 LLM_VENDORS = ("openai", "azure", "xai", "custom")
@@ -71,22 +72,11 @@ def schema_problems(persona: Persona, field_of: Callable[[list[Any]], str]) -> l
     return list(out)
 
 
+@kept_by_json(maxsize=256)
 def _join_errors(body: dict[str, Any]) -> tuple[ValidationError, ...]:
-    """The join schema's errors for ``body``. A body that is JSON is judged once per process
-    (the schema's vendor branches make a validation take milliseconds, and every process loads
-    every persona: each test app, each command); one holding a TOML date or time is not JSON,
-    and is judged as it is. Bodies carry the minute's date and time as stand-ins, so the
-    ones kept are those of start-up and of tests."""
-    try:
-        text = json.dumps(body, sort_keys=True)
-    except (TypeError, ValueError):
-        return tuple(join_validator().iter_errors(body))
-    return _json_join_errors(text)
-
-
-@lru_cache(maxsize=256)
-def _json_join_errors(body: str) -> tuple[ValidationError, ...]:
-    return tuple(join_validator().iter_errors(json.loads(body)))
+    """The join schema's errors for ``body``. Bodies carry the minute's date and time as
+    stand-ins, so the verdicts kept are those of start-up and of tests."""
+    return tuple(join_validator().iter_errors(body))
 
 
 def _describe(error: ValidationError, path: list[Any], persona: Persona,

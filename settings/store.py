@@ -29,10 +29,9 @@ class StoreSettings:
         if "://" not in self.database_url:
             found.append("DATABASE_URL must be a database URL such as sqlite:///path or "
                          "postgresql://user@host/db")
-        elif self.database_url.split("://", 1)[0] not in DATABASE_SCHEMES:
+        elif (scheme := self.database_url.split("://", 1)[0]) not in DATABASE_SCHEMES:
             found.append("DATABASE_URL must be a SQLite (sqlite:///path) or PostgreSQL "
-                         "(postgresql://user@host/db, through psycopg 3) URL, not "
-                         f"{self.database_url.split('://', 1)[0]}://")
+                         f"(postgresql://user@host/db, through psycopg 3) URL, not {scheme}://")
         if not 1 <= self.store_timeout_s <= 8:
             found.append("STORE_TIMEOUT_S must be between 1 and 8 (NCS waits 10 s for an answer)")
         if self.notice_retention_hours < 1:
