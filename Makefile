@@ -29,9 +29,10 @@ call: install
 	$(VENV)/bin/flask --app app simulate call
 
 # Four pytest-xdist workers, a test file each at a time (a file's module-scoped servers stay in one
-# worker); each worker has PostgreSQL databases of its own (tests/conftest.py). Four on two cores:
-# much of the suite waits on servers it started, and two workers left the cores half idle.
-PYTEST_PARALLEL ?= -n 4 --dist loadfile
+# worker), taken in the order tests/conftest.py gives (slowest files first); each worker has
+# PostgreSQL databases of its own. Four on two cores: much of the suite waits on servers it
+# started, and two workers left the cores half idle.
+PYTEST_PARALLEL ?= -n 4 --dist loadfile --no-loadscope-reorder
 
 # The suite starts some 200 Python processes (servers, workers, commands); where the environment
 # says not to write bytecode (PYTHONDONTWRITEBYTECODE, as on this project's CI image) each one

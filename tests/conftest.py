@@ -93,20 +93,30 @@ def pytest_testnodedown(node: object, error: object) -> None:
     _OUTBOUND_TRIED.extend(getattr(node, "workeroutput", {}).get("outbound_tried", []))
 
 
-#: The suite's folders in the order their files go to the xdist workers (`--dist loadfile`
-#: hands out files in collection order): the slow ones (servers, a browser) first, the many
-#: short unit files last, so the run does not end with one worker on a long file while the
-#: other has nothing left to take.
+#: The files that take longest (tens of seconds each on a 2-core machine, mostly waiting on the
+#: servers they start), slowest first, and then the suite's folders in order: the xdist workers
+#: take files in this order (`--dist loadfile --no-loadscope-reorder` in the Makefile), so the
+#: long files start at once and the many short unit files fill in at the end, and the run does
+#: not end with one worker on a long file while the others have nothing left to take. A name
+#: that goes stale only moves a file back to its folder's turn.
+SLOWEST_FILES = ("integration/test_faults.py", "fuzz/test_routes_fuzz.py",
+                 "integration/test_mcp_tools.py", "integration/test_operations.py",
+                 "integration/test_outbound.py", "integration/test_simulator.py",
+                 "integration/test_bookings.py", "integration/test_sip.py",
+                 "integration/test_call_lifecycle.py", "e2e/test_dashboard.py")
 FOLDER_ORDER = ("integration", "e2e", "fuzz", "unit")
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    def folder_rank(item: pytest.Item) -> int:
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        name = f"{item.path.parent.name}/{item.path.name}"
+        if name in SLOWEST_FILES:
+            return (0, SLOWEST_FILES.index(name))
         folder = item.path.parent.name
-        return FOLDER_ORDER.index(folder) if folder in FOLDER_ORDER else len(FOLDER_ORDER)
+        return (1, FOLDER_ORDER.index(folder) if folder in FOLDER_ORDER else len(FOLDER_ORDER))
 
-    items.sort(key=folder_rank)  # stable: each file keeps its own order
+    items.sort(key=rank)  # stable: each file keeps its own order
 
 
 _worker_database: list[str] = []
@@ -160,7 +170,7 @@ def _schema_at_head(conn: sa.Connection) -> bool:
     if "alembic_version" not in names or not {t.name for t in metadata.sorted_tables} <= names:
         return False
     versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
-    return versions == [migrate.head_revision()]
+    return versions == [migrate.HEAD_REVISION]
 
 
 #: calls.migrate.upgrade itself (sqlite_schema_template stands in front of it).

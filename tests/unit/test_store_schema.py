@@ -37,6 +37,26 @@ def test_migrations_build_exactly_the_declared_schema(database_url: str) -> None
     engine.dispose()
 
 
+def test_the_head_revision_is_alembics() -> None:
+    """Start-up trusts HEAD_REVISION to say whether a database needs migrating; a migration
+    added without moving it would leave every existing database behind, unmigrated."""
+    assert migrate.HEAD_REVISION == migrate.head_revision()
+
+
+def test_the_recorded_revision_is_read_as_alembic_reads_it(database_url: str) -> None:
+    engine = sa.create_engine(database_url)
+    with engine.connect() as conn:
+        assert migrate.current_revision(conn) is None
+    migrate.upgrade(engine, "0005")
+    with engine.connect() as conn:
+        assert migrate.current_revision(conn) == "0005" == \
+            MigrationContext.configure(conn).get_current_revision()
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        assert migrate.current_revision(conn) == migrate.HEAD_REVISION
+    engine.dispose()
+
+
 def test_every_migration_can_be_undone(database_url: str) -> None:
     engine = sa.create_engine(database_url)
     migrate.upgrade(engine)
