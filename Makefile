@@ -7,15 +7,17 @@ PYTHON ?= python3
 
 .PHONY: install run call test lint fuzz bench clean
 
-# uv installs the requirements in seconds where pip takes about 25 s on a 2-core machine; the
-# same files, resolved from PyPI. Where uv cannot reach PyPI (an index configured only for pip,
-# say), pip installs them instead.
-install_requirements = $(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) -r $(1) \
-	|| $(PY) -m pip install --quiet --disable-pip-version-check -r $(1)
+# uv installs the requirements in seconds where pip takes about 25 s on a 2-core machine. It
+# reads its own index settings (UV_DEFAULT_INDEX, UV_INDEX_URL; PyPI by default), not pip's:
+# with a package index configured for pip only, `make install UV=` installs with pip alone.
+# Where uv cannot be installed or cannot install the files, pip installs them instead.
+UV ?= $(VENV)/bin/uv
+install_requirements = { [ -n "$(UV)" ] && $(UV) pip install --quiet --compile-bytecode \
+	--python $(PY) -r $(1); } || $(PY) -m pip install --quiet --disable-pip-version-check -r $(1)
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check "uv>=0.9,<1"
+	[ -z "$(UV)" ] || $(PY) -m pip install --quiet --disable-pip-version-check "uv>=0.9,<1" || true
 	$(call install_requirements,requirements-dev.txt)
 	touch $@
 

@@ -45,9 +45,10 @@ logconfig_dict = {
 METRICS_DIR_PREFIX = "phone-agent-metrics-"
 #: Libraries the app imports, imported once in the arbiter: every worker forked from it starts
 #: with them, and builds its app in about 0.2 s of CPU instead of 0.55 s (a start, a restart
-#: after a crash or after max_requests). The app's own modules stay out, so a reload (SIGHUP)
-#: starts workers on the code now on disk; a library upgrade needs a restart. None of these
-#: starts a thread or opens a connection when imported.
+#: after a crash or after max_requests). Of the app's own modules only those the configuration
+#: check and the log formatter need are loaded here (settings, personas); the rest load in each
+#: worker. A library upgrade, like a change to those modules, needs a restart rather than a
+#: reload (SIGHUP). None of these starts a thread or opens a connection when imported.
 LIBRARIES = ("flask", "flask_cors", "flask_wtf", "jsonschema", "prometheus_client", "requests",
              "sqlalchemy", "agoraiotools")
 

@@ -1,10 +1,10 @@
 """Schema migrations (Alembic), run under a lock so instances starting together do not race.
 
 Every worker and every command starts by asking whether the schema is current, and almost always
-it is: that question is one query against ``alembic_version``, compared with
-:data:`HEAD_REVISION`. Alembic itself is imported only when a migration runs (importing it costs
-about 100 ms of CPU, paid by each of a deployment's workers and commands, and by the ~200
-processes of the test suite).
+it is: that question is a look at ``alembic_version``, compared with :data:`HEAD_REVISION`.
+Alembic itself is imported only when a migration runs (importing it costs about 100 ms of CPU,
+paid by each of a deployment's workers and commands, and by the ~200 processes of the test
+suite).
 """
 
 from __future__ import annotations
@@ -29,9 +29,12 @@ logger = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 #: An arbitrary constant naming this service's migration lock in pg_advisory_lock.
 _PG_LOCK_KEY = 0x70686F6E65  # "phone"
-#: The newest revision in migrations/versions: a new migration moves it (a unit test,
-#: test_the_head_revision_is_alembics, compares it with what Alembic reads from the files).
-HEAD_REVISION = "0013"
+#: The newest revision in migrations/versions, read from the files' names: each migration's
+#: revision id is its file's four-digit prefix (0013_bookings_updated_at.py is "0013"), so a new
+#: one moves it. test_the_head_revision_is_alembics compares it with what Alembic reads from the
+#: files themselves (a migration named otherwise fails that test).
+HEAD_REVISION = max(path.name[:4]
+                    for path in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
