@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import os
 import shutil
 import socket
@@ -171,6 +172,20 @@ def _schema_at_head(conn: sa.Connection) -> bool:
         return False
     versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
     return versions == [migrate.HEAD_REVISION]
+
+
+#: The root logger's level before any app was built (collection builds some: the fuzz suite
+#: lists its routes from one).
+ROOT_LOG_LEVEL = logging.getLogger().level
+
+
+@pytest.fixture(scope="module", autouse=True)
+def root_log_level() -> None:
+    """Each test file starts with the root logger at its first level. create_app sets it from
+    LOG_LEVEL (observability/logs.configure), and an app built with LOG_LEVEL=ERROR (the fuzz
+    suite's) would otherwise silence the warnings a later file in the same worker captures;
+    which file comes later depends on how xdist hands them out."""
+    logging.getLogger().setLevel(ROOT_LOG_LEVEL)
 
 
 #: calls.migrate.upgrade itself (sqlite_schema_template stands in front of it).
