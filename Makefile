@@ -45,6 +45,13 @@ test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	bash scripts/ensure_chromium.sh
+	@# On a fresh clone every xdist worker would compile the project and rewrite every test
+	@# module (pytest's assertion rewriting) at the same moment, four times over. Two processes
+	@# do it once first, a half of the suite each, and the workers read what they wrote. Any
+	@# error is left for the real run to report.
+	@{ $(VENV)/bin/pytest --collect-only -q -p no:xdist tests/unit >/dev/null 2>&1 & \
+	  $(VENV)/bin/pytest --collect-only -q -p no:xdist tests/integration tests/e2e tests/fuzz \
+	    >/dev/null 2>&1; wait; } || true
 	RADICALE_PYTHON=$(PY) bash scripts/with_postgres.sh bash scripts/with_radicale.sh \
 		$(VENV)/bin/pytest $(PYTEST_PARALLEL) --durations=10
 
