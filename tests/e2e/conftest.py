@@ -51,8 +51,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield Stack(running.sandbox, running.service, running.env)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Chromium for one test file. Not for the session: Playwright's sync API keeps an event
+    loop running in the worker's main thread while it is open, and a later file in the same
+    xdist worker that calls asyncio.run (the MCP client's tests) would fail."""
     if not os.access(CHROMIUM, os.X_OK):
         message = f"{CHROMIUM} is missing: run scripts/ensure_chromium.sh (make test does)"
         if os.environ.get("CI"):
