@@ -174,6 +174,19 @@ def _schema_at_head(conn: sa.Connection) -> bool:
     return versions == [migrate.HEAD_REVISION]
 
 
+@pytest.fixture(autouse=True)
+def environment_restored() -> Iterator[None]:
+    """os.environ after each test as it was before: code under test may write to it directly
+    (gunicorn.conf.py's on_starting sets PROMETHEUS_MULTIPROC_DIR, load_dotenv copies a
+    developer's .env in), and every later test in the worker, and the processes it starts,
+    would inherit it; which test comes later depends on how xdist hands out the files."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 #: The root logger's level before any app was built (collection builds some: the fuzz suite
 #: lists its routes from one).
 ROOT_LOG_LEVEL = logging.getLogger().level

@@ -30,6 +30,7 @@ from convoai.errors import LimitExceeded, UpstreamError, UpstreamUnavailable
 from factory.app import create_app
 from ncs.events import delivery_labels
 from observability import metrics
+from personas.startup import settings_from_environment
 from sip.client import GatewayClient
 from sip.errors import GatewayUnavailable
 from sip.service import count_gateway_failure
@@ -408,9 +409,14 @@ def test_in_multiprocess_mode_a_scrape_sums_every_process_and_reads_open_calls_o
 
 
 @pytest.fixture
-def gunicorn_hooks(monkeypatch: pytest.MonkeyPatch) -> dict:
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)  # restored after the test
-    return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+def gunicorn_hooks(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
+    # Set, then removed: monkeypatch undoes both, so the variable on_starting sets in
+    # os.environ does not outlive the test (delenv alone records nothing when it is unset).
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "unset-after-the-test")
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    yield runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    # on_starting read the settings through the per-process cache.
+    settings_from_environment.cache_clear()
 
 
 def test_gunicorn_makes_a_fresh_metrics_directory_and_removes_it_at_exit(gunicorn_hooks):
