@@ -3,7 +3,6 @@ and what its failures say (tests/integration/test_caldav_diary.py runs it agains
 
 from __future__ import annotations
 
-import logging
 import socket
 from datetime import date, datetime, timedelta
 from types import SimpleNamespace
@@ -68,7 +67,6 @@ def test_the_url_shown_has_no_user_or_query() -> None:
 
 def test_a_server_that_is_not_there_is_calendar_unavailable(
         caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="bookings.caldav_diary")
     with socket.socket() as probe:  # a loopback port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

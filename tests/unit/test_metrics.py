@@ -410,10 +410,8 @@ def test_in_multiprocess_mode_a_scrape_sums_every_process_and_reads_open_calls_o
 
 @pytest.fixture
 def gunicorn_hooks(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
-    # Set, then removed: monkeypatch undoes both, so the variable on_starting sets in
-    # os.environ does not outlive the test (delenv alone records nothing when it is unset).
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "unset-after-the-test")
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    # What on_starting then sets is undone by tests/conftest.py's environment_restored.
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     yield runpy.run_path(str(ROOT / "gunicorn.conf.py"))
     # on_starting read the settings through the per-process cache.
     settings_from_environment.cache_clear()
