@@ -196,6 +196,9 @@ def render(args: argparse.Namespace, bursts: list[Burst], stack: Stack, load: tu
     missing = sum(b.outcome.normal_without_agent for b in service if b.outcome)
     failed = sum(b.failed for b in service)
     share = med_s / med_f if med_f else 0.0
+    # What the share mostly follows: the server CPU each POST costs (bench/README.md).
+    cpu_s = statistics.median(b.server_cpu_s * 1000 / b.plan.sends for b in service)
+    cpu_f = statistics.median(b.server_cpu_s * 1000 / b.plan.sends for b in floor)
     rate_met = med_s >= TARGET_EVENTS_PER_S and share >= TARGET_SHARE_OF_FLOOR
     safe = dups == 0 and orphans == 0 and reordered_started == 0 and failed == 0
     p = service[0].plan
@@ -256,6 +259,11 @@ def render(args: argparse.Namespace, bursts: list[Burst], stack: Stack, load: tu
         f"events/s under the same client). **Target (no duplicate agent, no orphan): "
         f"{verdict(safe)}** ({dups} duplicate agents, {orphans} orphans, {failed} non-200 "
         "answers).",
+        "",
+        f"Server CPU per POST (medians of rounds): service {cpu_s:.2f} ms, floor {cpu_f:.2f} ms "
+        f"({cpu_s / cpu_f if cpu_f else 0:.1f} x). Both servers take about as much of the "
+        "shared machine as they can get, so the share of the floor's rate tracks the inverse "
+        "of this ratio: see bench/README.md, \"The burst against the floor\".",
         "",
     ]
     examples = [e for b in service if b.outcome for e in b.outcome.examples]
