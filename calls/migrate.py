@@ -63,13 +63,6 @@ def _config(conn: Connection | None = None) -> Config:
     return config
 
 
-def head_revision() -> str | None:
-    """The latest revision in migrations/, as Alembic reads it from the files."""
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory.from_config(_config()).get_current_head()
-
-
 def current_revision(conn: Connection) -> str | None:
     """The revision the database records (None before the first migration). Read as Alembic
     reads it: its one-row table, absent until it first migrates."""
