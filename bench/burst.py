@@ -78,6 +78,8 @@ class Burst:
     outcome: Outcome | None = None
     statuses: Counter = field(default_factory=Counter)
     answers: Counter = field(default_factory=Counter)
+    #: the ConvoAI requests the fake received for this burst, by kind (joins, leaves, history)
+    upstream: dict[str, int] = field(default_factory=dict)
 
     @property
     def wall_s(self) -> float:
@@ -159,6 +161,8 @@ def run(args: argparse.Namespace, children: list[Child], log_dir: Path) -> None:
             if server is service:
                 stack.fake.settle(quiet_s=args.settle_s, limit_s=60)
                 burst.outcome = assess(burst.plan, stack.fake.record())
+            # The floor joins inline and sends nothing else: its count is whole on the answer.
+            burst.upstream = stack.fake.requests()
             bursts.append(burst)
             o = burst.outcome
             say(f"round {rnd + 1}/{args.rounds} {server.name:7s}: {burst.plan.sends} deliveries "
@@ -265,6 +269,12 @@ def render(args: argparse.Namespace, bursts: list[Burst], stack: Stack, load: tu
         "shared machine as they can get, so the share of the floor's rate tracks the inverse "
         "of this ratio: see bench/README.md, \"The burst against the floor\".",
         "",
+        "ConvoAI requests per call (all rounds, as the fake received them): "
+        + upstream_line("service", service, args.calls) + "; "
+        + upstream_line("floor", floor, args.calls) + ". Each costs its sender about the same "
+        "CPU: the service stops every agent it starts and asks for the conversation first, "
+        "while the floor ignores leaves but joins again on each duplicate.",
+        "",
     ]
     examples = [e for b in service if b.outcome for e in b.outcome.examples]
     errors = [r.error for b in bursts for r in b.run.results.values() if r.error]
@@ -275,6 +285,17 @@ def render(args: argparse.Namespace, bursts: list[Burst], stack: Stack, load: tu
     if plot_name:
         lines += [f"![Deliveries answered over time, service and floor]({plot_name})", ""]
     return "\n".join(lines)
+
+
+def upstream_line(name: str, bursts: list[Burst], calls: int) -> str:
+    """``name``'s ConvoAI requests per call over ``bursts``, by kind and in all."""
+    total = Counter()
+    for b in bursts:
+        total.update(b.upstream)
+    n = calls * len(bursts)
+    kinds = [("joins", "joins"), ("history", "history"), ("leaves", "leaves")]
+    parts = " + ".join(f"{total[key] / n:.2f} {label}" for key, label in kinds)
+    return f"{name} {parts} = {sum(total[key] for key, _ in kinds) / n:.2f}"
 
 
 def plot(bursts: list[Burst], path: Path, title: str) -> None:

@@ -355,8 +355,13 @@ class Fake:
         return self.session.get(f"{self.url}/_bench/joins", timeout=30).json()
 
     def counts(self) -> tuple[int, int]:
-        body = self.session.get(f"{self.url}/_bench/counts", timeout=10).json()
+        body = self.requests()
         return body["joins"], body["leaves"]
+
+    def requests(self) -> dict[str, int]:
+        """The ConvoAI requests that arrived since the last reset, by kind: joins, leaves and
+        history."""
+        return self.session.get(f"{self.url}/_bench/counts", timeout=10).json()
 
     def reset(self) -> None:
         self.session.post(f"{self.url}/_bench/reset", timeout=10).raise_for_status()

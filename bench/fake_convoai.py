@@ -3,14 +3,16 @@
     python bench/fake_convoai.py --port 8091 [--latency-ms 0]
 
 Answers ``POST .../join`` with ``{"agent_id", "create_ts", "status": "RUNNING"}``,
-``POST .../agents/<id>/leave`` with ``{}`` and ``GET .../agents`` with an empty list. For each
+``POST .../agents/<id>/leave`` with ``{}``, ``GET .../agents/<id>/history`` of an agent it
+started with an empty conversation (a bench call lasts milliseconds: nobody has spoken yet)
+and ``GET .../agents`` with an empty list. For each
 join it records the channel, the agent id it hands out and the arrival time, ``time.monotonic()``
 taken as soon as the request line and headers are read (CLOCK_MONOTONIC is system-wide on Linux,
 so a client on the same machine can compare it with its own clock); for each leave, the agent id,
 that agent's channel and the arrival time. Bench endpoints:
 
 - ``GET /_bench/joins`` -> ``{"joins": [{"channel", "agent_id", "t"}...], "leaves": [...]}``
-- ``GET /_bench/counts`` -> ``{"joins": n, "leaves": n}``
+- ``GET /_bench/counts`` -> ``{"joins": n, "leaves": n, "history": n}`` (history requests)
 - ``GET /_bench/wait?kind=join|leave&channel=C&timeout=S`` -> ``{"t": ...}`` once that join (or
   the leave of that channel's agent) has arrived, 404 after the timeout
 - ``POST /_bench/latency?ms=M`` sets the answer delay of joins and leaves
@@ -40,6 +42,7 @@ class Recorder:
         self.leaves: list[dict] = []
         self.by_key: dict[tuple[str, str], float] = {}
         self.agent_channel: dict[str, str | None] = {}
+        self.history_requests = 0
 
     def add(self, kind: str, agent_id: str, t: float, channel: str | None = None) -> None:
         """Record a join (``channel`` given: ``agent_id`` is the agent it starts) or the leave
@@ -66,6 +69,13 @@ class Recorder:
             self.leaves.clear()
             self.by_key.clear()
             self.agent_channel.clear()
+            self.history_requests = 0
+
+    def history(self, agent_id: str) -> bool:
+        """Count a history request; whether ``agent_id`` is an agent this fake started."""
+        with self.cond:
+            self.history_requests += 1
+            return agent_id in self.agent_channel
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -125,7 +135,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, {"status": "ok"})
         elif url.path == "/_bench/counts":
             with rec.cond:
-                self._send(200, {"joins": len(rec.joins), "leaves": len(rec.leaves)})
+                self._send(200, {"joins": len(rec.joins), "leaves": len(rec.leaves),
+                                 "history": rec.history_requests})
         elif url.path == "/_bench/joins":
             with rec.cond:
                 self._send(200, {"joins": list(rec.joins), "leaves": list(rec.leaves)})
@@ -136,6 +147,13 @@ class Handler(BaseHTTPRequestHandler):
             timeout = float(query.get("timeout", ["5"])[0])
             t = rec.wait(kind, channel, timeout)
             self._send(200 if t is not None else 404, {"t": t})
+        elif url.path.endswith("/history") and "/agents/" in url.path:
+            agent_id = url.path.rsplit("/", 2)[-2]
+            if rec.history(agent_id):
+                self._send(200, {"agent_id": agent_id, "start_ts": int(time.time()),
+                                 "status": "RUNNING", "contents": []})
+            else:
+                self._send(404, {"reason": "NotFound"})
         elif url.path.endswith("/agents"):
             self._send(200, {"data": {"count": 0, "list": []},
                              "meta": {"cursor": "", "total": 0}, "status": "ok"})
