@@ -259,7 +259,7 @@ def render(args: argparse.Namespace, bursts: list[Burst], stack: Stack, load: tu
         "",
         f"**Target (>= {TARGET_EVENTS_PER_S:g} events/s and >= {TARGET_SHARE_OF_FLOOR:g} x the "
         f"floor's, medians of rounds): {verdict(rate_met)}** (service {med_s:.0f} events/s, "
-        f"{share:.2f} x the floor's {med_f:.0f} "
+        f"{share:.3f} x the floor's {med_f:.0f} "
         f"events/s under the same client). **Target (no duplicate agent, no orphan): "
         f"{verdict(safe)}** ({dups} duplicate agents, {orphans} orphans, {failed} non-200 "
         "answers).",
