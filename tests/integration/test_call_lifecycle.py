@@ -178,7 +178,8 @@ def test_forty_simultaneous_calls_each_get_exactly_one_agent_all_stopped(fresh):
                message="40 agents")
     with ThreadPoolExecutor(16) as pool:
         assert set(pool.map(lambda i: call(i, 104), range(40))) == {200}
-    wait_until(lambda: not [a for a in fresh.sandbox.agents() if a["state"] in RUNNING],
+    wait_until(lambda: not [a for a in fresh.sandbox.agents()
+                            if a["channel"] in channels and a["state"] in RUNNING],
                timeout=20, message="every agent stopped")
     by_channel = {c: len(fresh.sandbox.agents(c)) for c in channels}
     assert set(by_channel.values()) == {1}, by_channel
