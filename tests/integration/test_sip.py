@@ -105,7 +105,11 @@ def test_a_call_through_a_line_gets_a_fresh_channel_and_an_agent_before_the_call
     wait_until(lambda: not [a for a in fresh.sandbox.agents(channel) if a["state"] in RUNNING],
                timeout=20, message="the agent stopped after the hang-up")
     assert len(fresh.sandbox.agents(channel)) == 1
-    calls = api(fresh, "GET", "/api/calls", params={"channel": channel}).json()["calls"]
+    # The sandbox marks the agent stopped when the leave arrives; the service records the call
+    # as ended once the leave has been answered, a moment later.
+    calls = wait_until(lambda: (found := api(fresh, "GET", "/api/calls", params={
+        "channel": channel}).json()["calls"]) and found[0]["state"] != "stopping" and found,
+        message="the call's record past stopping")
     assert len(calls) == 1 and calls[0]["agent_id"] == agent["agent_id"]
     assert calls[0]["state"] == "ended"
 
