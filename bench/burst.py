@@ -293,9 +293,9 @@ def upstream_line(name: str, bursts: list[Burst], calls: int) -> str:
     for b in bursts:
         total.update(b.upstream)
     n = calls * len(bursts)
-    kinds = [("joins", "joins"), ("history", "history"), ("leaves", "leaves")]
-    parts = " + ".join(f"{total[key] / n:.2f} {label}" for key, label in kinds)
-    return f"{name} {parts} = {sum(total[key] for key, _ in kinds) / n:.2f}"
+    kinds = ("joins", "history", "leaves")
+    parts = " + ".join(f"{total[kind] / n:.2f} {kind}" for kind in kinds)
+    return f"{name} {parts} = {sum(total[kind] for kind in kinds) / n:.2f}"
 
 
 def plot(bursts: list[Burst], path: Path, title: str) -> None:

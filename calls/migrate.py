@@ -48,12 +48,13 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     from alembic import command
 
     with engine.connect() as conn, _migration_lock(engine, conn):
-        command.upgrade(_config(conn), revision)
+        command.upgrade(alembic_config(conn), revision)
         conn.commit()
     logger.info("db.migrated", extra={"revision": revision, "dialect": engine.dialect.name})
 
 
-def _config(conn: Connection | None = None) -> Config:
+def alembic_config(conn: Connection | None = None) -> Config:
+    """Alembic's configuration for migrations/, running on ``conn`` when given (see env.py)."""
     from alembic.config import Config
 
     config = Config()

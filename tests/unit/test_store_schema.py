@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
@@ -42,9 +41,8 @@ def test_migrations_build_exactly_the_declared_schema(database_url: str) -> None
 def test_the_head_revision_is_alembics() -> None:
     """Start-up trusts HEAD_REVISION to say whether a database needs migrating; a migration
     added without moving it would leave every existing database behind, unmigrated."""
-    config = Config()
-    config.set_main_option("script_location", str(migrate.MIGRATIONS))
-    assert migrate.HEAD_REVISION == ScriptDirectory.from_config(config).get_current_head()
+    assert migrate.HEAD_REVISION == ScriptDirectory.from_config(
+        migrate.alembic_config()).get_current_head()
 
 
 def test_the_recorded_revision_is_read_as_alembic_reads_it(database_url: str) -> None:
@@ -72,13 +70,9 @@ def test_every_migration_can_be_undone(database_url: str) -> None:
     migrate.upgrade(engine)
     migrate.upgrade(engine, "head")
     from alembic import command
-    from alembic.config import Config
 
-    config = Config()
-    config.set_main_option("script_location", str(migrate.MIGRATIONS))
     with engine.connect() as conn:
-        config.attributes["connection"] = conn
-        command.downgrade(config, "base")
+        command.downgrade(migrate.alembic_config(conn), "base")
         conn.commit()
     assert set(sa.inspect(engine).get_table_names()) <= {"alembic_version"}
     engine.dispose()
@@ -187,18 +181,14 @@ def test_0007_keys_notices_by_product_and_keeps_every_row(database_url: str) -> 
 
 def test_undoing_0007_keeps_the_first_notice_of_each_id(database_url: str) -> None:
     from alembic import command
-    from alembic.config import Config
 
     engine = sa.create_engine(database_url)
     migrate.upgrade(engine)
     with engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO notices VALUES ('shared', 17, 101, 1.0), "
                              "('shared', 1, 103, 2.0), ('alone', 1, 104, 3.0)"))
-    config = Config()
-    config.set_main_option("script_location", str(migrate.MIGRATIONS))
     with engine.connect() as conn:
-        config.attributes["connection"] = conn
-        command.downgrade(config, "0006")
+        command.downgrade(migrate.alembic_config(conn), "0006")
         conn.commit()
     assert sa.inspect(engine).get_pk_constraint("notices")["constrained_columns"] == [
         "notice_id"]
